@@ -1,0 +1,118 @@
+"""Settings of the gateway and of the simulator, as one pydantic-settings tree.
+
+Every value comes from the environment (prefix ``GATEWAY_``, nested groups joined with ``__``,
+e.g. ``GATEWAY_DATABASE__URL``) or from a ``.env`` file. Nothing is instantiated at import:
+``gateway.__main__`` builds one ``Settings`` and passes it (or a group of it) down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+APP_NAME = "mj-gateway"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded PostgreSQL and Redis keep their files when no URL is configured."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+class DatabaseSettings(BaseModel):
+    url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL; unset = a private embedded PostgreSQL in the data dir",
+    )
+    pool_min_size: int = Field(default=2, ge=0)
+    pool_max_size: int = Field(default=20, ge=1)
+    command_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class RedisSettings(BaseModel):
+    url: SecretStr | None = Field(
+        default=None, description="Redis URL; unset = a private embedded Redis in the data dir"
+    )
+    key_prefix: str = Field(default="gw:", description="prefix of every key the gateway writes")
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    public_base_url: str | None = Field(
+        default=None,
+        description="absolute URL clients reach the gateway at; unset = http://host:port",
+    )
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto = console on a terminal, JSON otherwise"
+    )
+
+
+class SimulatorFaults(BaseModel):
+    """Probability (0..1) that each fault hits a request or a task, chosen independently.
+
+    Submit faults are drawn once per submit request, in the order listed; lifecycle faults are
+    drawn once per task when it is created. A prompt marker ``[[sim:NAME]]`` forces one.
+    """
+
+    http_401: float = Field(default=0.0, ge=0, le=1)
+    http_500: float = Field(default=0.0, ge=0, le=1)
+    not_json: float = Field(default=0.0, ge=0, le=1)
+    drop_connection: float = Field(default=0.0, ge=0, le=1)
+    slow: float = Field(default=0.0, ge=0, le=1)
+    banned: float = Field(default=0.0, ge=0, le=1)
+    no_account: float = Field(default=0.0, ge=0, le=1)
+    queue_full: float = Field(default=0.0, ge=0, le=1)
+    system_error: float = Field(default=0.0, ge=0, le=1)
+    fail_banned: float = Field(default=0.0, ge=0, le=1)
+    fail_invalid: float = Field(default=0.0, ge=0, le=1)
+    stall: float = Field(default=0.0, ge=0, le=1)
+    forget: float = Field(default=0.0, ge=0, le=1)
+    slow_answer_s: float = Field(default=3.0, ge=0, description="delay of a slow answer, unscaled")
+
+
+class SimulatorSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    secret: SecretStr | None = Field(
+        default=None, description="mj-api-secret the simulator demands; unset = no check"
+    )
+    public_base_url: str | None = Field(
+        default=None, description="base of image URLs it hands out; unset = http://host:port"
+    )
+    speed_factor: float = Field(
+        default=1.0, gt=0, description="1 = real Midjourney pace, 1000 = a test"
+    )
+    accounts: int = Field(default=2, ge=0, description="Discord accounts it pretends to drive")
+    core_size: int = Field(default=3, ge=1, description="tasks running at once per account")
+    queue_size: int = Field(default=10, ge=0, description="tasks waiting per account")
+    remix: bool = Field(default=False, description="accounts in remix mode (modal on V/R/pan)")
+    task_timeout_s: float = Field(default=300.0, gt=0, description="unscaled task timeout")
+    image_size_px: int = Field(default=512, ge=64, le=2048, description="side of a grid image")
+    seed: int | None = Field(default=None, description="random seed, for repeatable runs")
+    faults: SimulatorFaults = Field(default_factory=SimulatorFaults)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)

@@ -1,0 +1,147 @@
+"""The gateway's one exception tree.
+
+    GatewayError
+    ├── ApiError                 answered to a client as {"code", "description", "result": null}
+    │   ├── BadRequest           400 / 21  malformed body, bad field, bad image, parent not SUCCESS
+    │   ├── PayloadTooLarge      413 / 21
+    │   ├── Unauthorized         401 / 24  missing or unknown API key
+    │   ├── Forbidden            403 / 24  key disabled or expired, IP or action not allowed
+    │   ├── InsufficientBalance  403 / 25  user balance or key limit too low
+    │   ├── NotFound             404 / 21  task unknown or not the caller's
+    │   ├── Conflict             409 / 21  idempotency key reused or still in flight
+    │   ├── RateLimited          429 / 23  (Retry-After)
+    │   ├── InternalError        500 / 23
+    │   ├── UpstreamFailed       502 / 23  every tried channel failed
+    │   ├── QueueFull            503 / 23  every eligible channel's queue full (Retry-After)
+    │   ├── Unavailable          503 / 23  a store the request needs cannot be reached
+    │   ├── NoAccount            503 / 24  no channel with a usable upstream account
+    │   └── UpstreamTimeout      504 / 23  every tried channel timed out
+    └── StartupError             the process cannot start as configured
+        ├── EmbeddedServerError  an embedded PostgreSQL or Redis would not start
+        └── MigrationError       migration files and the database disagree
+
+Each ApiError class carries its HTTP status and documented code; the HTTP layer renders any of
+them the same way, so nothing else decides a status.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ApiError(GatewayError):
+    http_status: ClassVar[int] = 500
+    code: ClassVar[int] = 23
+    default_description: ClassVar[str] = "internal error"
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        properties: dict[str, Any] | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
+        self.description = description or self.default_description
+        self.properties = properties
+        self.retry_after_s = retry_after_s
+        super().__init__(self.description)
+
+
+class BadRequest(ApiError):
+    http_status = 400
+    code = 21
+    default_description = "invalid request"
+
+
+class PayloadTooLarge(ApiError):
+    http_status = 413
+    code = 21
+    default_description = "request body too large"
+
+
+class Unauthorized(ApiError):
+    http_status = 401
+    code = 24
+    default_description = "missing or unknown API key"
+
+
+class Forbidden(ApiError):
+    http_status = 403
+    code = 24
+    default_description = "forbidden"
+
+
+class InsufficientBalance(ApiError):
+    http_status = 403
+    code = 25
+    default_description = "insufficient balance"
+
+
+class NotFound(ApiError):
+    http_status = 404
+    code = 21
+    default_description = "task not found"
+
+
+class Conflict(ApiError):
+    http_status = 409
+    code = 21
+    default_description = "conflict"
+
+
+class RateLimited(ApiError):
+    http_status = 429
+    code = 23
+    default_description = "rate limit exceeded"
+
+
+class InternalError(ApiError):
+    http_status = 500
+    code = 23
+    default_description = "internal error"
+
+
+class UpstreamFailed(ApiError):
+    http_status = 502
+    code = 23
+    default_description = "upstream failed"
+
+
+class QueueFull(ApiError):
+    http_status = 503
+    code = 23
+    default_description = "every upstream queue is full, retry later"
+
+
+class Unavailable(ApiError):
+    http_status = 503
+    code = 23
+    default_description = "service temporarily unavailable"
+
+
+class NoAccount(ApiError):
+    http_status = 503
+    code = 24
+    default_description = "no upstream account available"
+
+
+class UpstreamTimeout(ApiError):
+    http_status = 504
+    code = 23
+    default_description = "upstream timed out"
+
+
+class StartupError(GatewayError):
+    """The process cannot start as configured; the message says what to change."""
+
+
+class EmbeddedServerError(StartupError):
+    pass
+
+
+class MigrationError(StartupError):
+    pass

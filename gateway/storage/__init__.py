@@ -1,0 +1,1 @@
+"""Everything that touches PostgreSQL or Redis: pools, migrations, embedded servers, SQL."""

@@ -1,0 +1,173 @@
+"""Migrations against a real PostgreSQL: from empty, idempotent, concurrent, and guarded."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gateway.errors import MigrationError
+from gateway.storage.migrations import (
+    apply_migrations,
+    default_migrations_dir,
+    load_migrations,
+    pending_migrations,
+)
+
+RELAY_TABLES = {
+    "user_groups",
+    "users",
+    "api_keys",
+    "prices",
+    "mode_ratios",
+    "channels",
+    "tasks",
+    "holds",
+    "ledger",
+    "idempotency_keys",
+    "schema_migrations",
+}
+
+
+@pytest.fixture
+def migrations_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "migrations"
+    shutil.copytree(default_migrations_dir(), folder)
+    return folder
+
+
+async def _tables(conn: asyncpg.Connection) -> set[str]:
+    rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {row["tablename"] for row in rows}
+
+
+async def test_apply_from_empty_creates_the_relay_schema(empty_database_url: str) -> None:
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        applied = await apply_migrations(conn, default_migrations_dir())
+        assert [m.version for m in applied] == [
+            m.version for m in load_migrations(default_migrations_dir())
+        ]
+        assert await _tables(conn) == RELAY_TABLES
+        recorded = await conn.fetch(
+            "SELECT version, checksum FROM schema_migrations ORDER BY version"
+        )
+        assert [(r["version"], r["checksum"]) for r in recorded] == [
+            (m.version, m.checksum) for m in applied
+        ]
+        assert await apply_migrations(conn, default_migrations_dir()) == []
+        assert await pending_migrations(conn, default_migrations_dir()) == []
+    finally:
+        await conn.close()
+
+
+async def test_pending_lists_unapplied_files_without_applying(empty_database_url: str) -> None:
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        pending = await pending_migrations(conn, default_migrations_dir())
+        assert [m.version for m in pending] == [1]
+        assert await _tables(conn) == set()
+    finally:
+        await conn.close()
+
+
+async def test_changed_file_is_refused_before_any_sql_runs(
+    empty_database_url: str, migrations_copy: Path
+) -> None:
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await apply_migrations(conn, migrations_copy)
+        first = migrations_copy / "0001_init.sql"
+        first.write_text(first.read_text() + "\n-- edited\n")
+        (migrations_copy / "0002_more.sql").write_text("CREATE TABLE must_not_exist (id INT);")
+        with pytest.raises(MigrationError, match="0001_init changed after it was applied"):
+            await apply_migrations(conn, migrations_copy)
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            await pending_migrations(conn, migrations_copy)
+        assert "must_not_exist" not in await _tables(conn)
+    finally:
+        await conn.close()
+
+
+async def test_database_newer_than_the_files_is_refused(
+    empty_database_url: str, migrations_copy: Path
+) -> None:
+    (migrations_copy / "0002_extra.sql").write_text("CREATE TABLE extra (id INT);")
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await apply_migrations(conn, migrations_copy)
+        (migrations_copy / "0002_extra.sql").unlink()
+        with pytest.raises(MigrationError, match=r"does not know: \[2\]"):
+            await apply_migrations(conn, migrations_copy)
+    finally:
+        await conn.close()
+
+
+async def test_failing_file_rolls_back_alone(
+    empty_database_url: str, migrations_copy: Path
+) -> None:
+    (migrations_copy / "0002_broken.sql").write_text(
+        "CREATE TABLE half_done (id INT); SELECT no_such_function();"
+    )
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        with pytest.raises(asyncpg.UndefinedFunctionError):
+            await apply_migrations(conn, migrations_copy)
+        versions = await conn.fetch("SELECT version FROM schema_migrations")
+        assert [r["version"] for r in versions] == [1]
+        assert "half_done" not in await _tables(conn)
+        assert "users" in await _tables(conn)
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_runners_apply_each_file_once(empty_database_url: str) -> None:
+    conns = [await asyncpg.connect(empty_database_url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(
+            *(apply_migrations(conn, default_migrations_dir()) for conn in conns)
+        )
+        assert sorted(len(applied) for applied in results) == [0, 0, 0, 1]
+        count = await conns[0].fetchval("SELECT count(*) FROM schema_migrations")
+        assert count == 1
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+def test_file_names_must_carry_a_version(migrations_copy: Path) -> None:
+    (migrations_copy / "notes.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql: notes\.sql"):
+        load_migrations(migrations_copy)
+
+
+async def test_task_ids_are_16_digit_and_javascript_safe(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        ids = [await conn.fetchval("SELECT next_task_id()") for _ in range(2000)]
+    finally:
+        await conn.close()
+    assert len(set(ids)) == len(ids)
+    assert all(len(str(i)) == 16 and i < 2**53 for i in ids)
+
+
+async def test_balance_can_never_go_negative(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        user_id = await conn.fetchval(
+            "INSERT INTO users (name, balance_units, webhook_secret)"
+            " VALUES ('u', 10, 's') RETURNING id"
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "UPDATE users SET balance_units = balance_units - 11 WHERE id = $1", user_id
+            )
+        prices = dict(await conn.fetch("SELECT action, price_units FROM prices"))
+        assert prices["mj_imagine"] == 100_000
+        assert prices["mj_upscale"] == 50_000
+        assert prices["mj_custom_zoom"] == 0
+    finally:
+        await conn.close()
