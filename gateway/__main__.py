@@ -1,8 +1,10 @@
 """The ``gateway`` command: the one place settings are read.
 
-gateway migrate    apply pending migrations to the configured (or embedded) database
-gateway simulate   run the midjourney-proxy simulator alone
-gateway demo       embedded stores, migrations, and a simulator channel, ready to try
+    gateway serve      run the gateway (``--workers N`` processes)
+    gateway demo       embedded stores, a simulator channel, a demo user and key, the gateway
+    gateway migrate    apply pending migrations
+    gateway simulate   run the midjourney-proxy simulator alone
+    gateway admin ...  users, keys and channels, straight in the database
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
 
+from gateway import admin
 from gateway.config import Settings
-from gateway.errors import StartupError
+from gateway.errors import ApiError, StartupError
 from gateway.logging import configure_logging
+from gateway.storage.database import create_pool
 from gateway.storage.migrations import apply_migrations, default_migrations_dir
 from gateway.storage.servers import Servers, open_servers
 
@@ -38,6 +44,19 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
         asyncio.run(_migrate(servers))
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.server import run_workers
+
+    if args.workers is not None:
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update={"workers": args.workers})}
+        )
+    with open_servers(settings) as servers:
+        asyncio.run(_migrate(servers))
+        log.info("serving", host=settings.server.host, port=settings.server.port)
+        run_workers(settings, servers)
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     from gateway.simulator import run_simulator
 
@@ -50,25 +69,138 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
-    from gateway.simulator import run_simulator
+    from gateway.demo import run_demo
 
+    simulator = settings.simulator.model_copy(update={"speed_factor": args.speed})
+    settings = settings.model_copy(update={"simulator": simulator})
     with open_servers(settings) as servers:
         asyncio.run(_migrate(servers))
-        simulator = settings.simulator.model_copy(
-            update={"speed_factor": args.speed} if args.speed is not None else {}
+        asyncio.run(run_demo(settings, servers))
+
+
+def _with_pool(
+    settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[None]]
+) -> None:
+    async def run(servers: Servers) -> None:
+        pool = await create_pool(
+            servers.database_url, settings.database.model_copy(update={"pool_min_size": 1})
         )
-        base = f"http://{simulator.host}:{simulator.port}"
-        print(
-            f"\nSimulator channel: {base}/mj  (try: curl -s {base}/mj/task/list)\n"
-            f"Database: {servers.database_kind}, Redis: {servers.redis_kind}\n",
-            flush=True,
-        )
-        run_simulator(simulator)
+        try:
+            await action(pool)
+        finally:
+            await pool.close()
+
+    with open_servers(settings) as servers:
+        asyncio.run(run(servers))
+
+
+async def _announce_revocation(settings: Settings, key_hash: bytes) -> None:
+    from gateway.auth.service import publish_revocation
+    from gateway.storage.redis import create_redis
+    from gateway.storage.redis_keys import RedisKeys
+
+    if settings.redis.url is None:
+        return  # an embedded Redis serves only its own gateway process, which is not this one
+    redis = create_redis(settings.redis.url.get_secret_value())
+    try:
+        await publish_revocation(redis, RedisKeys(settings.redis.key_prefix), key_hash)
+    finally:
+        await redis.aclose()
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def cmd_admin(settings: Settings, args: argparse.Namespace) -> None:
+    async def act(pool: asyncpg.Pool) -> None:
+        result: dict[str, Any]
+        match args.admin_command:
+            case "user-create":
+                user_id = await admin.create_user(pool, args.name, args.balance, args.group)
+                result = {"user_id": user_id, "name": args.name, "balance_units": args.balance}
+            case "key-create":
+                user_id = await admin.user_id_by_name(pool, args.user)
+                expires = (
+                    datetime.now(UTC) + timedelta(days=args.expires_in_days)
+                    if args.expires_in_days
+                    else None
+                )
+                issued = await admin.issue_key(
+                    pool,
+                    user_id,
+                    name=args.name or "",
+                    quota_units=args.quota,
+                    expires_at=expires,
+                    allowed_actions=_csv(args.actions),
+                    allowed_cidrs=_csv(args.cidrs),
+                )
+                result = {"key_id": issued.key_id, "key": issued.key}
+            case "key-revoke":
+                key_hash = await admin.revoke_key(pool, args.key_id)
+                await _announce_revocation(settings, key_hash)
+                result = {"key_id": args.key_id, "revoked": True}
+            case "channel-add":
+                channel_id = await admin.add_channel(
+                    pool,
+                    args.name,
+                    args.base_url,
+                    args.secret,
+                    weight=args.weight,
+                    priority=args.priority,
+                    modes=_csv(args.modes),
+                    actions=_csv(args.actions),
+                )
+                result = {"channel_id": channel_id, "name": args.name}
+            case _:
+                raise SystemExit(f"unknown admin command {args.admin_command}")
+        print(result, flush=True)
+
+    _with_pool(settings, act)
+
+
+def _admin_parser(commands: Any) -> None:
+    parser = commands.add_parser("admin", help="manage users, keys and channels")
+    parser.set_defaults(run=cmd_admin)
+    sub = parser.add_subparsers(dest="admin_command", required=True)
+
+    user = sub.add_parser("user-create", help="create a user with an opening balance")
+    user.add_argument("name")
+    user.add_argument("--balance", type=int, default=0, help="opening balance in quota units")
+    user.add_argument("--group", default="default")
+
+    key = sub.add_parser("key-create", help="issue an API key (printed once)")
+    key.add_argument("--user", required=True, help="user name")
+    key.add_argument("--name", help="a label for the key")
+    key.add_argument("--quota", type=int, help="the key's own limit in units (default unlimited)")
+    key.add_argument("--expires-in-days", type=int)
+    key.add_argument("--actions", help="comma-separated priced actions allowed, e.g. mj_imagine")
+    key.add_argument("--cidrs", help="comma-separated client networks allowed")
+
+    revoke = sub.add_parser("key-revoke", help="revoke an API key at once")
+    revoke.add_argument("key_id", type=int)
+
+    channel = sub.add_parser("channel-add", help="add an upstream channel")
+    channel.add_argument("name")
+    channel.add_argument("base_url", help="e.g. http://127.0.0.1:8081")
+    channel.add_argument("--secret", help="the upstream's mj-api-secret")
+    channel.add_argument("--weight", type=int, default=1)
+    channel.add_argument("--priority", type=int, default=0)
+    channel.add_argument("--modes", help="comma-separated: FAST,RELAX,TURBO (default all)")
+    channel.add_argument("--actions", help="comma-separated priced actions (default all)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="gateway", description="A metered relay for /mj.")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--workers", type=int, help="worker processes (GATEWAY_SERVER__WORKERS)")
+    serve.set_defaults(run=cmd_serve)
+
+    demo = commands.add_parser("demo", help="the gateway in front of a simulator, ready to try")
+    demo.add_argument("--speed", type=float, default=10.0, help="simulator speed factor")
+    demo.set_defaults(run=cmd_demo)
 
     commands.add_parser("migrate", help="apply pending database migrations").set_defaults(
         run=cmd_migrate
@@ -80,9 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--speed", type=float, help="speed factor, 1 = real pace")
     simulate.set_defaults(run=cmd_simulate)
 
-    demo = commands.add_parser("demo", help="run everything locally with a simulator channel")
-    demo.add_argument("--speed", type=float, help="simulator speed factor (default 10)")
-    demo.set_defaults(run=cmd_demo, speed=10.0)
+    _admin_parser(commands)
     return parser
 
 
@@ -92,8 +222,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings.log)
     try:
         args.run(settings, args)
-    except StartupError as exc:
-        log.error("startup_failed", error=str(exc))
+    except (StartupError, ApiError) as exc:
+        log.error("command_failed", error=str(exc))
         sys.exit(2)
     except KeyboardInterrupt:
         pass

@@ -49,6 +49,32 @@ class ServerSettings(BaseModel):
     )
 
 
+class RelaySettings(BaseModel):
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="signs image URLs; unset = a random key kept in the data dir (one host only)",
+    )
+    image_url_ttl_s: int = Field(default=86_400, ge=60, description="lifetime of image URLs")
+    queued_passthrough: bool = Field(
+        default=False, description="answer code 22 (not 1) when the upstream queued the task"
+    )
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0, description="API key cache lifetime")
+    hold_deadline_s: float = Field(
+        default=600.0, gt=0, description="an unresolved hold is swept after this"
+    )
+    poll_interval_s: float = Field(default=2.0, gt=0, description="pause between poll rounds")
+    poll_batch_size: int = Field(default=100, ge=1, le=500, description="ids per list call")
+
+
+class UpstreamSettings(BaseModel):
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    submit_timeout_s: float = Field(default=30.0, gt=0, description="whole submit call")
+    fetch_timeout_s: float = Field(default=10.0, gt=0, description="polls and image-seed")
+    max_connections: int = Field(default=256, ge=1, description="open upstream connections")
+    max_attempts: int = Field(default=3, ge=1, description="channels tried for one submit")
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = Field(
@@ -114,5 +140,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)

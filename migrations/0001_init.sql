@@ -98,8 +98,8 @@ CREATE TABLE tasks (
     bot_type          TEXT NOT NULL DEFAULT 'MID_JOURNEY',
     price_units       BIGINT NOT NULL CHECK (price_units >= 0),
     status            TEXT NOT NULL CHECK (status IN (
-                          'SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS',
-                          'FAILURE', 'SUCCESS', 'CANCEL')),
+                          'SUBMITTING', 'REJECTED', 'NOT_START', 'SUBMITTED', 'MODAL',
+                          'IN_PROGRESS', 'FAILURE', 'SUCCESS', 'CANCEL')),
     progress          TEXT NOT NULL DEFAULT '0%',
     prompt            TEXT,
     prompt_en         TEXT,
@@ -122,11 +122,14 @@ CREATE UNIQUE INDEX tasks_upstream_idx ON tasks (channel_id, upstream_task_id)
 CREATE INDEX tasks_open_idx ON tasks (channel_id, id)
     WHERE status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS');
 
--- A hold reserves a task's price on the user's balance (and the key's limit) until the upstream's
--- answer is known: it is settled when a task was created, released when none was.
+-- SUBMITTING: held, upstream not yet answered. REJECTED: no upstream task came of it (never shown).
+
+-- A hold reserves a price on the user's balance (and the key's limit) until the upstream's answer
+-- is known: it is settled when a task was created, released when none was. A task has at most one
+-- open and at most one settled hold (a modal task is held again when its /modal call is sent).
 CREATE TABLE holds (
     id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    task_id      BIGINT NOT NULL UNIQUE REFERENCES tasks (id),
+    task_id      BIGINT NOT NULL REFERENCES tasks (id),
     user_id      BIGINT NOT NULL REFERENCES users (id),
     api_key_id   BIGINT NOT NULL REFERENCES api_keys (id),
     amount_units BIGINT NOT NULL CHECK (amount_units >= 0),
@@ -137,6 +140,8 @@ CREATE TABLE holds (
     resolved_at  TIMESTAMPTZ
 );
 CREATE INDEX holds_open_idx ON holds (deadline) WHERE status = 'OPEN';
+CREATE UNIQUE INDEX holds_one_open_idx ON holds (task_id) WHERE status = 'OPEN';
+CREATE UNIQUE INDEX holds_one_settled_idx ON holds (task_id) WHERE status = 'SETTLED';
 
 -- Every change of a balance is one row; (source, kind) makes each move happen at most once.
 -- A user's balance equals the sum of their rows' amount_units.
@@ -149,7 +154,8 @@ CREATE TABLE ledger (
                      'TOPUP', 'ADJUST', 'HOLD', 'SETTLE', 'RELEASE', 'REFUND')),
     amount_units BIGINT NOT NULL,
     key_amount_units BIGINT NOT NULL DEFAULT 0,             -- change of the key's limit
-    source       TEXT NOT NULL,                             -- "task:<id>", "topup:<uuid>", ...
+    source       TEXT NOT NULL,                 -- "hold:<id>" (HOLD, SETTLE, RELEASE), "task:<id>"
+                                                -- (REFUND), "topup:<uuid>", "adjust:<uuid>"
     reason       TEXT NOT NULL DEFAULT '',
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     UNIQUE (source, kind)

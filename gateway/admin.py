@@ -1,0 +1,110 @@
+"""What an operator does: create users, issue and revoke keys, add channels.
+
+Shared by the ``gateway admin`` CLI (which talks to the database directly) and the admin API.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from gateway.auth.keys import generate_key, hash_key, key_hint
+from gateway.errors import BadRequest
+from gateway.storage import accounts, channels
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key_id: int
+    key: str  # shown once, never stored
+
+
+async def create_user(
+    pool: asyncpg.Pool, name: str, balance_units: int = 0, group: str = "default"
+) -> int:
+    if balance_units < 0:
+        raise BadRequest("balance must not be negative")
+    try:
+        return await accounts.create_user(
+            pool, name, balance_units, group, secrets.token_urlsafe(32)
+        )
+    except asyncpg.UniqueViolationError:
+        raise BadRequest(f"user {name} exists") from None
+    except asyncpg.ForeignKeyViolationError:
+        raise BadRequest(f"no group {group}") from None
+
+
+async def issue_key(
+    pool: asyncpg.Pool,
+    user_id: int,
+    *,
+    name: str = "",
+    quota_units: int | None = None,
+    expires_at: datetime | None = None,
+    allowed_actions: list[str] | None = None,
+    allowed_cidrs: list[str] | None = None,
+) -> IssuedKey:
+    key = generate_key()
+    try:
+        key_id = await accounts.create_key(
+            pool,
+            user_id,
+            hash_key(key),
+            key_hint(key),
+            name=name,
+            quota_units=quota_units,
+            expires_at=expires_at,
+            allowed_actions=allowed_actions,
+            allowed_cidrs=allowed_cidrs,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise BadRequest(f"no user {user_id}") from None
+    except (asyncpg.DataError, asyncpg.InvalidTextRepresentationError) as exc:
+        raise BadRequest(f"invalid key settings: {exc}") from None
+    return IssuedKey(key_id, key)
+
+
+async def add_channel(
+    pool: asyncpg.Pool,
+    name: str,
+    base_url: str,
+    secret: str | None,
+    *,
+    weight: int = 1,
+    priority: int = 0,
+    modes: list[str] | None = None,
+    actions: list[str] | None = None,
+) -> int:
+    try:
+        return await channels.create_channel(
+            pool,
+            name,
+            base_url,
+            secret,
+            weight=weight,
+            priority=priority,
+            modes=modes,
+            actions=actions,
+        )
+    except asyncpg.UniqueViolationError:
+        raise BadRequest(f"channel {name} exists") from None
+    except asyncpg.CheckViolationError as exc:
+        raise BadRequest(f"invalid channel: {exc.constraint_name}") from None
+
+
+async def user_id_by_name(pool: asyncpg.Pool, name: str) -> int:
+    user_id = await accounts.find_user_id(pool, name)
+    if user_id is None:
+        raise BadRequest(f"no user {name}")
+    return user_id
+
+
+async def revoke_key(pool: asyncpg.Pool, key_id: int) -> bytes:
+    """Revoke a key in the database; returns its hash, to announce the revocation with."""
+    key_hash = await accounts.revoke_key(pool, key_id)
+    if key_hash is None:
+        raise BadRequest(f"no active key {key_id}")
+    return key_hash

@@ -1,0 +1,56 @@
+"""Every error a client sees, in the one documented shape ``{code, description, result: null}``.
+
+``ApiError`` subclasses carry their HTTP status and code; framework errors (unknown route, wrong
+method, body too large) are mapped here too, and anything unexpected is a logged 500/23.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from gateway.errors import ApiError
+
+log = structlog.get_logger(__name__)
+
+
+def error_body(
+    code: int, description: str, properties: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "description": description, "result": None}
+    if properties:
+        body["properties"] = properties
+    return body
+
+
+def render_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+    return Response(
+        error_body(exc.code, exc.description, exc.properties),
+        status_code=exc.http_status,
+        headers=headers,
+    )
+
+
+def render_http_exception(
+    _: Request[Any, Any, Any], exc: HTTPException
+) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        return Response(error_body(23, "internal error"), status_code=500)
+    return Response(error_body(21, str(exc.detail)), status_code=status)
+
+
+def render_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unexpected_error", path=request.url.path, error=repr(exc))
+    return Response(error_body(23, "internal error"), status_code=500)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ApiError: render_api_error,
+    HTTPException: render_http_exception,
+    Exception: render_unexpected,
+}

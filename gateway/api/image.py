@@ -1,0 +1,24 @@
+"""``GET /mj/image/{id}``: a task's image, streamed from its upstream; the signature is the key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import get
+from litestar.params import Dependency
+from litestar.response import Stream
+
+from gateway.services import Services
+
+
+@get("/image/{task_id:str}")
+async def image(
+    task_id: str,
+    exp: int,
+    sig: str,
+    services: Annotated[Services, Dependency(skip_validation=True)],
+) -> Stream:
+    content_type, chunks = await services.tasks.open_image(task_id, exp, sig)
+    return Stream(
+        chunks, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"}
+    )

@@ -1,0 +1,201 @@
+"""The client ``/mj`` API: parse, call one service method, shape the answer.
+
+The same handlers serve ``/mj``, ``/mj-fast/mj``, ``/mj-relax/mj`` and ``/mj-turbo/mj``; the
+prefix's mode comes through the router's ``opt``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from litestar import Request, Router, get, post
+from litestar.di import Provide
+from litestar.params import Dependency
+
+from gateway.api import orders
+from gateway.api.image import image
+from gateway.api.schemas import (
+    ActionBody,
+    BlendBody,
+    ChangeBody,
+    DescribeBody,
+    ImagineBody,
+    ListByConditionBody,
+    ModalBody,
+    RequestBody,
+    ShortenBody,
+    SimpleChangeBody,
+    SwapFaceBody,
+    UploadBody,
+)
+from gateway.api.validation import decode_json, validate
+from gateway.domain import Principal
+from gateway.services import Services
+from gateway.tasks.submit import SubmitOrder, Submitted
+
+AnyRequest = Request[Any, Any, Any]
+# Dependencies are the gateway's own objects: checking them on every request would only cost time.
+Caller = Annotated[Principal, Dependency(skip_validation=True)]
+Svc = Annotated[Services, Dependency(skip_validation=True)]
+Body = TypeVar("Body", bound=RequestBody)
+_VALIDATE_IN_THREAD_BYTES = 256 * 1024
+
+
+async def provide_principal(request: AnyRequest, services: Svc) -> Principal:
+    return await services.auth.authenticate(
+        request.headers.get("authorization"),
+        request.headers.get("mj-api-secret"),
+        request.client.host if request.client else None,
+    )
+
+
+async def _parse(kind: type[Body], request: AnyRequest, services: Services) -> Body:
+    raw = await request.body()
+    body = decode_json(kind, raw, services.settings.relay.max_body_bytes)
+    if len(raw) > _VALIDATE_IN_THREAD_BYTES:
+        await anyio.to_thread.run_sync(validate, body)
+    else:
+        validate(body)
+    return body
+
+
+def _path_mode(request: AnyRequest) -> str | None:
+    mode: str | None = request.route_handler.opt.get("path_mode")
+    return mode
+
+
+async def _submit(services: Svc, principal: Caller, order: SubmitOrder) -> dict[str, Any]:
+    submitted: Submitted = await services.submitter.submit(principal, order)
+    return {
+        "code": submitted.code,
+        "description": submitted.description,
+        "properties": submitted.properties,
+        "result": str(submitted.task_id),
+    }
+
+
+@post("/submit/imagine", status_code=200)
+async def submit_imagine(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(ImagineBody, request, services)
+    return await _submit(services, principal, orders.imagine(body, _path_mode(request)))
+
+
+@post("/submit/blend", status_code=200)
+async def submit_blend(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(BlendBody, request, services)
+    return await _submit(services, principal, orders.blend(body, _path_mode(request)))
+
+
+@post("/submit/describe", status_code=200)
+async def submit_describe(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(DescribeBody, request, services)
+    return await _submit(services, principal, orders.describe(body, _path_mode(request)))
+
+
+@post("/submit/shorten", status_code=200)
+async def submit_shorten(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(ShortenBody, request, services)
+    return await _submit(services, principal, orders.shorten(body, _path_mode(request)))
+
+
+@post("/submit/action", status_code=200)
+async def submit_action(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(ActionBody, request, services)
+    return await _submit(services, principal, orders.action(body))
+
+
+@post("/submit/modal", status_code=200)
+async def submit_modal(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(ModalBody, request, services)
+    return await _submit(services, principal, orders.modal(body))
+
+
+@post("/submit/change", status_code=200)
+async def submit_change(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(ChangeBody, request, services)
+    return await _submit(services, principal, orders.change(body))
+
+
+@post("/submit/simple-change", status_code=200)
+async def submit_simple_change(
+    request: AnyRequest, services: Svc, principal: Caller
+) -> dict[str, Any]:
+    body = await _parse(SimpleChangeBody, request, services)
+    return await _submit(services, principal, orders.simple_change(body))
+
+
+@post("/insight-face/swap", status_code=200)
+async def swap_face(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(SwapFaceBody, request, services)
+    return await _submit(services, principal, orders.swap_face(body, _path_mode(request)))
+
+
+@post("/submit/upload-discord-images", status_code=200)
+async def upload_images(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+    body = await _parse(UploadBody, request, services)
+    urls = await services.submitter.upload(principal, orders.upload(body, _path_mode(request)))
+    return {"code": 1, "description": "success", "result": urls}
+
+
+@get("/task/{task_id:str}/fetch")
+async def fetch_task(task_id: str, services: Svc, principal: Caller) -> dict[str, Any]:
+    return await services.tasks.fetch(principal, orders.task_id_of(task_id))
+
+
+@post("/task/list-by-condition", status_code=200)
+async def list_by_condition(
+    request: AnyRequest, services: Svc, principal: Caller
+) -> list[dict[str, Any]]:
+    body = await _parse(ListByConditionBody, request, services)
+    return await services.tasks.by_ids(principal, body.ids)
+
+
+@get("/task/list")
+async def list_tasks(services: Svc, principal: Caller) -> list[dict[str, Any]]:
+    return await services.tasks.recent(principal)
+
+
+@get("/task/{task_id:str}/image-seed")
+async def image_seed(task_id: str, services: Svc, principal: Caller) -> dict[str, Any]:
+    seed = await services.tasks.image_seed(principal, orders.task_id_of(task_id))
+    return {"code": 1, "description": "success", "result": seed}
+
+
+_AUTHENTICATED = [
+    submit_imagine,
+    submit_blend,
+    submit_describe,
+    submit_shorten,
+    submit_action,
+    submit_modal,
+    submit_change,
+    submit_simple_change,
+    swap_face,
+    upload_images,
+    fetch_task,
+    list_by_condition,
+    list_tasks,
+    image_seed,
+]
+
+PATH_MODES = {"/mj": None, "/mj-fast/mj": "FAST", "/mj-relax/mj": "RELAX", "/mj-turbo/mj": "TURBO"}
+
+
+def mj_routers() -> list[Router]:
+    """One router per path prefix, the same handlers under each."""
+    return [
+        Router(
+            path=prefix,
+            route_handlers=[
+                Router(
+                    path="/",
+                    route_handlers=_AUTHENTICATED,
+                    dependencies={"principal": Provide(provide_principal)},
+                ),
+                image,
+            ],
+            opt={"path_mode": mode},
+        )
+        for prefix, mode in PATH_MODES.items()
+    ]

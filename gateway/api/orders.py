@@ -1,0 +1,247 @@
+"""Client request bodies -> ``SubmitOrder``: what goes upstream, at what price, in which mode.
+
+The client's ``notifyHook`` and ``state`` stay with the gateway; the mode is forwarded as
+``accountFilter.modes``. Follow-ups carry the gateway's task id here; the submit path swaps in
+the upstream's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.api.schemas import (
+    AccountFilter,
+    ActionBody,
+    BlendBody,
+    ChangeBody,
+    DescribeBody,
+    ImagineBody,
+    ModalBody,
+    ShortenBody,
+    SimpleChangeBody,
+    SwapFaceBody,
+    UploadBody,
+)
+from gateway.api.validation import mode_from, parse_simple_change
+from gateway.billing.prices import (
+    CHANGE_PRICE_ACTIONS,
+    SUBMIT_PRICE_ACTIONS,
+    price_action_for_custom_id,
+)
+from gateway.errors import BadRequest, NotFound
+from gateway.tasks.submit import SubmitOrder
+
+_SHOWN_ACTIONS = {
+    "mj_upscale": "UPSCALE",
+    "mj_upscale_hd": "UPSCALE",
+    "mj_variation": "VARIATION",
+    "mj_low_variation": "VARIATION",
+    "mj_high_variation": "VARIATION",
+    "mj_inpaint": "VARIATION",
+    "mj_reroll": "REROLL",
+    "mj_zoom": "ZOOM",
+    "mj_custom_zoom": "ZOOM",
+    "mj_pan": "PAN",
+    "mj_imagine": "IMAGINE",
+    "mj_describe": "DESCRIBE",
+}
+
+
+def task_id_of(value: str) -> int:
+    """A gateway task id from a client string; NotFound for anything that cannot be one."""
+    if not value.isdigit() or len(value) > 16:
+        raise NotFound(f"task {value} not found")
+    return int(value)
+
+
+def _account_filter(account_filter: AccountFilter | None, mode: str) -> dict[str, Any]:
+    forwarded: dict[str, Any] = msgspec.to_builtins(account_filter) if account_filter else {}
+    forwarded["modes"] = [mode]
+    return forwarded
+
+
+def imagine(body: ImagineBody, path_mode: str | None) -> SubmitOrder:
+    modes = body.accountFilter.modes if body.accountFilter else None
+    mode = mode_from(path_mode, modes, body.prompt)
+    return SubmitOrder(
+        kind="imagine",
+        upstream_path="/mj/submit/imagine",
+        upstream_body={
+            "prompt": body.prompt,
+            "base64Array": body.base64Array,
+            "botType": body.botType,
+            "accountFilter": _account_filter(body.accountFilter, mode),
+        },
+        price_action=SUBMIT_PRICE_ACTIONS["imagine"],
+        action="IMAGINE",
+        mode=mode,
+        bot_type=body.botType,
+        prompt=body.prompt,
+        state=body.state,
+        notify_hook=body.notifyHook,
+    )
+
+
+def blend(body: BlendBody, path_mode: str | None) -> SubmitOrder:
+    modes = body.accountFilter.modes if body.accountFilter else None
+    mode = mode_from(path_mode, modes, None)
+    return SubmitOrder(
+        kind="blend",
+        upstream_path="/mj/submit/blend",
+        upstream_body={
+            "base64Array": body.base64Array,
+            "dimensions": body.dimensions,
+            "botType": body.botType,
+            "accountFilter": _account_filter(body.accountFilter, mode),
+        },
+        price_action=SUBMIT_PRICE_ACTIONS["blend"],
+        action="BLEND",
+        mode=mode,
+        bot_type=body.botType,
+        state=body.state,
+        notify_hook=body.notifyHook,
+    )
+
+
+def describe(body: DescribeBody, path_mode: str | None) -> SubmitOrder:
+    modes = body.accountFilter.modes if body.accountFilter else None
+    mode = mode_from(path_mode, modes, None)
+    return SubmitOrder(
+        kind="describe",
+        upstream_path="/mj/submit/describe",
+        upstream_body={
+            "base64": body.base64,
+            "botType": body.botType,
+            "accountFilter": _account_filter(body.accountFilter, mode),
+        },
+        price_action=SUBMIT_PRICE_ACTIONS["describe"],
+        action="DESCRIBE",
+        mode=mode,
+        bot_type=body.botType,
+        state=body.state,
+        notify_hook=body.notifyHook,
+    )
+
+
+def shorten(body: ShortenBody, path_mode: str | None) -> SubmitOrder:
+    modes = body.accountFilter.modes if body.accountFilter else None
+    mode = mode_from(path_mode, modes, body.prompt)
+    return SubmitOrder(
+        kind="shorten",
+        upstream_path="/mj/submit/shorten",
+        upstream_body={
+            "prompt": body.prompt,
+            "botType": body.botType,
+            "accountFilter": _account_filter(body.accountFilter, mode),
+        },
+        price_action=SUBMIT_PRICE_ACTIONS["shorten"],
+        action="SHORTEN",
+        mode=mode,
+        bot_type=body.botType,
+        prompt=body.prompt,
+        state=body.state,
+        notify_hook=body.notifyHook,
+    )
+
+
+def action(body: ActionBody) -> SubmitOrder:
+    price_action = price_action_for_custom_id(body.customId)
+    if price_action is None:
+        raise BadRequest("customId: not a button that starts a task")
+    upstream_body: dict[str, Any] = {"customId": body.customId}
+    if body.chooseSameChannel is not None:
+        upstream_body["chooseSameChannel"] = body.chooseSameChannel
+    return SubmitOrder(
+        kind="action",
+        upstream_path="/mj/submit/action",
+        upstream_body=upstream_body,
+        price_action=price_action,
+        action=_SHOWN_ACTIONS[price_action],
+        mode="FAST",
+        state=body.state,
+        notify_hook=body.notifyHook,
+        parent_id=task_id_of(body.taskId),
+        custom_id=body.customId,
+    )
+
+
+def modal(body: ModalBody) -> SubmitOrder:
+    upstream_body: dict[str, Any] = {}
+    if body.prompt is not None:
+        upstream_body["prompt"] = body.prompt
+    if body.maskBase64 is not None:
+        upstream_body["maskBase64"] = body.maskBase64
+    return SubmitOrder(
+        kind="modal",
+        upstream_path="/mj/submit/modal",
+        upstream_body=upstream_body,
+        price_action=SUBMIT_PRICE_ACTIONS["modal"],
+        action="MODAL",
+        mode="FAST",
+        prompt=body.prompt,
+        state=body.state,
+        notify_hook=body.notifyHook,
+        parent_id=task_id_of(body.taskId),
+    )
+
+
+def _change(
+    task_id: str, change: str, index: int | None, state: str | None, hook: str | None
+) -> SubmitOrder:
+    upstream_body: dict[str, Any] = {"action": change}
+    if index is not None and change != "REROLL":
+        upstream_body["index"] = index
+    return SubmitOrder(
+        kind="change",
+        upstream_path="/mj/submit/change",
+        upstream_body=upstream_body,
+        price_action=CHANGE_PRICE_ACTIONS[change],
+        action=change,
+        mode="FAST",
+        state=state,
+        notify_hook=hook,
+        parent_id=task_id_of(task_id),
+    )
+
+
+def change(body: ChangeBody) -> SubmitOrder:
+    return _change(body.taskId, body.action, body.index, body.state, body.notifyHook)
+
+
+def simple_change(body: SimpleChangeBody) -> SubmitOrder:
+    task_id, change_action, index = parse_simple_change(body.content)
+    return _change(task_id, change_action, index, body.state, body.notifyHook)
+
+
+def swap_face(body: SwapFaceBody, path_mode: str | None) -> SubmitOrder:
+    mode = mode_from(path_mode, None, None)
+    return SubmitOrder(
+        kind="swap_face",
+        upstream_path="/mj/insight-face/swap",
+        upstream_body={
+            "sourceBase64": body.sourceBase64,
+            "targetBase64": body.targetBase64,
+            "accountFilter": {"modes": [mode]},
+        },
+        price_action=SUBMIT_PRICE_ACTIONS["swap_face"],
+        action="SWAP_FACE",
+        mode=mode,
+        state=body.state,
+        notify_hook=body.notifyHook,
+    )
+
+
+def upload(body: UploadBody, path_mode: str | None) -> SubmitOrder:
+    upstream_body: dict[str, Any] = {"base64Array": body.base64Array}
+    if body.filter is not None:
+        upstream_body["filter"] = body.filter
+    return SubmitOrder(
+        kind="upload",
+        upstream_path="/mj/submit/upload-discord-images",
+        upstream_body=upstream_body,
+        price_action=SUBMIT_PRICE_ACTIONS["upload"],
+        action="UPLOAD",
+        mode=mode_from(path_mode, None, None),
+    )

@@ -1,0 +1,265 @@
+"""Input validation of the client-facing ``/mj`` API: pure functions, no I/O.
+
+This module owns everything the contract says about input that a schema cannot express: decoding a
+body into its Struct (size limit, JSON, types, lengths), image data URLs (declared MIME, strict
+base64, decoded size, real format by magic number), the shape of a notifyHook URL, the speed mode,
+the legacy change forms, and cross-field rules. Every refusal is ``BadRequest`` (400/21) whose
+description starts with the offending field, except an oversized body (``PayloadTooLarge``,
+413/21). Address-based SSRF checks of notifyHook are not here: they need DNS.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+from typing import Literal, TypeVar, assert_never
+from urllib.parse import urlsplit
+
+import msgspec
+
+from gateway.api.schemas import (
+    MAX_NOTIFY_HOOK_CHARS,
+    MAX_TASK_ID_CHARS,
+    ActionBody,
+    BlendBody,
+    ChangeAction,
+    ChangeBody,
+    DescribeBody,
+    ImagineBody,
+    ListByConditionBody,
+    ModalBody,
+    Mode,
+    RequestBody,
+    ShortenBody,
+    SimpleChangeBody,
+    SwapFaceBody,
+    UploadBody,
+)
+from gateway.errors import BadRequest, PayloadTooLarge
+
+T = TypeVar("T")
+
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
+"""The contract's limit on one image, after base64 decoding."""
+
+ImageMime = Literal["image/png", "image/jpeg", "image/webp", "image/gif"]
+
+_DATA_URL = re.compile(r"data:image/(png|jpeg|webp|gif);base64,", re.IGNORECASE | re.ASCII)
+_FORMAT_NAMES: dict[str, str] = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+}
+_MODES: dict[str, Mode] = {"FAST": "FAST", "RELAX": "RELAX", "TURBO": "TURBO"}
+_MODE_FLAG = re.compile(r"(?<![\w-])(?:--|\u2014)(fast|relax|turbo)(?![\w-])", re.IGNORECASE)
+_SIMPLE_CHANGE = re.compile(r"(\S+)\s+(?:([UV])([1-4])|R)", re.IGNORECASE)
+_CHANGE_ACTIONS: dict[str, ChangeAction] = {"U": "UPSCALE", "V": "VARIATION"}
+
+
+def decode_json(kind: type[T], body: bytes, max_body_bytes: int) -> T:
+    """Decode a request body into ``kind``, enforcing every constraint declared on the schema.
+
+    Raises ``PayloadTooLarge`` when ``body`` is longer than ``max_body_bytes`` (checked before
+    parsing), and ``BadRequest`` for malformed JSON, a non-object body, a missing field, a wrong
+    type, an unknown enum name or a broken length/count/range; the description carries msgspec's
+    message with the field path, e.g.
+    ``invalid request: Expected `str`, got `int` - at `$.prompt```.
+    """
+    if len(body) > max_body_bytes:
+        raise PayloadTooLarge(f"request body exceeds {max_body_bytes} bytes")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as error:
+        raise BadRequest(f"invalid request: {error}") from None
+    except msgspec.DecodeError as error:
+        raise BadRequest(f"invalid request: malformed JSON ({error})") from None
+
+
+def check_image(field: str, value: str, max_bytes: int = MAX_IMAGE_BYTES) -> ImageMime:
+    """Check one image data URL and return its declared MIME type (lower case).
+
+    The value must be ``data:image/(png|jpeg|webp|gif);base64,<payload>`` with a strictly valid,
+    padded base64 payload decoding to 1..``max_bytes`` bytes whose magic number is the declared
+    format. Only the header is inspected, never the whole image. ``field`` names the value in
+    errors, e.g. ``base64Array[1]``.
+    """
+    return _decode_image(field, value, max_bytes)[0]
+
+
+def check_notify_hook(value: str | None) -> None:
+    """Refuse a notifyHook that is not an http(s) URL with a host, of at most 2,048 characters.
+
+    ``None`` and the empty string both mean "no hook" (clients commonly send ``""``).
+    """
+    if not value:
+        return
+    if len(value) > MAX_NOTIFY_HOOK_CHARS:
+        raise BadRequest(f"notifyHook: longer than {MAX_NOTIFY_HOOK_CHARS} characters")
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise BadRequest("notifyHook: must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError:
+        raise BadRequest("notifyHook: not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadRequest("notifyHook: must be an http or https URL")
+    if not host:
+        raise BadRequest("notifyHook: the URL has no host")
+
+
+def mode_from(
+    path_mode: str | None, account_filter_modes: Sequence[str] | None, prompt: str | None
+) -> Mode:
+    """The speed mode of a submit, by the contract's order of precedence.
+
+    First ``path_mode`` (from ``/mj-fast``, ``/mj-relax``, ``/mj-turbo``; any case), then the first
+    of ``accountFilter.modes``, then a ``--fast``/``--relax``/``--turbo`` flag standing as a word in
+    the prompt (the last one wins; Midjourney's em-dash spelling counts too), else FAST. A
+    ``path_mode`` or filter mode that is not a mode name is a programming error (``ValueError``):
+    routes and the schema only let the three names through.
+    """
+    if path_mode is not None:
+        return _mode(path_mode)
+    if account_filter_modes:
+        return _mode(account_filter_modes[0])
+    if prompt:
+        flags = _MODE_FLAG.findall(prompt)
+        if flags:
+            return _mode(flags[-1])
+    return "FAST"
+
+
+def parse_simple_change(content: str) -> tuple[str, ChangeAction, int | None]:
+    """Parse a legacy simple-change ``content``: ``"<taskId> U1..U4|V1..V4|R"``.
+
+    The letter is case-insensitive, blanks around and between the parts are tolerated. Returns
+    ``(task_id, action, index)`` with ``index`` None for REROLL.
+    """
+    match = _SIMPLE_CHANGE.fullmatch(content.strip())
+    if match is None:
+        raise BadRequest('content: expected "<taskId> U1..U4|V1..V4|R", e.g. "1712345678901234 U2"')
+    task_id, letter, digit = match.groups()
+    if len(task_id) > MAX_TASK_ID_CHARS:
+        raise BadRequest(f"content: task id longer than {MAX_TASK_ID_CHARS} characters")
+    if letter is None:
+        return task_id, "REROLL", None
+    return task_id, _CHANGE_ACTIONS[letter.upper()], int(digit)
+
+
+def check_change(body: ChangeBody) -> None:
+    """UPSCALE and VARIATION need ``index`` in 1..4; REROLL ignores any index."""
+    if body.action == "REROLL":
+        return
+    if body.index is None:
+        raise BadRequest(f"index: required for {body.action}")
+    if not 1 <= body.index <= 4:
+        raise BadRequest("index: must be between 1 and 4")
+
+
+def validate(body: RequestBody, *, max_image_bytes: int = MAX_IMAGE_BYTES) -> None:
+    """Run the checks a schema cannot express on a body that ``decode_json`` produced.
+
+    Every image field (``base64Array`` items, ``base64``, ``sourceBase64``, ``targetBase64``,
+    ``maskBase64``) goes through ``check_image``, ``notifyHook`` through ``check_notify_hook``;
+    prompts must not be blank; change and simple-change forms must be complete; a face swap needs
+    two different images.
+    """
+    match body:
+        case ImagineBody():
+            _check_prompt(body.prompt)
+            _check_images("base64Array", body.base64Array, max_image_bytes)
+        case BlendBody():
+            _check_images("base64Array", body.base64Array, max_image_bytes)
+        case DescribeBody():
+            check_image("base64", body.base64, max_image_bytes)
+        case ShortenBody():
+            _check_prompt(body.prompt)
+        case ActionBody():
+            pass
+        case ModalBody():
+            if body.maskBase64:
+                check_image("maskBase64", body.maskBase64, max_image_bytes)
+        case ChangeBody():
+            check_change(body)
+        case SimpleChangeBody():
+            parse_simple_change(body.content)
+        case UploadBody():
+            _check_images("base64Array", body.base64Array, max_image_bytes)
+            return
+        case SwapFaceBody():
+            source = _decode_image("sourceBase64", body.sourceBase64, max_image_bytes)[1]
+            target = _decode_image("targetBase64", body.targetBase64, max_image_bytes)[1]
+            if source == target:
+                raise BadRequest("targetBase64: must be a different image from sourceBase64")
+        case ListByConditionBody():
+            return
+        case _:
+            assert_never(body)
+    check_notify_hook(body.notifyHook)
+
+
+def _mode(name: str) -> Mode:
+    mode = _MODES.get(name.upper())
+    if mode is None:
+        raise ValueError(f"not a speed mode: {name!r} (expected one of {sorted(_MODES)})")
+    return mode
+
+
+def _check_prompt(prompt: str) -> None:
+    if not prompt.strip():
+        raise BadRequest("prompt: must not be blank")
+
+
+def _check_images(field: str, values: list[str], max_bytes: int) -> None:
+    for index, value in enumerate(values):
+        _decode_image(f"{field}[{index}]", value, max_bytes)
+
+
+def _decode_image(field: str, value: str, max_bytes: int) -> tuple[ImageMime, bytes]:
+    match = _DATA_URL.match(value)
+    if match is None:
+        raise BadRequest(f"{field}: expected a data URL data:image/(png|jpeg|webp|gif);base64,...")
+    declared = _declared_mime(match.group(1))
+    payload = value[match.end() :]
+    if len(payload) > 4 * ((max_bytes + 2) // 3):
+        raise BadRequest(f"{field}: image larger than {max_bytes} bytes")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise BadRequest(f"{field}: image is not valid base64") from None
+    if not data:
+        raise BadRequest(f"{field}: image is empty")
+    if len(data) > max_bytes:
+        raise BadRequest(f"{field}: image larger than {max_bytes} bytes")
+    actual = _sniff(data)
+    if actual != declared:
+        found = f"its bytes are {_FORMAT_NAMES[actual]}" if actual else "unrecognised bytes"
+        raise BadRequest(f"{field}: image is not a {_FORMAT_NAMES[declared]} as declared ({found})")
+    return declared, data
+
+
+def _declared_mime(subtype: str) -> ImageMime:
+    lower = subtype.lower()
+    if lower == "png":
+        return "image/png"
+    if lower == "jpeg":
+        return "image/jpeg"
+    if lower == "webp":
+        return "image/webp"
+    return "image/gif"
+
+
+def _sniff(data: bytes) -> ImageMime | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None

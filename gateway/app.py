@@ -1,0 +1,135 @@
+"""``create_app(settings, servers)``: builds every component and owns their lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from gateway.api.errors import EXCEPTION_HANDLERS
+from gateway.api.health import healthz, readyz
+from gateway.api.mj import mj_routers
+from gateway.auth.service import Authenticator
+from gateway.billing.service import Billing
+from gateway.config import Settings
+from gateway.routing.directory import ChannelDirectory
+from gateway.services import Services
+from gateway.storage.database import create_pool
+from gateway.storage.redis import create_redis
+from gateway.storage.redis_keys import RedisKeys
+from gateway.storage.servers import Servers
+from gateway.tasks.images import ImageSigner
+from gateway.tasks.poller import Poller
+from gateway.tasks.service import TaskReader
+from gateway.tasks.submit import Submitter
+from gateway.upstream.client import UpstreamClient
+
+
+def load_secret_key(settings: Settings) -> bytes:
+    """The configured secret key, or one generated once and kept in the data dir."""
+    if settings.relay.secret_key is not None:
+        return settings.relay.secret_key.get_secret_value().encode()
+    path: Path = settings.data_dir / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError), path.open("x") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def public_base_url(settings: Settings) -> str:
+    server = settings.server
+    return server.public_base_url or f"http://{server.host}:{server.port}"
+
+
+@contextlib.asynccontextmanager
+async def build_services(
+    settings: Settings, servers: Servers, *, run_background: bool = True
+) -> AsyncIterator[Services]:
+    """Every service of one process; background loops run while the block is open."""
+    pool = await create_pool(servers.database_url, settings.database)
+    redis = create_redis(servers.redis_url)
+    upstream = UpstreamClient(settings.upstream)
+    await upstream.start()
+    channels = ChannelDirectory(pool)
+    auth = Authenticator(
+        pool, redis, RedisKeys(settings.redis.key_prefix), settings.relay.auth_cache_ttl_s
+    )
+    billing = Billing(pool, settings.relay.hold_deadline_s)
+    images = ImageSigner(
+        load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s
+    )
+    services = Services(
+        pool=pool,
+        redis=redis,
+        upstream=upstream,
+        auth=auth,
+        billing=billing,
+        channels=channels,
+        submitter=Submitter(
+            pool,
+            auth,
+            billing,
+            channels,
+            upstream,
+            max_attempts=settings.upstream.max_attempts,
+            queued_passthrough=settings.relay.queued_passthrough,
+        ),
+        tasks=TaskReader(pool, channels, upstream, images),
+        poller=Poller(
+            pool,
+            servers.database_url,
+            channels,
+            upstream,
+            interval_s=settings.relay.poll_interval_s,
+            batch_size=settings.relay.poll_batch_size,
+        ),
+        settings=settings,
+    )
+    background: list[asyncio.Task[None]] = []
+    if run_background:
+        background = [
+            asyncio.create_task(auth.listen_for_revocations(), name="revocations"),
+            asyncio.create_task(services.poller.run(), name="poller"),
+        ]
+    try:
+        yield services
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await upstream.close()
+        await redis.aclose()
+        await pool.close()
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def create_app(settings: Settings, servers: Servers, *, run_background: bool = True) -> Litestar:
+    """The gateway's HTTP app; its services live in ``app.state.services`` while it runs."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with build_services(settings, servers, run_background=run_background) as services:
+            app.state.services = services
+            yield
+
+    return Litestar(
+        route_handlers=[*mj_routers(), healthz, readyz],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=settings.relay.max_body_bytes,
+        openapi_config=None,
+        debug=False,
+    )

@@ -1,0 +1,1 @@
+"""API keys: how a request names its caller, and who that caller is."""

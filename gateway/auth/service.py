@@ -1,0 +1,135 @@
+"""Authentication: API key -> Principal, with a short in-process cache.
+
+A key's record is cached for ``cache_ttl_s``; revoking a key publishes its hash on Redis, and
+every process drops it from its cache at once. If that message is lost (Redis down), the cache
+lifetime bounds how long a revoked key still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import time
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+
+from gateway.auth.keys import hash_key, key_from_headers
+from gateway.domain import Principal
+from gateway.errors import Forbidden, Unauthorized
+from gateway.storage import accounts
+from gateway.storage.redis_keys import RedisKeys
+
+log = structlog.get_logger(__name__)
+
+
+def _principal(record: accounts.KeyRecord) -> Principal:
+    return Principal(
+        user_id=record.user_id,
+        key_id=record.key_id,
+        group_ratio_bp=record.group_ratio_bp,
+        webhook_secret=record.webhook_secret,
+        expires_at_ms=int(record.expires_at.timestamp() * 1000) if record.expires_at else None,
+        key_limited=record.key_limited,
+        allowed_actions=frozenset(record.allowed_actions) if record.allowed_actions else None,
+        allowed_networks=(
+            tuple(ipaddress.ip_network(c, strict=False) for c in record.allowed_cidrs)
+            if record.allowed_cidrs
+            else None
+        ),
+    )
+
+
+class Authenticator:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        keys: RedisKeys,
+        cache_ttl_s: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._keys = keys
+        self._ttl_s = cache_ttl_s
+        self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+
+    async def authenticate(
+        self, authorization: str | None, mj_api_secret: str | None, client_ip: str | None
+    ) -> Principal:
+        """The caller behind these headers; Unauthorized (401/24) or Forbidden (403/24)."""
+        key = key_from_headers(authorization, mj_api_secret)
+        if key is None:
+            raise Unauthorized("missing API key")
+        principal = await self._lookup(hash_key(key))
+        if principal is None:
+            raise Unauthorized("unknown API key")
+        if principal.expires_at_ms is not None and principal.expires_at_ms <= time.time() * 1000:
+            raise Forbidden("API key expired")
+        if principal.allowed_networks is not None and not _ip_allowed(
+            client_ip, principal.allowed_networks
+        ):
+            raise Forbidden("client address not allowed for this API key")
+        return principal
+
+    @staticmethod
+    def check_action(principal: Principal, price_action: str) -> None:
+        if principal.allowed_actions is not None and price_action not in principal.allowed_actions:
+            raise Forbidden(f"action {price_action} not allowed for this API key")
+
+    async def _lookup(self, key_hash: bytes) -> Principal | None:
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        record = await accounts.find_key(self._pool, key_hash)
+        if record is None:
+            return None
+        principal = _principal(record) if record.usable else None
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[key_hash] = (now + self._ttl_s, principal)
+        return principal
+
+    def forget(self, key_hash: bytes) -> None:
+        self._cache.pop(key_hash, None)
+
+    async def announce_revocation(self, key_hash: bytes) -> None:
+        """Tell every process (this one first) to drop this key from its cache now."""
+        self.forget(key_hash)
+        await publish_revocation(self._redis, self._keys, key_hash)
+
+    async def listen_for_revocations(self) -> None:
+        """Run until cancelled: drop revoked keys from the cache as their hashes arrive."""
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._keys.revoked_keys_channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.forget(bytes.fromhex(message["data"].decode()))
+            except (aioredis.RedisError, OSError) as exc:
+                self._cache.clear()
+                log.warning("revocation_listener_reconnecting", error=str(exc))
+                await asyncio.sleep(1.0)
+
+
+async def publish_revocation(redis: aioredis.Redis, keys: RedisKeys, key_hash: bytes) -> None:
+    """Best effort: if Redis is down, caches expire the key within their lifetime."""
+    with contextlib.suppress(aioredis.RedisError, OSError):
+        await redis.publish(keys.revoked_keys_channel, key_hash.hex())
+
+
+def _ip_allowed(
+    client_ip: str | None,
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+) -> bool:
+    if not client_ip:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

@@ -1,0 +1,1 @@
+"""Prices, holds, charges, refunds and the ledger."""

@@ -1,0 +1,114 @@
+"""Billing for the submit path: what a request costs, holding it, and resolving the hold.
+
+Holds are taken before anything goes upstream and resolved exactly once: settled when an
+upstream task exists, released when none does. Refunds of tasks that end badly happen with the
+task's terminal update (``gateway.storage.tasks.apply_upstream_update``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+
+from gateway.billing.prices import PriceBook
+from gateway.domain import Principal
+from gateway.errors import BadRequest, InsufficientBalance
+from gateway.storage import billing
+from gateway.storage.billing import Held, HoldRefusal, NewTask
+
+_REFUSALS = {
+    HoldRefusal.USER_BALANCE: "insufficient balance",
+    HoldRefusal.KEY_LIMIT: "insufficient quota left on this API key",
+}
+
+
+class Billing:
+    def __init__(
+        self, pool: asyncpg.Pool, hold_deadline_s: float = 600.0, refresh_s: float = 5.0
+    ) -> None:
+        self._pool = pool
+        self._hold_deadline_s = hold_deadline_s
+        self._refresh_s = refresh_s
+        self._book: PriceBook | None = None
+        self._loaded_at = float("-inf")
+
+    async def price_book(self) -> PriceBook:
+        """The operator's prices, at most ``refresh_s`` old."""
+        if self._book is None or time.monotonic() - self._loaded_at > self._refresh_s:
+            base, modes = await billing.load_price_book(self._pool)
+            self._book = PriceBook(base, modes)
+            self._loaded_at = time.monotonic()
+        return self._book
+
+    async def price(self, principal: Principal, price_action: str, mode: str) -> int:
+        book = await self.price_book()
+        try:
+            return book.price_units(price_action, mode, principal.group_ratio_bp)
+        except KeyError:
+            raise BadRequest(f"action {price_action} has no price; ask the operator") from None
+
+    async def hold_new_task(self, task: NewTask) -> Held:
+        """Hold the task's price and record it as SUBMITTING; InsufficientBalance (403/25)."""
+        held = await billing.hold_new_task(self._pool, task, self._hold_deadline_s)
+        if isinstance(held, HoldRefusal):
+            raise InsufficientBalance(_REFUSALS[held])
+        return held
+
+    async def hold_modal(
+        self, principal: Principal, task_id: int, price_action: str, price_units: int
+    ) -> Held:
+        """Hold the price of confirming a MODAL task; BadRequest if it is not awaiting one."""
+        held = await billing.hold_modal_task(
+            self._pool,
+            principal.user_id,
+            principal.key_id,
+            task_id,
+            price_action,
+            price_units,
+            self._hold_deadline_s,
+        )
+        if held is None:
+            raise BadRequest("task is not waiting for a modal confirmation")
+        if isinstance(held, HoldRefusal):
+            raise InsufficientBalance(_REFUSALS[held])
+        return held
+
+    async def settle(
+        self,
+        held: Held,
+        *,
+        status: str,
+        channel_id: int,
+        upstream_task_id: str | None,
+        description: str | None,
+        properties: dict[str, Any],
+    ) -> bool:
+        """Keep the held charge: an upstream task exists. False if already resolved."""
+        return await billing.settle_hold(
+            self._pool, held.hold_id, status, channel_id, upstream_task_id, description, properties
+        )
+
+    async def release(
+        self,
+        held: Held,
+        *,
+        task_status: str,
+        reason: str,
+        channel_id: int | None = None,
+        upstream_task_id: str | None = None,
+        description: str | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> bool:
+        """Give the held amount back; the task becomes ``task_status`` (REJECTED or MODAL)."""
+        return await billing.release_hold(
+            self._pool,
+            held.hold_id,
+            task_status,
+            reason,
+            channel_id=channel_id,
+            upstream_task_id=upstream_task_id,
+            description=description,
+            properties=properties,
+        )

@@ -1,0 +1,107 @@
+"""The gateway's plain data: what repositories return and services pass around.
+
+Frozen dataclasses with no behaviour beyond derived properties; every layer may import them.
+Money is integer quota units, times are epoch milliseconds unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Mode = Literal["FAST", "RELAX", "TURBO"]
+MODES: tuple[Mode, ...] = ("FAST", "RELAX", "TURBO")
+
+OPEN_STATUSES = frozenset({"SUBMITTING", "NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS"})
+TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an enabled user through one of their keys."""
+
+    user_id: int
+    key_id: int
+    group_ratio_bp: int
+    webhook_secret: str
+    expires_at_ms: int | None
+    key_limited: bool
+    allowed_actions: frozenset[str] | None
+    allowed_networks: tuple[IpNetwork, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """An upstream midjourney-proxy instance and what it serves."""
+
+    id: int
+    name: str
+    base_url: str
+    secret: str | None
+    weight: int
+    priority: int
+    modes: frozenset[str]
+    actions: frozenset[str] | None
+    bot_types: frozenset[str]
+    enabled: bool
+
+    def serves(self, price_action: str, mode: str, bot_type: str) -> bool:
+        return (
+            self.enabled
+            and mode in self.modes
+            and bot_type in self.bot_types
+            and (self.actions is None or price_action in self.actions)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task as the gateway keeps it (upstream ids and channel never shown to clients)."""
+
+    id: int
+    user_id: int
+    api_key_id: int
+    parent_id: int | None
+    channel_id: int | None
+    upstream_task_id: str | None
+    action: str
+    price_action: str
+    mode: str
+    bot_type: str
+    price_units: int
+    status: str
+    progress: str
+    prompt: str | None
+    prompt_en: str | None
+    description: str | None
+    state: str | None
+    notify_hook: str | None
+    submit_time_ms: int
+    start_time_ms: int | None
+    finish_time_ms: int | None
+    upstream_image_url: str | None
+    fail_reason: str | None
+    buttons: list[dict[str, Any]] = field(default_factory=list)
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTaskUpdate:
+    """What one upstream task object says, in the gateway's columns."""
+
+    upstream_task_id: str
+    action: str | None
+    status: str
+    progress: str
+    prompt: str | None
+    prompt_en: str | None
+    description: str | None
+    start_time_ms: int | None
+    finish_time_ms: int | None
+    image_url: str | None
+    fail_reason: str | None
+    buttons: list[dict[str, Any]]
+    properties: dict[str, Any]

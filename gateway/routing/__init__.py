@@ -1,0 +1,1 @@
+"""Which channel a submit goes to, and in what order the others are tried."""

@@ -1,0 +1,34 @@
+"""The channel list every process works from: read from PostgreSQL, kept for a few seconds."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from gateway.domain import Channel
+from gateway.storage.channels import list_channels
+
+
+class ChannelDirectory:
+    def __init__(self, pool: asyncpg.Pool, refresh_s: float = 2.0) -> None:
+        self._pool = pool
+        self._refresh_s = refresh_s
+        self._channels: dict[int, Channel] = {}
+        self._loaded_at = float("-inf")
+
+    async def channels(self) -> list[Channel]:
+        """Every channel, enabled or not, at most ``refresh_s`` old."""
+        if time.monotonic() - self._loaded_at > self._refresh_s:
+            self._channels = {c.id: c for c in await list_channels(self._pool)}
+            self._loaded_at = time.monotonic()
+        return list(self._channels.values())
+
+    async def get(self, channel_id: int) -> Channel | None:
+        if channel_id not in self._channels:
+            self._loaded_at = float("-inf")
+        await self.channels()
+        return self._channels.get(channel_id)
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")

@@ -1,0 +1,126 @@
+"""Users, their groups and API keys: the auth lookup and the operator's writes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """Everything authentication needs about one key and its user."""
+
+    key_id: int
+    user_id: int
+    usable: bool  # key and user enabled, key not revoked
+    expires_at: datetime | None
+    key_limited: bool
+    allowed_actions: list[str] | None
+    allowed_cidrs: list[str] | None
+    group_ratio_bp: int
+    webhook_secret: str
+
+
+async def find_key(pool: asyncpg.Pool, key_hash: bytes) -> KeyRecord | None:
+    row = await pool.fetchrow(
+        """
+        SELECT k.id AS key_id, k.user_id,
+               k.enabled AND u.enabled AND k.revoked_at IS NULL AS usable,
+               k.expires_at, k.quota_remaining_units IS NOT NULL AS key_limited,
+               k.allowed_actions, k.allowed_cidrs::TEXT[] AS allowed_cidrs,
+               g.ratio_bp AS group_ratio_bp, u.webhook_secret
+        FROM api_keys k
+        JOIN users u ON u.id = k.user_id
+        JOIN user_groups g ON g.name = u.group_name
+        WHERE k.key_hash = $1
+        """,
+        key_hash,
+    )
+    return KeyRecord(**dict(row)) if row else None
+
+
+async def create_user(
+    pool: asyncpg.Pool, name: str, balance_units: int, group_name: str, webhook_secret: str
+) -> int:
+    """A new user whose opening balance is a TOPUP ledger row, so balance == sum(ledger)."""
+    async with pool.acquire() as conn, conn.transaction():
+        user_id: int = await conn.fetchval(
+            "INSERT INTO users (name, group_name, balance_units, webhook_secret)"
+            " VALUES ($1, $2, $3, $4) RETURNING id",
+            name,
+            group_name,
+            balance_units,
+            webhook_secret,
+        )
+        if balance_units:
+            await conn.execute(
+                "INSERT INTO ledger (user_id, kind, amount_units, source, reason)"
+                " VALUES ($1, 'TOPUP', $2, $3, 'opening balance')",
+                user_id,
+                balance_units,
+                f"topup:{uuid.uuid4()}",
+            )
+        return user_id
+
+
+async def find_user_id(pool: asyncpg.Pool, name: str) -> int | None:
+    user_id: int | None = await pool.fetchval("SELECT id FROM users WHERE name = $1", name)
+    return user_id
+
+
+async def user_balance(pool: asyncpg.Pool, user_id: int) -> int | None:
+    balance: int | None = await pool.fetchval(
+        "SELECT balance_units FROM users WHERE id = $1", user_id
+    )
+    return balance
+
+
+async def create_key(
+    pool: asyncpg.Pool,
+    user_id: int,
+    key_hash: bytes,
+    key_hint: str,
+    *,
+    name: str = "",
+    quota_units: int | None = None,
+    expires_at: datetime | None = None,
+    allowed_actions: list[str] | None = None,
+    allowed_cidrs: list[str] | None = None,
+) -> int:
+    key_id: int = await pool.fetchval(
+        """
+        INSERT INTO api_keys (user_id, name, key_hash, key_hint, quota_remaining_units,
+                              expires_at, allowed_actions, allowed_cidrs)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::CIDR[])
+        RETURNING id
+        """,
+        user_id,
+        name,
+        key_hash,
+        key_hint,
+        quota_units,
+        expires_at,
+        allowed_actions,
+        allowed_cidrs,
+    )
+    return key_id
+
+
+async def revoke_key(pool: asyncpg.Pool, key_id: int) -> bytes | None:
+    """Revoke a key; its hash (for cache eviction), or None if it was unknown or revoked."""
+    key_hash: bytes | None = await pool.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"
+        " RETURNING key_hash",
+        key_id,
+    )
+    return key_hash
+
+
+async def key_quota(pool: asyncpg.Pool, key_id: int) -> int | None:
+    quota: int | None = await pool.fetchval(
+        "SELECT quota_remaining_units FROM api_keys WHERE id = $1", key_id
+    )
+    return quota

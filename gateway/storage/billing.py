@@ -1,0 +1,300 @@
+"""Money in SQL: holds with the task rows they pay for, settle, release, and the price book.
+
+Every balance change is a conditional UPDATE in the same statement or transaction as its ledger
+row; a hold is resolved by a compare-and-set on its status, so each move happens at most once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import asyncpg
+
+from gateway.storage.tasks import jsonb
+
+
+class HoldRefusal(Enum):
+    USER_BALANCE = "user_balance"
+    KEY_LIMIT = "key_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task about to be submitted upstream, held for ``price_units``."""
+
+    user_id: int
+    api_key_id: int
+    parent_id: int | None
+    action: str
+    price_action: str
+    mode: str
+    bot_type: str
+    price_units: int
+    prompt: str | None
+    state: str | None
+    notify_hook: str | None
+    submit_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    task_id: int
+    hold_id: int
+
+
+_HOLD_NEW_TASK = """
+WITH u AS (
+    UPDATE users SET balance_units = balance_units - $3, updated_at = now()
+    WHERE id = $1 AND enabled AND balance_units >= $3
+    RETURNING id
+), key_info AS (
+    SELECT quota_remaining_units IS NULL AS unlimited FROM api_keys WHERE id = $2
+), k AS (
+    UPDATE api_keys SET quota_remaining_units = quota_remaining_units - $3
+    WHERE id = $2 AND quota_remaining_units >= $3 AND EXISTS (SELECT FROM u)
+    RETURNING id
+), t AS (
+    INSERT INTO tasks (user_id, api_key_id, parent_id, action, price_action, mode, bot_type,
+                       price_units, status, prompt, state, notify_hook, submit_time_ms)
+    SELECT $1, $2, $4, $5, $6, $7, $8, $3, 'SUBMITTING', $9, $10, $11, $12
+    WHERE EXISTS (SELECT FROM u)
+      AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
+    RETURNING id
+), h AS (
+    INSERT INTO holds (task_id, user_id, api_key_id, amount_units, key_limited, deadline)
+    SELECT t.id, $1, $2, $3, EXISTS (SELECT FROM k), now() + make_interval(secs => $13)
+    FROM t
+    RETURNING id, task_id, key_limited
+), l AS (
+    INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)
+    SELECT $1, $2, h.task_id, 'HOLD', -$3, CASE WHEN h.key_limited THEN -$3 ELSE 0 END,
+           'hold:' || h.id
+    FROM h
+)
+SELECT TRUE AS target_ok, EXISTS (SELECT FROM u) AS user_ok,
+       EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info) AS key_ok,
+       (SELECT task_id FROM h), (SELECT id FROM h) AS hold_id
+"""
+
+_HOLD_MODAL_TASK = """
+WITH u AS (
+    UPDATE users SET balance_units = balance_units - $3, updated_at = now()
+    WHERE id = $1 AND enabled AND balance_units >= $3
+    RETURNING id
+), key_info AS (
+    SELECT quota_remaining_units IS NULL AS unlimited FROM api_keys WHERE id = $2
+), k AS (
+    UPDATE api_keys SET quota_remaining_units = quota_remaining_units - $3
+    WHERE id = $2 AND quota_remaining_units >= $3 AND EXISTS (SELECT FROM u)
+    RETURNING id
+), t AS (
+    UPDATE tasks SET price_action = $5, price_units = $3, updated_at = now()
+    WHERE id = $4 AND status = 'MODAL' AND EXISTS (SELECT FROM u)
+      AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
+      AND NOT EXISTS (SELECT FROM holds WHERE task_id = $4 AND status IN ('OPEN', 'SETTLED'))
+    RETURNING id
+), h AS (
+    INSERT INTO holds (task_id, user_id, api_key_id, amount_units, key_limited, deadline)
+    SELECT t.id, $1, $2, $3, EXISTS (SELECT FROM k), now() + make_interval(secs => $6)
+    FROM t
+    RETURNING id, task_id, key_limited
+), l AS (
+    INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)
+    SELECT $1, $2, h.task_id, 'HOLD', -$3, CASE WHEN h.key_limited THEN -$3 ELSE 0 END,
+           'hold:' || h.id
+    FROM h
+)
+SELECT EXISTS (
+           SELECT FROM tasks WHERE id = $4 AND status = 'MODAL'
+           AND NOT EXISTS (SELECT FROM holds WHERE task_id = $4 AND status IN ('OPEN', 'SETTLED'))
+       ) AS target_ok,
+       EXISTS (SELECT FROM u) AS user_ok,
+       EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info) AS key_ok,
+       (SELECT task_id FROM h), (SELECT id FROM h) AS hold_id
+"""
+
+
+class _Rollback(Exception):
+    def __init__(self, refusal: HoldRefusal | None) -> None:
+        self.refusal = refusal
+
+
+async def _hold(pool: asyncpg.Pool, sql: str, *args: Any) -> Held | HoldRefusal | None:
+    """Run a hold statement in a transaction that is rolled back whenever no hold came of it."""
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            (row,) = await conn.fetch(sql, *args)
+            if row["hold_id"] is not None:
+                return Held(row["task_id"], row["hold_id"])
+            if not row["target_ok"]:
+                raise _Rollback(None)
+            if not row["user_ok"]:
+                raise _Rollback(HoldRefusal.USER_BALANCE)
+            raise _Rollback(HoldRefusal.KEY_LIMIT)
+    except _Rollback as rollback:
+        return rollback.refusal
+
+
+async def hold_new_task(
+    pool: asyncpg.Pool, task: NewTask, hold_deadline_s: float
+) -> Held | HoldRefusal:
+    """Debit the user (and a limited key) and insert the SUBMITTING task with its open hold.
+
+    All or nothing: on a refusal no balance, key limit, task or hold changes.
+    """
+    held = await _hold(
+        pool,
+        _HOLD_NEW_TASK,
+        task.user_id,
+        task.api_key_id,
+        task.price_units,
+        task.parent_id,
+        task.action,
+        task.price_action,
+        task.mode,
+        task.bot_type,
+        task.prompt,
+        task.state,
+        task.notify_hook,
+        task.submit_time_ms,
+        hold_deadline_s,
+    )
+    return held if held is not None else HoldRefusal.USER_BALANCE
+
+
+async def hold_modal_task(
+    pool: asyncpg.Pool,
+    user_id: int,
+    api_key_id: int,
+    task_id: int,
+    price_action: str,
+    price_units: int,
+    hold_deadline_s: float,
+) -> Held | HoldRefusal | None:
+    """Hold the price of confirming a MODAL task; None if it is not MODAL or already paid."""
+    return await _hold(
+        pool,
+        _HOLD_MODAL_TASK,
+        user_id,
+        api_key_id,
+        price_units,
+        task_id,
+        price_action,
+        hold_deadline_s,
+    )
+
+
+_SETTLE = """
+WITH h AS (
+    UPDATE holds SET status = 'SETTLED', resolved_at = now()
+    WHERE id = $1 AND status = 'OPEN'
+    RETURNING id, task_id, user_id, api_key_id
+), t AS (
+    UPDATE tasks SET status = $2, channel_id = $3, upstream_task_id = $4,
+                     description = $5, properties = properties || $6::JSONB,
+                     progress = CASE WHEN $2 = 'SUCCESS' THEN '100%' ELSE progress END,
+                     finish_time_ms = CASE WHEN $2 = 'SUCCESS'
+                         THEN (extract(epoch FROM now()) * 1000)::BIGINT END,
+                     updated_at = now()
+    WHERE id = (SELECT task_id FROM h)
+    RETURNING id
+), l AS (
+    INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, source)
+    SELECT user_id, api_key_id, task_id, 'SETTLE', 0, 'hold:' || id FROM h
+)
+SELECT count(*) FROM h
+"""
+
+_RELEASE = """
+WITH h AS (
+    UPDATE holds SET status = 'RELEASED', resolved_at = now()
+    WHERE id = $1 AND status = 'OPEN'
+    RETURNING id, task_id, user_id, api_key_id, amount_units, key_limited
+), u AS (
+    UPDATE users SET balance_units = balance_units + h.amount_units, updated_at = now()
+    FROM h WHERE users.id = h.user_id
+    RETURNING users.id
+), k AS (
+    UPDATE api_keys SET quota_remaining_units = quota_remaining_units + h.amount_units
+    FROM h
+    WHERE api_keys.id = h.api_key_id AND h.key_limited
+      AND api_keys.quota_remaining_units IS NOT NULL
+    RETURNING api_keys.id
+), t AS (
+    UPDATE tasks SET status = $2, channel_id = coalesce($3, channel_id),
+                     upstream_task_id = coalesce($4, upstream_task_id),
+                     description = coalesce($5, description),
+                     properties = properties || $6::JSONB,
+                     price_units = CASE WHEN $2 = 'MODAL' THEN 0 ELSE price_units END,
+                     updated_at = now()
+    WHERE id = (SELECT task_id FROM h)
+    RETURNING id
+), l AS (
+    INSERT INTO ledger
+        (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source, reason)
+    SELECT user_id, api_key_id, task_id, 'RELEASE', amount_units,
+           CASE WHEN EXISTS (SELECT FROM k) THEN amount_units ELSE 0 END, 'hold:' || id, $7
+    FROM h
+)
+SELECT count(*) FROM h
+"""
+
+
+async def settle_hold(
+    pool: asyncpg.Pool,
+    hold_id: int,
+    status: str,
+    channel_id: int,
+    upstream_task_id: str | None,
+    description: str | None,
+    properties: dict[str, Any],
+) -> bool:
+    """Keep the charge: the task now exists upstream. False if the hold was already resolved."""
+    settled = await pool.fetchval(
+        _SETTLE,
+        hold_id,
+        status,
+        channel_id,
+        upstream_task_id,
+        description,
+        jsonb(properties),
+    )
+    return bool(settled)
+
+
+async def release_hold(
+    pool: asyncpg.Pool,
+    hold_id: int,
+    task_status: str,
+    reason: str,
+    *,
+    channel_id: int | None = None,
+    upstream_task_id: str | None = None,
+    description: str | None = None,
+    properties: dict[str, Any] | None = None,
+) -> bool:
+    """Give the held amount back and set the task's status (REJECTED, or MODAL when the charge
+    moves to the /modal call). False if the hold was already resolved."""
+    released = await pool.fetchval(
+        _RELEASE,
+        hold_id,
+        task_status,
+        channel_id,
+        upstream_task_id,
+        description,
+        jsonb(properties or {}),
+        reason,
+    )
+    return bool(released)
+
+
+async def load_price_book(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, int]]:
+    """(base price by priced action, mode ratio in basis points by mode)."""
+    prices = await pool.fetch("SELECT action, price_units FROM prices")
+    modes = await pool.fetch("SELECT mode, ratio_bp FROM mode_ratios")
+    return (
+        {row["action"]: row["price_units"] for row in prices},
+        {row["mode"]: row["ratio_bp"] for row in modes},
+    )

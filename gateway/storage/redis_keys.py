@@ -1,0 +1,20 @@
+"""Every Redis key and channel name the gateway uses, with its lifetime and why.
+
+All names start with the configured prefix, so several gateways (or test runs) can share one
+Redis. Nothing here is the record of anything: Redis holds only coordination and hints, and
+losing it loses no money and no task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str
+
+    @property
+    def revoked_keys_channel(self) -> str:
+        """Pub/sub channel carrying the hash (hex) of each revoked API key; no storage."""
+        return f"{self.prefix}auth:revoked"

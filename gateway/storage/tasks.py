@@ -1,0 +1,151 @@
+"""Task reads, and the upstream's updates applied to tasks (with the refund a failure earns).
+
+Clients never see REJECTED rows (submits that made no upstream task).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from gateway.domain import Task, UpstreamTaskUpdate
+
+TASK_COLUMNS = """
+    id, user_id, api_key_id, parent_id, channel_id, upstream_task_id, action, price_action, mode,
+    bot_type, price_units, status, progress, prompt, prompt_en, description, state, notify_hook,
+    submit_time_ms, start_time_ms, finish_time_ms, upstream_image_url, fail_reason, buttons,
+    properties
+"""
+
+_POLLED_STATUSES = ["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS"]
+
+
+def task_from_row(row: asyncpg.Record) -> Task:
+    fields = dict(row)
+    fields["buttons"] = json.loads(fields["buttons"])
+    fields["properties"] = json.loads(fields["properties"])
+    return Task(**fields)
+
+
+async def get_task(pool: asyncpg.Pool, task_id: int) -> Task | None:
+    row = await pool.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1", task_id)  # noqa: S608
+    return task_from_row(row) if row else None
+
+
+async def get_user_task(pool: asyncpg.Pool, task_id: int, user_id: int) -> Task | None:
+    """The user's task, or None when it is unknown, someone else's, or never reached upstream."""
+    row = await pool.fetchrow(
+        f"SELECT {TASK_COLUMNS} FROM tasks"  # noqa: S608
+        " WHERE id = $1 AND user_id = $2 AND status <> 'REJECTED'",
+        task_id,
+        user_id,
+    )
+    return task_from_row(row) if row else None
+
+
+async def list_recent(pool: asyncpg.Pool, user_id: int, limit: int) -> list[Task]:
+    rows = await pool.fetch(
+        f"SELECT {TASK_COLUMNS} FROM tasks"  # noqa: S608
+        " WHERE user_id = $1 AND status NOT IN ('REJECTED', 'SUBMITTING')"
+        " ORDER BY id DESC LIMIT $2",
+        user_id,
+        limit,
+    )
+    return [task_from_row(row) for row in rows]
+
+
+async def list_by_ids(pool: asyncpg.Pool, user_id: int, ids: Sequence[int]) -> list[Task]:
+    """The user's tasks among ``ids``, in no particular order."""
+    rows = await pool.fetch(
+        f"SELECT {TASK_COLUMNS} FROM tasks"  # noqa: S608
+        " WHERE id = ANY($1::BIGINT[]) AND user_id = $2 AND status <> 'REJECTED'",
+        list(ids),
+        user_id,
+    )
+    return [task_from_row(row) for row in rows]
+
+
+async def open_upstream_tasks(pool: asyncpg.Pool, limit: int) -> list[tuple[int, int, str]]:
+    """(task id, channel id, upstream id) of tasks an upstream is still working on."""
+    rows = await pool.fetch(
+        "SELECT id, channel_id, upstream_task_id FROM tasks"
+        " WHERE status = ANY($1::TEXT[]) AND upstream_task_id IS NOT NULL"
+        " ORDER BY id LIMIT $2",
+        _POLLED_STATUSES,
+        limit,
+    )
+    return [(row["id"], row["channel_id"], row["upstream_task_id"]) for row in rows]
+
+
+_APPLY_UPDATE = """
+WITH t AS (
+    UPDATE tasks SET
+        status = $2, progress = $3, action = coalesce($4, action),
+        prompt = coalesce($5, prompt), prompt_en = coalesce($6, prompt_en),
+        description = coalesce($7, description),
+        start_time_ms = coalesce($8, start_time_ms), finish_time_ms = coalesce($9, finish_time_ms),
+        upstream_image_url = coalesce($10, upstream_image_url), fail_reason = $11,
+        buttons = $12::JSONB, properties = properties || $13::JSONB, updated_at = now()
+    WHERE id = $1
+      AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
+      AND (status, progress, upstream_image_url, fail_reason, buttons)
+          IS DISTINCT FROM ($2, $3, coalesce($10, upstream_image_url), $11, $12::JSONB)
+    RETURNING id
+), refundable AS (
+    SELECT h.task_id, h.user_id, h.api_key_id, h.amount_units, h.key_limited
+    FROM holds h JOIN t ON h.task_id = t.id
+    WHERE h.status = 'SETTLED' AND $2 IN ('FAILURE', 'CANCEL')
+), refund AS (
+    INSERT INTO ledger
+        (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source, reason)
+    SELECT user_id, api_key_id, task_id, 'REFUND', amount_units,
+           CASE WHEN key_limited THEN amount_units ELSE 0 END, 'task:' || task_id, $2
+    FROM refundable
+    ON CONFLICT (source, kind) DO NOTHING
+    RETURNING user_id, api_key_id, amount_units, key_amount_units
+), refund_user AS (
+    UPDATE users SET balance_units = balance_units + refund.amount_units, updated_at = now()
+    FROM refund WHERE users.id = refund.user_id
+), refund_key AS (
+    UPDATE api_keys SET quota_remaining_units = quota_remaining_units + refund.key_amount_units
+    FROM refund
+    WHERE api_keys.id = refund.api_key_id AND refund.key_amount_units > 0
+      AND api_keys.quota_remaining_units IS NOT NULL
+)
+SELECT (SELECT count(*) FROM t) AS changed, (SELECT count(*) FROM refund) AS refunded
+"""
+
+
+async def apply_upstream_update(
+    pool: asyncpg.Pool, task_id: int, update: UpstreamTaskUpdate
+) -> tuple[bool, bool]:
+    """Write what the upstream says of an open task; (changed, refunded).
+
+    A task already ended is never changed. Ending in FAILURE or CANCEL refunds its settled
+    charge to the user and the key's limit in the same statement, at most once ever.
+    """
+    (row,) = await pool.fetch(
+        _APPLY_UPDATE,
+        task_id,
+        update.status,
+        update.progress,
+        update.action,
+        update.prompt,
+        update.prompt_en,
+        update.description,
+        update.start_time_ms,
+        update.finish_time_ms,
+        update.image_url,
+        update.fail_reason,
+        jsonb(update.buttons),
+        jsonb(update.properties),
+    )
+    return bool(row["changed"]), bool(row["refunded"])
+
+
+def jsonb(value: Any) -> str:
+    """``value`` as JSON text for a JSONB parameter."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,127 @@
+"""Task sync: bring every open task up to date from its channel.
+
+One process polls at a time: the holder of a PostgreSQL advisory lock on a connection of its
+own, so a process that dies releases it with its connection and another takes over at its next
+try. Each round reads the open tasks, asks each channel for them with list-by-condition in
+batches (channels in parallel), and writes what changed; a task that ends in FAILURE or CANCEL
+is refunded in the same statement. ``run_once`` is one round, for tests; ``run`` loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from gateway.domain import Channel
+from gateway.routing.directory import ChannelDirectory
+from gateway.storage import tasks as task_store
+from gateway.upstream.client import UpstreamClient, UpstreamError
+from gateway.upstream.task_objects import parse_task_object
+
+log = structlog.get_logger(__name__)
+
+POLLER_LOCK_KEY = 0x6D6A_6777_706F_6C6C  # "mjgwpoll"
+
+
+@dataclass
+class RoundStats:
+    asked: int = 0
+    changed: int = 0
+    refunded: int = 0
+    channel_errors: int = 0
+
+
+class Poller:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        database_url: str,
+        channels: ChannelDirectory,
+        upstream: UpstreamClient,
+        *,
+        interval_s: float = 2.0,
+        batch_size: int = 100,
+        max_tasks_per_round: int = 10_000,
+    ) -> None:
+        self._pool = pool
+        self._database_url = database_url
+        self._channels = channels
+        self._upstream = upstream
+        self._interval_s = interval_s
+        self._batch_size = batch_size
+        self._max_tasks = max_tasks_per_round
+
+    async def run_once(self) -> RoundStats:
+        stats = RoundStats()
+        by_channel: dict[int, dict[str, int]] = defaultdict(dict)
+        for task_id, channel_id, upstream_id in await task_store.open_upstream_tasks(
+            self._pool, self._max_tasks
+        ):
+            by_channel[channel_id][upstream_id] = task_id
+        jobs = []
+        for channel_id, tasks in by_channel.items():
+            channel = await self._channels.get(channel_id)
+            if channel is not None:
+                jobs.append(self._poll_channel(channel, tasks, stats))
+        await asyncio.gather(*jobs)
+        return stats
+
+    async def _poll_channel(
+        self, channel: Channel, tasks: dict[str, int], stats: RoundStats
+    ) -> None:
+        upstream_ids = list(tasks)
+        for start in range(0, len(upstream_ids), self._batch_size):
+            batch = upstream_ids[start : start + self._batch_size]
+            stats.asked += len(batch)
+            try:
+                objects = await self._upstream.list_by_condition(channel, batch)
+            except UpstreamError as exc:
+                stats.channel_errors += 1
+                log.warning("poll_failed", channel=channel.name, error=str(exc))
+                return
+            for obj in objects:
+                update = parse_task_object(obj)
+                if update is None or update.upstream_task_id not in tasks:
+                    continue
+                changed, refunded = await task_store.apply_upstream_update(
+                    self._pool, tasks[update.upstream_task_id], update
+                )
+                stats.changed += changed
+                stats.refunded += refunded
+
+    async def run(self) -> None:
+        """Until cancelled: hold the poller lock when free, and poll every ``interval_s``."""
+        while True:
+            try:
+                conn = await asyncpg.connect(self._database_url)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("poller_connect_failed", error=str(exc))
+                await asyncio.sleep(self._interval_s)
+                continue
+            try:
+                await self._lead_when_possible(conn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("poller_interrupted", error=str(exc))
+                await asyncio.sleep(self._interval_s)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _lead_when_possible(self, conn: asyncpg.Connection) -> None:
+        while True:
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", POLLER_LOCK_KEY):
+                break
+            await asyncio.sleep(self._interval_s)
+        log.info("poller_leading")
+        while True:
+            await conn.execute("SELECT 1")
+            try:
+                await self.run_once()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("poll_round_failed", error=str(exc))
+            await asyncio.sleep(self._interval_s)

@@ -1,0 +1,90 @@
+"""Reading tasks for their owner, image-seed from the task's own channel, and image streaming."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from gateway.domain import Principal, Task
+from gateway.errors import BadRequest, NotFound, UpstreamFailed, UpstreamTimeout
+from gateway.routing.directory import ChannelDirectory
+from gateway.storage import tasks as task_store
+from gateway.tasks.images import ImageSigner
+from gateway.tasks.views import task_view
+from gateway.upstream.client import UpstreamClient, UpstreamError
+from gateway.upstream.client import UpstreamTimeout as UpstreamTimedOut
+
+LIST_LIMIT = 100
+
+
+class TaskReader:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channels: ChannelDirectory,
+        upstream: UpstreamClient,
+        images: ImageSigner,
+    ) -> None:
+        self._pool = pool
+        self._channels = channels
+        self._upstream = upstream
+        self._images = images
+
+    def view(self, task: Task) -> dict[str, Any]:
+        return task_view(task, self._images)
+
+    async def _own(self, principal: Principal, task_id: int) -> Task:
+        task = await task_store.get_user_task(self._pool, task_id, principal.user_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        return task
+
+    async def fetch(self, principal: Principal, task_id: int) -> dict[str, Any]:
+        return self.view(await self._own(principal, task_id))
+
+    async def recent(self, principal: Principal) -> list[dict[str, Any]]:
+        tasks = await task_store.list_recent(self._pool, principal.user_id, LIST_LIMIT)
+        return [self.view(task) for task in tasks]
+
+    async def by_ids(self, principal: Principal, ids: list[str]) -> list[dict[str, Any]]:
+        """The caller's tasks among ``ids``, in the order asked, each once; others left out."""
+        wanted = list(dict.fromkeys(int(i) for i in ids if i.isdigit() and len(i) <= 16))
+        found = {
+            t.id: t for t in await task_store.list_by_ids(self._pool, principal.user_id, wanted)
+        }
+        return [self.view(found[i]) for i in wanted if i in found]
+
+    async def image_seed(self, principal: Principal, task_id: int) -> str:
+        task = await self._own(principal, task_id)
+        channel = await self._channels.get(task.channel_id) if task.channel_id else None
+        if channel is None or task.upstream_task_id is None:
+            raise BadRequest(f"task {task_id} has no image seed")
+        try:
+            answer = await self._upstream.image_seed(channel, task.upstream_task_id)
+        except UpstreamTimedOut:
+            raise UpstreamTimeout() from None
+        except UpstreamError:
+            raise UpstreamFailed() from None
+        if answer.code != 1 or answer.result in (None, ""):
+            raise BadRequest(answer.description or f"task {task_id} has no image seed")
+        return str(answer.result)
+
+    async def open_image(
+        self, task_id: str, exp: int, signature: str
+    ) -> tuple[str, AsyncIterator[bytes]]:
+        """(content type, body chunks) of a task's current image, if the signature holds."""
+        if not task_id.isdigit() or len(task_id) > 16:
+            raise NotFound("image not found")
+        if not self._images.verify(int(task_id), exp, signature):
+            raise NotFound("image link invalid or expired")
+        task = await task_store.get_task(self._pool, int(task_id))
+        if task is None or task.upstream_image_url is None:
+            raise NotFound("image not found")
+        try:
+            return await self._upstream.stream_image(task.upstream_image_url)
+        except UpstreamTimedOut:
+            raise UpstreamTimeout() from None
+        except UpstreamError:
+            raise UpstreamFailed("could not fetch the image upstream") from None

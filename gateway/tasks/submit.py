@@ -1,0 +1,289 @@
+"""The submit path: hold the price, choose a channel, call upstream, keep or release the hold.
+
+1. The parent of a follow-up must be the caller's and SUCCESS (MODAL for /submit/modal).
+2. The price is held and the task recorded as SUBMITTING in one transaction.
+3. Channels are tried in failover order with no database connection held; a follow-up only
+   ever goes to its parent's channel.
+4. The hold is settled when an upstream task exists, released otherwise: exactly one of the two.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import asyncpg
+import structlog
+
+from gateway.auth.service import Authenticator
+from gateway.billing.service import Billing
+from gateway.domain import Channel, Principal, Task
+from gateway.errors import (
+    ApiError,
+    BadRequest,
+    NoAccount,
+    NotFound,
+    QueueFull,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
+from gateway.routing.choice import failover_order
+from gateway.routing.directory import ChannelDirectory
+from gateway.storage import tasks as task_store
+from gateway.storage.billing import Held, NewTask
+from gateway.upstream.client import UpstreamAnswer, UpstreamClient, UpstreamError
+from gateway.upstream.outcomes import Verdict, classify
+
+log = structlog.get_logger(__name__)
+
+QUEUE_FULL_RETRY_AFTER_S = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    """A validated submit, ready to price and forward.
+
+    ``upstream_body`` is what goes upstream, except that a follow-up's ``taskId`` is replaced by
+    the parent's upstream id. ``parent_id`` names the gateway task a follow-up acts on (for
+    ``modal``, the MODAL task itself).
+    """
+
+    kind: str
+    upstream_path: str
+    upstream_body: dict[str, Any]
+    price_action: str
+    action: str
+    mode: str
+    bot_type: str = "MID_JOURNEY"
+    prompt: str | None = None
+    state: str | None = None
+    notify_hook: str | None = None
+    parent_id: int | None = None
+    custom_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What the client is told: code 1 (or 22 when queued pass-through is on) or 21 (modal)."""
+
+    code: int
+    task_id: int
+    description: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Attempts:
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def failure(self) -> ApiError:
+        """The error for a submit that no channel took, most useful to the client first."""
+        seen = set(self.verdicts)
+        if not seen:
+            return NoAccount("no channel serves this action and mode")
+        if Verdict.QUEUE_FULL in seen:
+            return QueueFull(retry_after_s=QUEUE_FULL_RETRY_AFTER_S)
+        if seen <= {Verdict.NO_ACCOUNT, Verdict.AUTH_FAILED}:
+            return NoAccount()
+        if self.verdicts[-1] is Verdict.TIMEOUT:
+            return UpstreamTimeout()
+        return UpstreamFailed()
+
+
+class Submitter:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        auth: Authenticator,
+        billing: Billing,
+        channels: ChannelDirectory,
+        upstream: UpstreamClient,
+        *,
+        max_attempts: int,
+        queued_passthrough: bool = False,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._pool = pool
+        self._auth = auth
+        self._billing = billing
+        self._channels = channels
+        self._upstream = upstream
+        self._max_attempts = max_attempts
+        self._queued_passthrough = queued_passthrough
+        self._rng = rng or random.Random()  # noqa: S311 - load spreading, not security
+
+    async def submit(self, principal: Principal, order: SubmitOrder) -> Submitted:
+        self._auth.check_action(principal, order.price_action)
+        parent = await self._parent(principal, order)
+        if parent is not None:
+            order = replace(
+                order,
+                upstream_body={**order.upstream_body, "taskId": parent.upstream_task_id},
+                mode=parent.mode,
+                bot_type=parent.bot_type,
+            )
+        price = await self._billing.price(principal, order.price_action, order.mode)
+        if order.kind == "modal" and parent is not None:
+            held = await self._billing.hold_modal(principal, parent.id, order.price_action, price)
+        else:
+            held = await self._billing.hold_new_task(self._new_task(principal, order, price))
+        unresolved_status = "MODAL" if order.kind == "modal" else "REJECTED"
+        try:
+            channels = await self._route(order, parent)
+            return await self._forward(order, held, channels, unresolved_status)
+        except ApiError:
+            raise
+        except BaseException:
+            await self._billing.release(held, task_status=unresolved_status, reason="gateway error")
+            raise
+
+    async def upload(self, principal: Principal, order: SubmitOrder) -> list[str]:
+        """Upload images through a channel; charged like a task that succeeds at once."""
+        self._auth.check_action(principal, order.price_action)
+        price = await self._billing.price(principal, order.price_action, order.mode)
+        held = await self._billing.hold_new_task(self._new_task(principal, order, price))
+        attempts = _Attempts()
+        try:
+            for channel in await self._route(order, None):
+                outcome, verdict = await self._attempt(channel, order)
+                if isinstance(outcome, UpstreamAnswer) and outcome.code == 1:
+                    urls = outcome.result if isinstance(outcome.result, list) else []
+                    await self._billing.settle(
+                        held,
+                        status="SUCCESS",
+                        channel_id=channel.id,
+                        upstream_task_id=None,
+                        description=outcome.description,
+                        properties={},
+                    )
+                    return [str(url) for url in urls]
+                if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
+                    raise BadRequest(outcome.description or "upload refused by the upstream")
+                attempts.verdicts.append(verdict)
+            raise attempts.failure()
+        except BaseException as exc:
+            reason = exc.description if isinstance(exc, ApiError) else "gateway error"
+            await self._billing.release(held, task_status="REJECTED", reason=reason)
+            raise
+
+    async def _parent(self, principal: Principal, order: SubmitOrder) -> Task | None:
+        if order.parent_id is None:
+            return None
+        parent = await task_store.get_user_task(self._pool, order.parent_id, principal.user_id)
+        if parent is None or parent.upstream_task_id is None or parent.channel_id is None:
+            raise NotFound(f"task {order.parent_id} not found")
+        wanted = "MODAL" if order.kind == "modal" else "SUCCESS"
+        if parent.status != wanted:
+            raise BadRequest(f"task {parent.id} is {parent.status}, not {wanted}")
+        if order.custom_id is not None and not any(
+            button.get("customId") == order.custom_id for button in parent.buttons
+        ):
+            raise BadRequest(f"customId is not a button of task {parent.id}")
+        return parent
+
+    def _new_task(self, principal: Principal, order: SubmitOrder, price: int) -> NewTask:
+        return NewTask(
+            user_id=principal.user_id,
+            api_key_id=principal.key_id,
+            parent_id=order.parent_id,
+            action=order.action,
+            price_action=order.price_action,
+            mode=order.mode,
+            bot_type=order.bot_type,
+            price_units=price,
+            prompt=order.prompt,
+            state=order.state,
+            notify_hook=order.notify_hook,
+            submit_time_ms=int(time.time() * 1000),
+        )
+
+    async def _route(self, order: SubmitOrder, parent: Task | None) -> list[Channel]:
+        if parent is not None and parent.channel_id is not None:
+            channel = await self._channels.get(parent.channel_id)
+            return [channel] if channel is not None else []
+        return failover_order(
+            await self._channels.channels(),
+            order.price_action,
+            order.mode,
+            order.bot_type,
+            self._rng,
+            self._max_attempts,
+        )
+
+    async def _attempt(
+        self, channel: Channel, order: SubmitOrder
+    ) -> tuple[UpstreamAnswer | UpstreamError, Verdict]:
+        outcome: UpstreamAnswer | UpstreamError
+        try:
+            outcome = await self._upstream.submit(channel, order.upstream_path, order.upstream_body)
+        except UpstreamError as exc:
+            outcome = exc
+        verdict = classify(outcome)
+        log.info(
+            "upstream_submit",
+            channel=channel.name,
+            path=order.upstream_path,
+            verdict=verdict.value,
+            code=outcome.code if isinstance(outcome, UpstreamAnswer) else None,
+            error=str(outcome) if isinstance(outcome, UpstreamError) else None,
+        )
+        return outcome, verdict
+
+    async def _forward(
+        self, order: SubmitOrder, held: Held, channels: list[Channel], unresolved_status: str
+    ) -> Submitted:
+        attempts = _Attempts()
+        for channel in channels:
+            outcome, verdict = await self._attempt(channel, order)
+            if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
+                return await self._conclude(held, channel, outcome, verdict, unresolved_status)
+            attempts.verdicts.append(verdict)
+        error = attempts.failure()
+        await self._billing.release(held, task_status=unresolved_status, reason=error.description)
+        raise error
+
+    async def _conclude(
+        self,
+        held: Held,
+        channel: Channel,
+        answer: UpstreamAnswer,
+        verdict: Verdict,
+        unresolved_status: str,
+    ) -> Submitted:
+        upstream_id = str(answer.result)
+        if verdict is Verdict.ACCEPTED:
+            queued = answer.code == 22
+            await self._billing.settle(
+                held,
+                status="NOT_START" if queued else "SUBMITTED",
+                channel_id=channel.id,
+                upstream_task_id=upstream_id,
+                description=answer.description,
+                properties=_kept_properties(answer.properties),
+            )
+            code = 22 if queued and self._queued_passthrough else 1
+            return Submitted(code, held.task_id, answer.description, answer.properties)
+        if verdict is Verdict.MODAL:
+            await self._billing.release(
+                held,
+                task_status="MODAL",
+                reason="modal confirmation needed",
+                channel_id=channel.id,
+                upstream_task_id=upstream_id,
+                description=answer.description,
+            )
+            return Submitted(21, held.task_id, answer.description, answer.properties)
+        await self._billing.release(held, task_status=unresolved_status, reason=answer.description)
+        if verdict is Verdict.BANNED:
+            banned = answer.properties.get("bannedWord")
+            raise BadRequest(
+                answer.description or "prompt refused as banned",
+                properties={"bannedWord": banned} if banned else None,
+            )
+        raise BadRequest(answer.description or "refused by the upstream")
+
+
+def _kept_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in properties.items() if k in ("numberOfQueues", "finalPrompt")}

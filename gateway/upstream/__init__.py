@@ -1,0 +1,1 @@
+"""Talking to upstream channels (midjourney-proxy instances) over HTTP."""
