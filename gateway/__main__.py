@@ -1,10 +1,11 @@
 """The ``gateway`` command: the one place settings are read.
 
-    gateway serve      run the gateway (``--workers N`` processes)
-    gateway demo       embedded stores, a simulator channel, a demo user and key, the gateway
-    gateway migrate    apply pending migrations
-    gateway simulate   run the midjourney-proxy simulator alone
-    gateway admin ...  users, keys and channels, straight in the database
+gateway serve      run the gateway (``--workers N`` processes)
+gateway demo       embedded stores, a simulator channel, a demo user and key, the gateway
+gateway migrate    apply pending migrations
+gateway simulate   run the midjourney-proxy simulator alone
+gateway admin ...  users, keys and channels, straight in the database
+gateway bench      submits/s, fetches/s and latency, through the gateway and straight
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ from gateway.config import Settings
 from gateway.errors import ApiError, StartupError
 from gateway.logging import configure_logging
 from gateway.storage.database import create_pool
-from gateway.storage.migrations import apply_migrations, default_migrations_dir
+from gateway.storage.migrations import apply_migrations
 from gateway.storage.servers import Servers, open_servers
 
 log = structlog.get_logger("gateway")
 
 
-async def _migrate(servers: Servers) -> None:
+async def _migrate(settings: Settings, servers: Servers) -> None:
     conn = await asyncpg.connect(servers.database_url)
     try:
-        applied = await apply_migrations(conn, default_migrations_dir())
+        applied = await apply_migrations(conn, settings.migrations_dir)
     finally:
         await conn.close()
     log.info("migrations_applied", versions=[m.version for m in applied])
@@ -41,7 +42,7 @@ async def _migrate(servers: Servers) -> None:
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
     with open_servers(settings) as servers:
-        asyncio.run(_migrate(servers))
+        asyncio.run(_migrate(settings, servers))
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -52,7 +53,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             update={"server": settings.server.model_copy(update={"workers": args.workers})}
         )
     with open_servers(settings) as servers:
-        asyncio.run(_migrate(servers))
+        asyncio.run(_migrate(settings, servers))
         log.info("serving", host=settings.server.host, port=settings.server.port)
         run_workers(settings, servers)
 
@@ -74,13 +75,17 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     simulator = settings.simulator.model_copy(update={"speed_factor": args.speed})
     settings = settings.model_copy(update={"simulator": simulator})
     with open_servers(settings) as servers:
-        asyncio.run(_migrate(servers))
+        asyncio.run(_migrate(settings, servers))
         asyncio.run(run_demo(settings, servers))
 
 
-def _with_pool(
-    settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[None]]
-) -> None:
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.bench import run_bench
+
+    run_bench(settings, args)
+
+
+def _with_pool(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
     async def run(servers: Servers) -> None:
         pool = await create_pool(
             servers.database_url, settings.database.model_copy(update={"pool_min_size": 1})
@@ -211,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--port", type=int, help="listen port (GATEWAY_SIMULATOR__PORT)")
     simulate.add_argument("--speed", type=float, help="speed factor, 1 = real pace")
     simulate.set_defaults(run=cmd_simulate)
+
+    bench = commands.add_parser("bench", help="measure the gateway against a fast simulator")
+    bench.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    bench.add_argument("--concurrency", type=int, default=64, help="connections at once")
+    bench.add_argument("--workers", type=int, default=2, help="gateway worker processes")
+    bench.set_defaults(run=cmd_bench)
 
     _admin_parser(commands)
     return parser

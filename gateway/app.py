@@ -14,6 +14,7 @@ from litestar.di import Provide
 
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.health import healthz, readyz
+from gateway.api.middleware import request_log_middleware
 from gateway.api.mj import mj_routers
 from gateway.auth.service import Authenticator
 from gateway.billing.service import Billing
@@ -128,8 +129,10 @@ def create_app(settings: Settings, servers: Servers, *, run_background: bool = T
         route_handlers=[*mj_routers(), healthz, readyz],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_log_middleware],
         lifespan=[lifespan],
         request_max_body_size=settings.relay.max_body_bytes,
         openapi_config=None,
+        logging_config=None,
         debug=False,
     )

@@ -22,6 +22,11 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def default_migrations_dir() -> Path:
+    """``migrations/`` beside the ``gateway`` package, as in a checkout."""
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
 class DatabaseSettings(BaseModel):
     url: SecretStr | None = Field(
         default=None,
@@ -137,6 +142,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=default_data_dir)
+    migrations_dir: Path = Field(default_factory=default_migrations_dir)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)

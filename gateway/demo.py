@@ -35,7 +35,10 @@ async def run_demo(settings: Settings, servers: Servers) -> None:
         secret = settings.simulator.secret
         with contextlib.suppress(BadRequest):
             await admin.add_channel(
-                pool, DEMO_CHANNEL, simulator.base_url, secret.get_secret_value() if secret else None
+                pool,
+                DEMO_CHANNEL,
+                simulator.base_url,
+                secret.get_secret_value() if secret else None,
             )
         key = (await admin.issue_key(pool, user_id, name="demo")).key
     finally:

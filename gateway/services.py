@@ -13,7 +13,7 @@ from gateway.billing.service import Billing
 from gateway.config import Settings
 from gateway.errors import MigrationError
 from gateway.routing.directory import ChannelDirectory
-from gateway.storage.migrations import default_migrations_dir, pending_migrations
+from gateway.storage.migrations import pending_migrations
 from gateway.tasks.poller import Poller
 from gateway.tasks.service import TaskReader
 from gateway.tasks.submit import Submitter
@@ -39,7 +39,9 @@ class Services:
         try:
             async with self.pool.acquire() as conn:
                 checks["database"] = True
-                checks["migrations"] = not await pending_migrations(conn, default_migrations_dir())
+                checks["migrations"] = not await pending_migrations(
+                    conn, self.settings.migrations_dir
+                )
         except (OSError, asyncpg.PostgresError, MigrationError):
             pass
         with contextlib.suppress(OSError, aioredis.RedisError):

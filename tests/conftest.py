@@ -14,8 +14,8 @@ import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,12 +26,12 @@ from pydantic import SecretStr
 
 from gateway import admin
 from gateway.app import create_app
-from gateway.config import DatabaseSettings, Settings, SimulatorSettings
+from gateway.config import DatabaseSettings, Settings, SimulatorSettings, default_migrations_dir
 from gateway.server import RunningServer, bind_socket, start_server
 from gateway.services import Services
 from gateway.simulator import RunningSimulator, start_simulator
 from gateway.storage.database import create_pool
-from gateway.storage.migrations import apply_migrations, default_migrations_dir
+from gateway.storage.migrations import apply_migrations
 from gateway.storage.redis import create_redis
 from gateway.storage.servers import Servers, open_servers
 from tests.support import with_database
@@ -179,7 +179,9 @@ class Gateway:
         key = await self.issue_key(user_id)
         return Client(self, user_id, key)
 
-    async def add_channel(self, simulator: RunningSimulator, name: str = "sim", **options: Any) -> int:
+    async def add_channel(
+        self, simulator: RunningSimulator, name: str = "sim", **options: Any
+    ) -> int:
         channel_id = await admin.add_channel(
             self.services.pool, name, simulator.base_url, SIMULATOR_SECRET, **options
         )

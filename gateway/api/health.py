@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Response, get
-from litestar.params import Dependency
+from litestar.params import SkipValidation
 
 from gateway.services import Services
 
@@ -17,7 +17,7 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz")
 async def readyz(
-    services: Annotated[Services, Dependency(skip_validation=True)],
+    services: SkipValidation[Services],
 ) -> Response[dict[str, Any]]:
     checks = await services.readiness()
     ready = all(checks.values())

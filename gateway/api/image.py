@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import get
-from litestar.params import Dependency
+from litestar.params import FromPath, FromQuery, SkipValidation
 from litestar.response import Stream
 
 from gateway.services import Services
@@ -13,10 +11,10 @@ from gateway.services import Services
 
 @get("/image/{task_id:str}")
 async def image(
-    task_id: str,
-    exp: int,
-    sig: str,
-    services: Annotated[Services, Dependency(skip_validation=True)],
+    task_id: FromPath[str],
+    exp: FromQuery[int],
+    sig: FromQuery[str],
+    services: SkipValidation[Services],
 ) -> Stream:
     content_type, chunks = await services.tasks.open_image(task_id, exp, sig)
     return Stream(

@@ -6,12 +6,12 @@ prefix's mode comes through the router's ``opt``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from litestar import Request, Router, get, post
 from litestar.di import Provide
-from litestar.params import Dependency
+from litestar.params import FromPath, SkipValidation
 
 from gateway.api import orders
 from gateway.api.image import image
@@ -33,11 +33,12 @@ from gateway.api.validation import decode_json, validate
 from gateway.domain import Principal
 from gateway.services import Services
 from gateway.tasks.submit import SubmitOrder, Submitted
+from gateway.tasks.views import client_properties
 
 AnyRequest = Request[Any, Any, Any]
 # Dependencies are the gateway's own objects: checking them on every request would only cost time.
-Caller = Annotated[Principal, Dependency(skip_validation=True)]
-Svc = Annotated[Services, Dependency(skip_validation=True)]
+Caller = SkipValidation[Principal]
+Svc = SkipValidation[Services]
 Body = TypeVar("Body", bound=RequestBody)
 _VALIDATE_IN_THREAD_BYTES = 256 * 1024
 
@@ -70,7 +71,7 @@ async def _submit(services: Svc, principal: Caller, order: SubmitOrder) -> dict[
     return {
         "code": submitted.code,
         "description": submitted.description,
-        "properties": submitted.properties,
+        "properties": client_properties(submitted.properties),
         "result": str(submitted.task_id),
     }
 
@@ -139,7 +140,7 @@ async def upload_images(request: AnyRequest, services: Svc, principal: Caller) -
 
 
 @get("/task/{task_id:str}/fetch")
-async def fetch_task(task_id: str, services: Svc, principal: Caller) -> dict[str, Any]:
+async def fetch_task(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
     return await services.tasks.fetch(principal, orders.task_id_of(task_id))
 
 
@@ -157,7 +158,7 @@ async def list_tasks(services: Svc, principal: Caller) -> list[dict[str, Any]]:
 
 
 @get("/task/{task_id:str}/image-seed")
-async def image_seed(task_id: str, services: Svc, principal: Caller) -> dict[str, Any]:
+async def image_seed(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
     seed = await services.tasks.image_seed(principal, orders.task_id_of(task_id))
     return {"code": 1, "description": "success", "result": seed}
 

@@ -44,10 +44,6 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def default_migrations_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "migrations"
-
-
 def load_migrations(directory: Path) -> list[Migration]:
     """Every migration file in ``directory``, by version; other names are an error."""
     migrations: list[Migration] = []

@@ -26,8 +26,12 @@ _HIDDEN_PROPERTIES = frozenset(
 _SHOWN_STATUS = {"SUBMITTING": "NOT_START"}
 
 
+def client_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """Upstream properties without the upstream's own routing details."""
+    return {k: v for k, v in properties.items() if k not in _HIDDEN_PROPERTIES}
+
+
 def task_view(task: Task, images: ImageSigner) -> dict[str, Any]:
-    properties = {k: v for k, v in task.properties.items() if k not in _HIDDEN_PROPERTIES}
     return {
         "id": str(task.id),
         "action": task.action,
@@ -43,5 +47,5 @@ def task_view(task: Task, images: ImageSigner) -> dict[str, Any]:
         "imageUrl": images.url_for(task.id) if task.upstream_image_url else None,
         "failReason": task.fail_reason,
         "buttons": task.buttons,
-        "properties": properties,
+        "properties": client_properties(task.properties),
     }

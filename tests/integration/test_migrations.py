@@ -9,13 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from gateway.config import default_migrations_dir
 from gateway.errors import MigrationError
-from gateway.storage.migrations import (
-    apply_migrations,
-    default_migrations_dir,
-    load_migrations,
-    pending_migrations,
-)
+from gateway.storage.migrations import apply_migrations, load_migrations, pending_migrations
 
 RELAY_TABLES = {
     "user_groups",

@@ -1,0 +1,61 @@
+"""Per-request plumbing below the routes: a request id on every log line, one summary line.
+
+The id comes from the client's ``X-Request-Id`` when it sent a sane one, else it is generated;
+it is echoed in the response's ``X-Request-Id``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+import structlog
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.logging import bind_request_id
+
+log = structlog.get_logger("gateway.request")
+_SANE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _request_id(scope: Scope) -> bytes:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id" and _SANE_ID.match(value):
+            return bytes(value)
+    return secrets.token_hex(8).encode()
+
+
+def request_log_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        bind_request_id(request_id.decode())
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers: list[Any] = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    return middleware
