@@ -9,10 +9,6 @@ from PIL import Image
 from gateway.simulator import RunningSimulator
 from tests.conftest import StartGateway
 
-PNG_1PX = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
-
 
 async def test_imagine_then_upscale_then_variation(
     gateway_factory: StartGateway, simulator: RunningSimulator
@@ -26,7 +22,8 @@ async def test_imagine_then_upscale_then_variation(
     submitted = response.json()
     assert submitted["code"] == 1
     task_id = submitted["result"]
-    assert task_id.isdigit() and len(task_id) == 16
+    assert task_id.isdigit()
+    assert len(task_id) == 16
     assert await client.balance() == 900_000
 
     task = await client.wait_for(task_id, {"SUCCESS", "FAILURE"})
@@ -43,7 +40,9 @@ async def test_imagine_then_upscale_then_variation(
     assert Image.open(io.BytesIO(image.content)).format == "PNG"
 
     u1 = next(b for b in task["buttons"] if b["label"] == "U1")
-    response = await client.post("/mj/submit/action", {"taskId": task_id, "customId": u1["customId"]})
+    response = await client.post(
+        "/mj/submit/action", {"taskId": task_id, "customId": u1["customId"]}
+    )
     assert response.status_code == 200, response.text
     upscale = await client.wait_for(response.json()["result"], {"SUCCESS", "FAILURE"})
     assert upscale["status"] == "SUCCESS"
