@@ -69,10 +69,15 @@ async def list_by_ids(pool: asyncpg.Pool, user_id: int, ids: Sequence[int]) -> l
 
 
 async def open_upstream_tasks(pool: asyncpg.Pool, limit: int) -> list[tuple[int, int, str]]:
-    """(task id, channel id, upstream id) of tasks an upstream is still working on."""
+    """(task id, channel id, upstream id) of tasks an upstream is still working on.
+
+    A task whose hold is still open (a /modal call in flight) is left alone until the submit
+    path has settled or released it, so a poll can never end a task before its charge is known.
+    """
     rows = await pool.fetch(
-        "SELECT id, channel_id, upstream_task_id FROM tasks"
+        "SELECT id, channel_id, upstream_task_id FROM tasks t"
         " WHERE status = ANY($1::TEXT[]) AND upstream_task_id IS NOT NULL"
+        " AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = t.id AND h.status = 'OPEN')"
         " ORDER BY id LIMIT $2",
         _POLLED_STATUSES,
         limit,
