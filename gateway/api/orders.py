@@ -62,88 +62,53 @@ def _account_filter(account_filter: AccountFilter | None, mode: str) -> dict[str
     return forwarded
 
 
-def imagine(body: ImagineBody, path_mode: str | None) -> SubmitOrder:
+GenerationBody = ImagineBody | BlendBody | DescribeBody | ShortenBody
+
+
+def _generation(
+    kind: str,
+    body: GenerationBody,
+    fields: dict[str, Any],
+    path_mode: str | None,
+    prompt: str | None = None,
+) -> SubmitOrder:
+    """A submit that starts new work (no parent), in the mode the request asks for."""
     modes = body.accountFilter.modes if body.accountFilter else None
-    mode = mode_from(path_mode, modes, body.prompt)
+    mode = mode_from(path_mode, modes, prompt)
     return SubmitOrder(
-        kind="imagine",
-        upstream_path="/mj/submit/imagine",
+        kind=kind,
+        upstream_path=f"/mj/submit/{kind}",
         upstream_body={
-            "prompt": body.prompt,
-            "base64Array": body.base64Array,
+            **fields,
             "botType": body.botType,
             "accountFilter": _account_filter(body.accountFilter, mode),
         },
-        price_action=SUBMIT_PRICE_ACTIONS["imagine"],
-        action="IMAGINE",
+        price_action=SUBMIT_PRICE_ACTIONS[kind],
+        action=kind.upper(),
         mode=mode,
         bot_type=body.botType,
-        prompt=body.prompt,
+        prompt=prompt,
         state=body.state,
         notify_hook=body.notifyHook,
     )
+
+
+def imagine(body: ImagineBody, path_mode: str | None) -> SubmitOrder:
+    fields = {"prompt": body.prompt, "base64Array": body.base64Array}
+    return _generation("imagine", body, fields, path_mode, body.prompt)
 
 
 def blend(body: BlendBody, path_mode: str | None) -> SubmitOrder:
-    modes = body.accountFilter.modes if body.accountFilter else None
-    mode = mode_from(path_mode, modes, None)
-    return SubmitOrder(
-        kind="blend",
-        upstream_path="/mj/submit/blend",
-        upstream_body={
-            "base64Array": body.base64Array,
-            "dimensions": body.dimensions,
-            "botType": body.botType,
-            "accountFilter": _account_filter(body.accountFilter, mode),
-        },
-        price_action=SUBMIT_PRICE_ACTIONS["blend"],
-        action="BLEND",
-        mode=mode,
-        bot_type=body.botType,
-        state=body.state,
-        notify_hook=body.notifyHook,
-    )
+    fields = {"base64Array": body.base64Array, "dimensions": body.dimensions}
+    return _generation("blend", body, fields, path_mode)
 
 
 def describe(body: DescribeBody, path_mode: str | None) -> SubmitOrder:
-    modes = body.accountFilter.modes if body.accountFilter else None
-    mode = mode_from(path_mode, modes, None)
-    return SubmitOrder(
-        kind="describe",
-        upstream_path="/mj/submit/describe",
-        upstream_body={
-            "base64": body.base64,
-            "botType": body.botType,
-            "accountFilter": _account_filter(body.accountFilter, mode),
-        },
-        price_action=SUBMIT_PRICE_ACTIONS["describe"],
-        action="DESCRIBE",
-        mode=mode,
-        bot_type=body.botType,
-        state=body.state,
-        notify_hook=body.notifyHook,
-    )
+    return _generation("describe", body, {"base64": body.base64}, path_mode)
 
 
 def shorten(body: ShortenBody, path_mode: str | None) -> SubmitOrder:
-    modes = body.accountFilter.modes if body.accountFilter else None
-    mode = mode_from(path_mode, modes, body.prompt)
-    return SubmitOrder(
-        kind="shorten",
-        upstream_path="/mj/submit/shorten",
-        upstream_body={
-            "prompt": body.prompt,
-            "botType": body.botType,
-            "accountFilter": _account_filter(body.accountFilter, mode),
-        },
-        price_action=SUBMIT_PRICE_ACTIONS["shorten"],
-        action="SHORTEN",
-        mode=mode,
-        bot_type=body.botType,
-        prompt=body.prompt,
-        state=body.state,
-        notify_hook=body.notifyHook,
-    )
+    return _generation("shorten", body, {"prompt": body.prompt}, path_mode, body.prompt)
 
 
 def action(body: ActionBody) -> SubmitOrder:

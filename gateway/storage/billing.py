@@ -44,8 +44,11 @@ class Held:
     hold_id: int
 
 
-_HOLD_NEW_TASK = """
-WITH u AS (
+# Both hold statements take $1 user id, $2 key id, $3 amount, $4 hold deadline in seconds.
+# The debit CTEs take the amount from the user and, when the key has a limit, from the key; the
+# target CTE ``t`` (a new or a MODAL task) exists only when both debits could be made.
+_DEBIT = """
+u AS (
     UPDATE users SET balance_units = balance_units - $3, updated_at = now()
     WHERE id = $1 AND enabled AND balance_units >= $3
     RETURNING id
@@ -55,64 +58,50 @@ WITH u AS (
     UPDATE api_keys SET quota_remaining_units = quota_remaining_units - $3
     WHERE id = $2 AND quota_remaining_units >= $3 AND EXISTS (SELECT FROM u)
     RETURNING id
-), t AS (
+)"""
+
+_RECORD_HOLD = """
+h AS (
+    INSERT INTO holds (task_id, user_id, api_key_id, amount_units, key_limited, deadline)
+    SELECT t.id, $1, $2, $3, EXISTS (SELECT FROM k), now() + make_interval(secs => $4)
+    FROM t
+    RETURNING id, task_id, key_limited
+), l AS (
+    INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)
+    SELECT $1, $2, h.task_id, 'HOLD', -$3, CASE WHEN h.key_limited THEN -$3 ELSE 0 END,
+           'hold:' || h.id
+    FROM h
+)"""
+
+_HOLD_OUTCOME = """
+       EXISTS (SELECT FROM u) AS user_ok,
+       EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info) AS key_ok,
+       (SELECT task_id FROM h), (SELECT id FROM h) AS hold_id"""
+
+_HOLD_NEW_TASK = f"""
+WITH {_DEBIT}, t AS (
     INSERT INTO tasks (user_id, api_key_id, parent_id, action, price_action, mode, bot_type,
                        price_units, status, prompt, state, notify_hook, submit_time_ms)
-    SELECT $1, $2, $4, $5, $6, $7, $8, $3, 'SUBMITTING', $9, $10, $11, $12
+    SELECT $1, $2, $5, $6, $7, $8, $9, $3, 'SUBMITTING', $10, $11, $12, $13
     WHERE EXISTS (SELECT FROM u)
       AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
     RETURNING id
-), h AS (
-    INSERT INTO holds (task_id, user_id, api_key_id, amount_units, key_limited, deadline)
-    SELECT t.id, $1, $2, $3, EXISTS (SELECT FROM k), now() + make_interval(secs => $13)
-    FROM t
-    RETURNING id, task_id, key_limited
-), l AS (
-    INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)
-    SELECT $1, $2, h.task_id, 'HOLD', -$3, CASE WHEN h.key_limited THEN -$3 ELSE 0 END,
-           'hold:' || h.id
-    FROM h
-)
-SELECT TRUE AS target_ok, EXISTS (SELECT FROM u) AS user_ok,
-       EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info) AS key_ok,
-       (SELECT task_id FROM h), (SELECT id FROM h) AS hold_id
+), {_RECORD_HOLD}
+SELECT TRUE AS target_ok, {_HOLD_OUTCOME}
 """
 
-_HOLD_MODAL_TASK = """
-WITH u AS (
-    UPDATE users SET balance_units = balance_units - $3, updated_at = now()
-    WHERE id = $1 AND enabled AND balance_units >= $3
-    RETURNING id
-), key_info AS (
-    SELECT quota_remaining_units IS NULL AS unlimited FROM api_keys WHERE id = $2
-), k AS (
-    UPDATE api_keys SET quota_remaining_units = quota_remaining_units - $3
-    WHERE id = $2 AND quota_remaining_units >= $3 AND EXISTS (SELECT FROM u)
-    RETURNING id
-), t AS (
-    UPDATE tasks SET price_action = $5, price_units = $3, updated_at = now()
-    WHERE id = $4 AND status = 'MODAL' AND EXISTS (SELECT FROM u)
+_MODAL_AWAITING = """
+    SELECT FROM tasks WHERE id = $5 AND status = 'MODAL'
+    AND NOT EXISTS (SELECT FROM holds WHERE task_id = $5 AND status IN ('OPEN', 'SETTLED'))"""
+
+_HOLD_MODAL_TASK = f"""
+WITH {_DEBIT}, t AS (
+    UPDATE tasks SET price_action = $6, price_units = $3, updated_at = now()
+    WHERE EXISTS ({_MODAL_AWAITING}) AND id = $5 AND EXISTS (SELECT FROM u)
       AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
-      AND NOT EXISTS (SELECT FROM holds WHERE task_id = $4 AND status IN ('OPEN', 'SETTLED'))
     RETURNING id
-), h AS (
-    INSERT INTO holds (task_id, user_id, api_key_id, amount_units, key_limited, deadline)
-    SELECT t.id, $1, $2, $3, EXISTS (SELECT FROM k), now() + make_interval(secs => $6)
-    FROM t
-    RETURNING id, task_id, key_limited
-), l AS (
-    INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)
-    SELECT $1, $2, h.task_id, 'HOLD', -$3, CASE WHEN h.key_limited THEN -$3 ELSE 0 END,
-           'hold:' || h.id
-    FROM h
-)
-SELECT EXISTS (
-           SELECT FROM tasks WHERE id = $4 AND status = 'MODAL'
-           AND NOT EXISTS (SELECT FROM holds WHERE task_id = $4 AND status IN ('OPEN', 'SETTLED'))
-       ) AS target_ok,
-       EXISTS (SELECT FROM u) AS user_ok,
-       EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info) AS key_ok,
-       (SELECT task_id FROM h), (SELECT id FROM h) AS hold_id
+), {_RECORD_HOLD}
+SELECT EXISTS ({_MODAL_AWAITING}) AS target_ok, {_HOLD_OUTCOME}
 """
 
 
@@ -150,6 +139,7 @@ async def hold_new_task(
         task.user_id,
         task.api_key_id,
         task.price_units,
+        hold_deadline_s,
         task.parent_id,
         task.action,
         task.price_action,
@@ -159,7 +149,6 @@ async def hold_new_task(
         task.state,
         task.notify_hook,
         task.submit_time_ms,
-        hold_deadline_s,
     )
     return held if held is not None else HoldRefusal.USER_BALANCE
 
@@ -180,9 +169,9 @@ async def hold_modal_task(
         user_id,
         api_key_id,
         price_units,
+        hold_deadline_s,
         task_id,
         price_action,
-        hold_deadline_s,
     )
 
 

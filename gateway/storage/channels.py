@@ -27,7 +27,7 @@ def _channel(row: asyncpg.Record) -> Channel:
 
 
 async def list_channels(pool: asyncpg.Pool) -> list[Channel]:
-    rows = await pool.fetch(f"SELECT {_COLUMNS} FROM channels ORDER BY id")  # noqa: S608
+    rows = await pool.fetch(f"SELECT {_COLUMNS} FROM channels ORDER BY id")
     return [_channel(row) for row in rows]
 
 

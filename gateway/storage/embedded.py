@@ -55,9 +55,7 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
         pgdata = data_dir / "postgres"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]  # star re-export
-    exists = server.psql(
-        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"  # noqa: S608 - a constant
-    )
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';")
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
     return EmbeddedPostgres(pgdata, str(server.get_uri(EMBEDDED_DATABASE)), server)

@@ -31,15 +31,14 @@ def task_from_row(row: asyncpg.Record) -> Task:
 
 
 async def get_task(pool: asyncpg.Pool, task_id: int) -> Task | None:
-    row = await pool.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1", task_id)  # noqa: S608
+    row = await pool.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1", task_id)
     return task_from_row(row) if row else None
 
 
 async def get_user_task(pool: asyncpg.Pool, task_id: int, user_id: int) -> Task | None:
     """The user's task, or None when it is unknown, someone else's, or never reached upstream."""
     row = await pool.fetchrow(
-        f"SELECT {TASK_COLUMNS} FROM tasks"  # noqa: S608
-        " WHERE id = $1 AND user_id = $2 AND status <> 'REJECTED'",
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2 AND status <> 'REJECTED'",
         task_id,
         user_id,
     )
@@ -48,7 +47,7 @@ async def get_user_task(pool: asyncpg.Pool, task_id: int, user_id: int) -> Task 
 
 async def list_recent(pool: asyncpg.Pool, user_id: int, limit: int) -> list[Task]:
     rows = await pool.fetch(
-        f"SELECT {TASK_COLUMNS} FROM tasks"  # noqa: S608
+        f"SELECT {TASK_COLUMNS} FROM tasks"
         " WHERE user_id = $1 AND status NOT IN ('REJECTED', 'SUBMITTING')"
         " ORDER BY id DESC LIMIT $2",
         user_id,
@@ -60,7 +59,7 @@ async def list_recent(pool: asyncpg.Pool, user_id: int, limit: int) -> list[Task
 async def list_by_ids(pool: asyncpg.Pool, user_id: int, ids: Sequence[int]) -> list[Task]:
     """The user's tasks among ``ids``, in no particular order."""
     rows = await pool.fetch(
-        f"SELECT {TASK_COLUMNS} FROM tasks"  # noqa: S608
+        f"SELECT {TASK_COLUMNS} FROM tasks"
         " WHERE id = ANY($1::BIGINT[]) AND user_id = $2 AND status <> 'REJECTED'",
         list(ids),
         user_id,
