@@ -54,7 +54,7 @@ class Authenticator:
         self._redis = redis
         self._keys = keys
         self._ttl_s = cache_ttl_s
-        self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+        self._cache: dict[bytes, tuple[float, tuple[Principal, bool]]] = {}
 
     async def authenticate(
         self, authorization: str | None, mj_api_secret: str | None, client_ip: str | None
@@ -63,9 +63,12 @@ class Authenticator:
         key = key_from_headers(authorization, mj_api_secret)
         if key is None:
             raise Unauthorized("missing API key")
-        principal = await self._lookup(hash_key(key))
-        if principal is None:
+        known = await self._lookup(hash_key(key))
+        if known is None:
             raise Unauthorized("unknown API key")
+        principal, usable = known
+        if not usable:
+            raise Forbidden("API key disabled or revoked")
         if principal.expires_at_ms is not None and principal.expires_at_ms <= time.time() * 1000:
             raise Forbidden("API key expired")
         if principal.allowed_networks is not None and not _ip_allowed(
@@ -79,7 +82,8 @@ class Authenticator:
         if principal.allowed_actions is not None and price_action not in principal.allowed_actions:
             raise Forbidden(f"action {price_action} not allowed for this API key")
 
-    async def _lookup(self, key_hash: bytes) -> Principal | None:
+    async def _lookup(self, key_hash: bytes) -> tuple[Principal, bool] | None:
+        """(principal, usable) of a known key, from the cache when fresh; None if unknown."""
         now = time.monotonic()
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
@@ -87,11 +91,11 @@ class Authenticator:
         record = await accounts.find_key(self._pool, key_hash)
         if record is None:
             return None
-        principal = _principal(record) if record.usable else None
+        known = (_principal(record), record.usable)
         if len(self._cache) > 100_000:
             self._cache.clear()
-        self._cache[key_hash] = (now + self._ttl_s, principal)
-        return principal
+        self._cache[key_hash] = (now + self._ttl_s, known)
+        return known
 
     def forget(self, key_hash: bytes) -> None:
         self._cache.pop(key_hash, None)

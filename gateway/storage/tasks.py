@@ -84,20 +84,30 @@ async def open_upstream_tasks(pool: asyncpg.Pool, limit: int) -> list[tuple[int,
     return [(row["id"], row["channel_id"], row["upstream_task_id"]) for row in rows]
 
 
+# The upstream's description names upstream task ids ("/action <id> MJ::JOB::..."): they are
+# rewritten to the gateway's ids of the task and of its parent before they are stored.
 _APPLY_UPDATE = """
-WITH t AS (
+WITH ids AS (
+    SELECT c.id, c.upstream_task_id AS own, coalesce(p.id, c.id) AS parent_id,
+           coalesce(p.upstream_task_id, c.upstream_task_id) AS parent_own
+    FROM tasks c LEFT JOIN tasks p ON p.id = c.parent_id
+    WHERE c.id = $1
+), t AS (
     UPDATE tasks SET
         status = $2, progress = $3, action = coalesce($4, action),
         prompt = coalesce($5, prompt), prompt_en = coalesce($6, prompt_en),
-        description = coalesce($7, description),
+        description = coalesce(
+            replace(replace($7, ids.own, ids.id::TEXT), ids.parent_own, ids.parent_id::TEXT),
+            description),
         start_time_ms = coalesce($8, start_time_ms), finish_time_ms = coalesce($9, finish_time_ms),
         upstream_image_url = coalesce($10, upstream_image_url), fail_reason = $11,
         buttons = $12::JSONB, properties = properties || $13::JSONB, updated_at = now()
-    WHERE id = $1
+    FROM ids
+    WHERE tasks.id = ids.id
       AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
       AND (status, progress, upstream_image_url, fail_reason, buttons)
           IS DISTINCT FROM ($2, $3, coalesce($10, upstream_image_url), $11, $12::JSONB)
-    RETURNING id
+    RETURNING tasks.id
 ), refundable AS (
     SELECT h.task_id, h.user_id, h.api_key_id, h.amount_units, h.key_limited
     FROM holds h JOIN t ON h.task_id = t.id
