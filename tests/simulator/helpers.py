@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import json
+import ssl
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
@@ -62,15 +63,21 @@ PARENT_MISSING = "关联任务不存在或已失效"
 TIMEOUT_REASON = "任务超时"
 
 
+_TLS = ssl.create_default_context()
+
+
+def http_client(**options: Any) -> httpx.AsyncClient:
+    """A plain client; the TLS context is built once, as building it costs ~0.1 s per client."""
+    return httpx.AsyncClient(verify=_TLS, timeout=10.0, **options)
+
+
 @asynccontextmanager
 async def connect(
-    sim: RunningSimulator, secret: str | None = SIMULATOR_SECRET, http_timeout: float = 10.0
+    sim: RunningSimulator, secret: str | None = SIMULATOR_SECRET
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on ``sim`` sending ``secret`` as mj-api-secret (none when ``None``)."""
     headers = {"mj-api-secret": secret} if secret is not None else {}
-    async with httpx.AsyncClient(
-        base_url=sim.base_url, headers=headers, timeout=http_timeout
-    ) as client:
+    async with http_client(base_url=sim.base_url, headers=headers) as client:
         yield client
 
 
@@ -294,7 +301,7 @@ class Picture:
 
 async def download_image(url: str) -> Picture:
     """GET ``url`` without any credential and decode it with Pillow."""
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    async with http_client() as client:
         response = await client.get(url)
     assert response.status_code == 200, f"GET {url}: HTTP {response.status_code}"
     with Image.open(io.BytesIO(response.content)) as image:

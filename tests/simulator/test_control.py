@@ -13,6 +13,7 @@ from gateway.simulator import create_simulator_app, run_simulator, start_simulat
 from tests.conftest import StartSimulator
 from tests.simulator.helpers import (
     connect,
+    http_client,
     imagine,
     submit,
     submit_task,
@@ -126,6 +127,6 @@ async def test_entry_points() -> None:
             assert (await client.get(f"/mj/task/{task_id}/fetch")).json()["id"] == task_id
     finally:
         await sim.stop()
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with http_client() as client:
         with pytest.raises(httpx.TransportError):
             await client.get(f"{sim.base_url}/sim/health")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from PIL import Image
 
 from gateway.simulator import RunningSimulator
 from tests.conftest import StartSimulator
@@ -19,6 +21,7 @@ from tests.simulator.helpers import (
     button,
     connect,
     download_image,
+    http_client,
     imagine,
     message_hash,
     must_fetch,
@@ -57,6 +60,18 @@ async def test_grid_is_a_png_of_the_configured_side(small: RunningSimulator) -> 
     assert picture.content_type.startswith("image/png")
 
 
+async def test_grid_holds_four_different_images(small: RunningSimulator) -> None:
+    async with connect(small) as client:
+        task = await imagine(client)
+    async with http_client() as anonymous:
+        content = (await anonymous.get(task["imageUrl"])).content
+    with Image.open(io.BytesIO(content)) as image:
+        rgb = image.convert("RGB")
+    half = SIDE // 2
+    tiles = [rgb.crop((x, y, x + half, y + half)).tobytes() for y in (0, half) for x in (0, half)]
+    assert len(set(tiles)) == 4
+
+
 async def test_upscale_is_a_single_png(small: RunningSimulator) -> None:
     async with connect(small) as client:
         grid = await imagine(client)
@@ -67,7 +82,7 @@ async def test_upscale_is_a_single_png(small: RunningSimulator) -> None:
     picture = await download_image(single["imageUrl"])
     assert picture.format == "PNG"
     assert picture.content_type.startswith("image/png")
-    async with httpx.AsyncClient() as anonymous:
+    async with http_client() as anonymous:
         grid_bytes = (await anonymous.get(grid["imageUrl"])).content
         single_bytes = (await anonymous.get(single["imageUrl"])).content
     assert grid_bytes != single_bytes
@@ -140,7 +155,7 @@ async def test_public_base_url_is_used_for_images(simulator_factory: StartSimula
 
 async def test_images_are_stable_across_downloads(client: httpx.AsyncClient) -> None:
     task = await imagine(client)
-    async with httpx.AsyncClient() as anonymous:
+    async with http_client() as anonymous:
         first = await anonymous.get(task["imageUrl"])
         second = await anonymous.get(task["imageUrl"])
     assert first.status_code == second.status_code == 200

@@ -55,4 +55,4 @@ async def test_face_swap_is_a_swap_face_task_without_buttons(
     assert (await download_image(task["imageUrl"])).format is not None
     bodies = await receiver.wait_terminal("swap")
     assert {b["progress"] for b in bodies} <= {"0%", "100%", None}
-    assert bodies[-1]["status"] == "SUCCESS"
+    assert [b["status"] for b in bodies].count("SUCCESS") == 1

@@ -15,6 +15,7 @@ from tests.simulator.helpers import (
     UNKNOWN_ID,
     assert_spring_400,
     connect,
+    http_client,
     imagine,
     must_fetch,
     png_data_url,
@@ -77,7 +78,7 @@ async def test_bad_secret_is_401_with_empty_body(
 ) -> None:
     task_id = await submit_task(client, "/mj/submit/imagine", {"prompt": "the only task"})
     url = simulator.base_url + _fill(path, task_id)
-    async with httpx.AsyncClient(timeout=5.0) as anonymous:
+    async with http_client() as anonymous:
         for headers in BAD_HEADERS:
             response = await anonymous.request(
                 method, url, json=_fill(body, task_id), headers=headers
