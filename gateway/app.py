@@ -19,6 +19,7 @@ from gateway.api.mj import mj_routers
 from gateway.auth.service import Authenticator
 from gateway.billing.service import Billing
 from gateway.config import Settings
+from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.services import Services
 from gateway.storage.database import create_pool
@@ -60,9 +61,8 @@ async def build_services(
     upstream = UpstreamClient(settings.upstream)
     await upstream.start()
     channels = ChannelDirectory(pool)
-    auth = Authenticator(
-        pool, redis, RedisKeys(settings.redis.key_prefix), settings.relay.auth_cache_ttl_s
-    )
+    keys = RedisKeys(settings.redis.key_prefix)
+    auth = Authenticator(pool, redis, keys, settings.relay.auth_cache_ttl_s)
     billing = Billing(pool, settings.relay.hold_deadline_s)
     images = ImageSigner(
         load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s
@@ -79,6 +79,7 @@ async def build_services(
             auth,
             billing,
             channels,
+            Cooldowns(redis, keys, settings.upstream.cooldown_s),
             upstream,
             max_attempts=settings.upstream.max_attempts,
             queued_passthrough=settings.relay.queued_passthrough,

@@ -8,18 +8,17 @@ What it measures: four phases of ``--duration`` seconds each, in a closed loop w
     gateway submit    POST /mj/submit/imagine through the gateway: auth, hold, upstream, settle
     gateway fetch     GET  /mj/task/{id}/fetch through the gateway (one row from PostgreSQL)
 
-Only an HTTP 200 with the expected body counts as a success (a submit: code 1 or 22 and a task
-id; a fetch: the asked id); anything else, timeouts and transport errors included, is an error.
-The gateway's share of a submit is its p50 minus the simulator's p50.
+Only an HTTP 200 with the expected body is a success (a submit: code 1 or 22 and a task id; a
+fetch: the asked id); anything else, timeouts and transport errors included, is an error. The
+gateway's share of a submit is its p50 minus the simulator's. Exit 1 when a phase has >1% errors.
 
-How: the stores are resolved like every command does (configured URLs, else embedded servers);
-a throw-away database ``gw_bench_<pid>`` is created on that PostgreSQL, migrated and seeded with
-a user, a key and one channel, and dropped at the end. The simulator (``gateway simulate``, speed
-x1000, slots enough to never be full) and the gateway (``gateway serve --workers N``) run as
-subprocesses and are always stopped. The load generator runs here, on uvloop when available,
-with one aiohttp session, pre-encoded bodies and latencies in a preallocated list; each phase
-starts with a warm-up whose requests are not counted. Latency percentiles are of successes only.
-The command exits 1 when any phase has more than 1% errors.
+How: the stores are resolved as every command does (configured URLs, else embedded servers); a
+throw-away database ``gw_bench_<pid>`` on that PostgreSQL is migrated, seeded (a user, a key, one
+channel) and always dropped. The simulator (speed x1000, never "queue full") and the gateway
+(``serve --workers N``) run as subprocesses, always stopped. The load generator runs here (uvloop
+if available): one aiohttp session, pre-encoded bodies, latencies in a preallocated list, and a
+warm-up per phase whose requests are not counted. Percentiles are of successes only; ``gen cpu``
+is the cores the generator itself used, which the gateway did not have.
 """
 
 from __future__ import annotations
@@ -69,6 +68,7 @@ REQUEST_TIMEOUT_S = 30.0
 TARGETS_PER_S = {"gateway submit": 1_000.0, "gateway fetch": 4_000.0}
 SUBMIT_BODY = json.dumps({"prompt": "a lighthouse at dawn, volumetric light --ar 3:2"}).encode()
 ACCEPTED_CODES = frozenset({1, 22})
+RELAY_SECRET_KEY = "bench-only-image-signing-key"  # noqa: S105 - signs image URLs of a bench
 T = TypeVar("T")
 Call = Callable[[int], Awaitable[str | None]]
 """One request (its argument: the request's sequence number); None or an error label."""
@@ -78,21 +78,18 @@ Call = Callable[[int], Awaitable[str | None]]
 class PhaseResult:
     name: str
     measured_s: float
+    generator_cores: float  # CPU of this process over the phase, warm-up included
     latencies_s: list[float]  # successes only, sorted
     errors: Counter[str]
 
     @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    @property
     def error_rate(self) -> float:
-        total = len(self.latencies_s) + self.error_count
-        return self.error_count / total if total else 1.0
+        failed, total = self.errors.total(), self.errors.total() + len(self.latencies_s)
+        return failed / total if total else 1.0
 
     @property
     def per_s(self) -> float:
-        return len(self.latencies_s) / self.measured_s if self.measured_s > 0 else 0.0
+        return len(self.latencies_s) / self.measured_s
 
     def percentile_ms(self, q: float) -> float:
         """Nearest-rank percentile of the successes' latency; NaN when there were none."""
@@ -109,29 +106,23 @@ class _Recorder:
 
     def __init__(self, capacity: int) -> None:
         self.latencies_s = [0.0] * capacity
-        self.count = 0
-        self.sequence = 0
+        self.count = self.sequence = 0
         self.errors: Counter[str] = Counter()
 
     def add(self, latency_s: float) -> None:
-        if self.count < len(self.latencies_s):
-            self.latencies_s[self.count] = latency_s
-        else:
-            self.latencies_s.append(latency_s)
+        if self.count == len(self.latencies_s):
+            self.latencies_s.extend([0.0] * self.count)
+        self.latencies_s[self.count] = latency_s
         self.count += 1
 
 
 async def _worker(call: Call, recorder: _Recorder, start: float, end: float) -> None:
     """Send requests one after another until ``end``; count those started after ``start``."""
     clock = time.perf_counter
-    while True:
-        began = clock()
-        if began >= end:
-            return
-        sequence = recorder.sequence
+    while (began := clock()) < end:
         recorder.sequence += 1
         try:
-            error = await call(sequence)
+            error = await call(recorder.sequence)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             error = type(exc).__name__
         if began < start:
@@ -142,16 +133,22 @@ async def _worker(call: Call, recorder: _Recorder, start: float, end: float) -> 
             recorder.errors[error] += 1
 
 
-async def _phase(
-    name: str, call: Call, concurrency: int, duration_s: float, warmup_s: float
-) -> PhaseResult:
-    recorder = _Recorder(int(duration_s * PREALLOCATED_PER_S) + 1024)
-    start = time.perf_counter() + warmup_s
-    end = start + duration_s
-    await asyncio.gather(*(_worker(call, recorder, start, end) for _ in range(concurrency)))
-    measured_s = time.perf_counter() - start
+async def _phase(name: str, call: Call, args: argparse.Namespace) -> PhaseResult:
+    """``args.concurrency`` workers for a warm-up and ``args.duration`` measured seconds."""
+    print(f"  {name} ...", file=sys.stderr, flush=True)
+    recorder = _Recorder(int(args.duration * PREALLOCATED_PER_S) + 1024)
+    cpu_s, began = time.process_time(), time.perf_counter()
+    start = began + _warmup_s(args)
+    end = start + args.duration
+    await asyncio.gather(*(_worker(call, recorder, start, end) for _ in range(args.concurrency)))
+    ended = time.perf_counter()
+    cores = (time.process_time() - cpu_s) / (ended - began)
     latencies = sorted(recorder.latencies_s[: recorder.count])
-    return PhaseResult(name, measured_s, latencies, recorder.errors)
+    return PhaseResult(name, ended - start, cores, latencies, recorder.errors)
+
+
+def _warmup_s(args: argparse.Namespace) -> float:
+    return min(MAX_WARMUP_S, float(args.duration) / 5)
 
 
 def _submit_call(
@@ -160,20 +157,17 @@ def _submit_call(
     async def call(_: int) -> str | None:
         async with session.post(url, data=SUBMIT_BODY, headers=headers) as response:
             raw = await response.read()
-            status = response.status
-        if status != 200:
-            return f"HTTP {status}"
+        if response.status != 200:
+            return f"HTTP {response.status}"
         try:
             answer = json.loads(raw)
         except ValueError:
             return "answer not JSON"
-        code = answer.get("code") if isinstance(answer, dict) else None
-        if code not in ACCEPTED_CODES:
-            return f"code {code}"
-        result = answer.get("result")
-        if not result:
+        if not isinstance(answer, dict) or answer.get("code") not in ACCEPTED_CODES:
+            return f"code {answer.get('code') if isinstance(answer, dict) else None}"
+        if not answer.get("result"):
             return "no task id"
-        ids.append(str(result))
+        ids.append(str(answer["result"]))
         return None
 
     return call
@@ -193,9 +187,8 @@ def _fetch_call(
         url, expected = targets[sequence % len(targets)]
         async with session.get(url, headers=headers) as response:
             raw = await response.read()
-            status = response.status
-        if status != 200:
-            return f"HTTP {status}"
+        if response.status != 200:
+            return f"HTTP {response.status}"
         return None if expected in raw else "unexpected body"
 
     return call
@@ -207,15 +200,14 @@ class _Child:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
+    def failure(self, what: str) -> StartupError:
+        tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
+        return StartupError(f"{self.name} {what}; its last output:\n" + "\n".join(tail))
 
 
 @contextlib.contextmanager
 def _child(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Iterator[_Child]:
-    """A subprocess in its own session; SIGTERM at exit, SIGKILL of its group if it lingers."""
+    """``python -m gateway ARGV`` in its own session; SIGTERM at exit, SIGKILL if it lingers."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "gateway", *argv],
@@ -250,53 +242,47 @@ async def _wait_ready(
     session: aiohttp.ClientSession, child: _Child, url: str, headers: dict[str, str], fresh: int
 ) -> None:
     """Until ``url`` answers 200, then once more on ``fresh`` new connections at once, so that
-    every worker process behind a shared port is serving."""
+    every worker process behind the shared port is serving."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not await _answers(session, url, headers):
         if child.process.poll() is not None:
-            raise StartupError(f"{child.name} exited ({child.process.returncode}):\n{child.tail()}")
+            raise child.failure(f"exited with {child.process.returncode}")
         if time.monotonic() > deadline:
-            raise StartupError(f"{child.name} did not answer {url} in time:\n{child.tail()}")
+            raise child.failure(f"did not answer {url} in time")
         await asyncio.sleep(0.1)
     closing = {**headers, "Connection": "close"}
-    checks = await asyncio.gather(*(_answers(session, url, closing) for _ in range(fresh)))
-    if not all(checks):
-        raise StartupError(f"{child.name} answers {url} only sometimes:\n{child.tail()}")
+    if not all(await asyncio.gather(*(_answers(session, url, closing) for _ in range(fresh)))):
+        raise child.failure(f"answers {url} only sometimes")
 
 
 async def _load(
     children: dict[str, _Child], urls: dict[str, str], key: str, secret: str, args: Any
 ) -> list[PhaseResult]:
     """The four phases on one session; results in table order (gateway first)."""
-    concurrency: int = args.concurrency
-    warmup_s = min(MAX_WARMUP_S, args.duration / 5)
     sim, gw = urls["simulator"], urls["gateway"]
     sim_get, gw_get = {"mj-api-secret": secret}, {"Authorization": f"Bearer {key}"}
     sim_post = {**sim_get, "Content-Type": "application/json"}
     gw_post = {**gw_get, "Content-Type": "application/json"}
     async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency),
+        connector=aiohttp.TCPConnector(limit=args.concurrency),
         timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
         cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
     ) as session:
         await _wait_ready(session, children["simulator"], f"{sim}/sim/health", sim_get, 4)
         await _wait_ready(session, children["gateway"], f"{gw}/healthz", {}, 8 * args.workers)
-
-        async def phase(name: str, call: Call) -> PhaseResult:
-            print(f"  {name} ...", file=sys.stderr, flush=True)
-            return await _phase(name, call, concurrency, args.duration, warmup_s)
-
         sim_ids: list[str] = []
         gw_ids: list[str] = []
         submit = "/mj/submit/imagine"
-        sim_submit = await phase(
-            "upstream submit", _submit_call(session, URL(sim + submit), sim_post, sim_ids)
+        sim_submit_call = _submit_call(session, URL(sim + submit), sim_post, sim_ids)
+        sim_submit = await _phase("upstream submit", sim_submit_call, args)
+        sim_fetch = await _phase(
+            "upstream fetch", _fetch_call(session, sim, sim_get, sim_ids), args
         )
-        sim_fetch = await phase("upstream fetch", _fetch_call(session, sim, sim_get, sim_ids))
-        gw_submit = await phase(
-            "gateway submit", _submit_call(session, URL(gw + submit), gw_post, gw_ids)
-        )
-        gw_fetch = await phase("gateway fetch", _fetch_call(session, gw, gw_get, gw_ids))
+        gw_submit_call = _submit_call(session, URL(gw + submit), gw_post, gw_ids)
+        gw_submit = await _phase("gateway submit", gw_submit_call, args)
+        gw_fetch = await _phase("gateway fetch", _fetch_call(session, gw, gw_get, gw_ids), args)
     return [gw_submit, gw_fetch, sim_submit, sim_fetch]
 
 
@@ -310,13 +296,10 @@ async def _execute(url: str, sql: str) -> None:
 
 async def _seed(settings: Settings, database_url: str, simulator_url: str, secret: str) -> str:
     """Migrate the bench database; a rich user, its API key (returned) and the channel."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await apply_migrations(conn, settings.migrations_dir)
-    finally:
-        await conn.close()
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, settings.migrations_dir)
         user_id = await admin.create_user(pool, "bench", BALANCE_UNITS)
         key = (await admin.issue_key(pool, user_id, name="bench")).key
         await admin.add_channel(pool, "simulator", simulator_url, secret)
@@ -333,108 +316,92 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def _free_ports(count: int) -> list[int]:
+def _free_ports(count: int) -> list[str]:
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
+        return [str(sock.getsockname()[1]) for sock in sockets]
+
+
+def _env(group: str, **values: str) -> dict[str, str]:
+    return {f"GATEWAY_{group}{name}": value for name, value in values.items()}
 
 
 def _bench(
     settings: Settings, servers: Servers, database_url: str, prefix: str, args: Any
 ) -> list[PhaseResult]:
     """Seed the database, start both subprocesses, run the load; both always stopped."""
-    ports = dict(zip(("simulator", "gateway"), _free_ports(2), strict=True))
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    ports = _free_ports(2)
+    urls = {"simulator": f"http://127.0.0.1:{ports[0]}", "gateway": f"http://127.0.0.1:{ports[1]}"}
     secret = secrets.token_urlsafe(24)
     key = _run(_seed(settings, database_url, urls["simulator"], secret))
-    common = {**os.environ, "GATEWAY_LOG__LEVEL": "WARNING", "GATEWAY_LOG__FORMAT": "json"}
+    common = {**os.environ, **_env("LOG__", LEVEL="WARNING", FORMAT="json")}
     slots = str(SIM_SLOTS_PER_ACCOUNT)
+    simulator_env = _env("SIMULATOR__", HOST="127.0.0.1", SECRET=secret, ACCOUNTS=str(SIM_ACCOUNTS))
+    simulator_env |= _env("SIMULATOR__", CORE_SIZE=slots, QUEUE_SIZE=slots)
     with (
         tempfile.TemporaryDirectory(prefix=f"{prefix}_") as folder,
         contextlib.ExitStack() as stack,
     ):
-        envs = {
-            "simulator": {
-                **common,
-                "GATEWAY_SIMULATOR__HOST": "127.0.0.1",
-                "GATEWAY_SIMULATOR__SECRET": secret,
-                "GATEWAY_SIMULATOR__ACCOUNTS": str(SIM_ACCOUNTS),
-                "GATEWAY_SIMULATOR__CORE_SIZE": slots,
-                "GATEWAY_SIMULATOR__QUEUE_SIZE": slots,
-            },
-            "gateway": {
-                **common,
-                "GATEWAY_DATA_DIR": folder,
-                "GATEWAY_DATABASE__URL": database_url,
-                "GATEWAY_REDIS__URL": servers.redis_url,
-                "GATEWAY_REDIS__KEY_PREFIX": f"{prefix}:",
-                "GATEWAY_SERVER__HOST": "127.0.0.1",
-                "GATEWAY_SERVER__PORT": str(ports["gateway"]),
-                "GATEWAY_RELAY__SECRET_KEY": "bench-only-image-signing-key",
-            },
-        }
-        sim_port = str(ports["simulator"])
-        argvs = {
-            "simulator": ["simulate", "--port", sim_port, "--speed", str(SIM_SPEED)],
-            "gateway": ["serve", "--workers", str(args.workers)],
-        }
+        gateway_env = _env("", DATA_DIR=folder, SERVER__HOST="127.0.0.1", SERVER__PORT=ports[1])
+        gateway_env |= _env("DATABASE__", URL=database_url) | _env("REDIS__", URL=servers.redis_url)
+        gateway_env |= _env("REDIS__", KEY_PREFIX=f"{prefix}:")
+        gateway_env |= _env("RELAY__", SECRET_KEY=RELAY_SECRET_KEY)
+        simulator_argv = ["simulate", "--port", ports[0], "--speed", str(SIM_SPEED)]
+        gateway_argv = ["serve", "--workers", str(args.workers)]
+        logs = Path(folder)
         children = {
-            name: stack.enter_context(
-                _child(name, argvs[name], envs[name], Path(folder) / f"{name}.log")
-            )
-            for name in ("simulator", "gateway")
+            "simulator": stack.enter_context(
+                _child("simulator", simulator_argv, common | simulator_env, logs / "sim.log")
+            ),
+            "gateway": stack.enter_context(
+                _child("gateway", gateway_argv, common | gateway_env, logs / "gateway.log")
+            ),
         }
         results = _run(_load(children, urls, key, secret, args))
         for child in children.values():
             if child.process.poll() is not None:
-                raise StartupError(f"{child.name} died during the run:\n{child.tail()}")
+                raise child.failure("died during the run")
         return results
 
 
 def _report(
-    settings: Settings, servers: Servers, database_url: str, args: Any, results: list[PhaseResult]
+    settings: Settings,
+    servers: Servers,
+    database_url: str,
+    args: Any,
+    load: tuple[float, ...],
+    results: list[PhaseResult],
 ) -> None:
+    """The table, and what it was measured on (``load``: load average before the bench began)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     loop_name = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    db = settings.database
-    lines = [
-        "",
-        f"machine: nproc={cpus}, {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()}, load generator on {loop_name} in this process",
-        f"settings: {args.duration:g} s per phase after a {min(MAX_WARMUP_S, args.duration / 5):g}"
-        f" s warm-up, {args.concurrency} connections, gateway workers {args.workers}, "
-        f"db pool {db.pool_min_size}..{db.pool_max_size} per worker",
+    db, averages = settings.database, " ".join(f"{x:.2f}" for x in load)
+    print(
+        f"\nmachine: nproc={cpus}, load average before the run {averages}, "
+        f"{platform.system()} {platform.machine()}, Python {platform.python_version()}\n"
+        f"settings: {args.duration:g} s per phase after {_warmup_s(args):g} s of warm-up, "
+        f"{args.concurrency} connections, {args.workers} gateway workers, "
+        f"db pool {db.pool_min_size}..{db.pool_max_size} per worker, generator on {loop_name}\n"
         f"stores: database {servers.database_kind} {redact_url(database_url)}, "
-        f"redis {servers.redis_kind} {redact_url(servers.redis_url)}",
-        f"simulator: speed x{SIM_SPEED}, {SIM_ACCOUNTS} accounts x {SIM_SLOTS_PER_ACCOUNT} slots",
-        "",
-        f"{'phase':<17}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>18}",
-    ]
-    for r in results:
-        errors = f"{r.error_count} ({r.error_rate:.2%})"
-        lines.append(
-            f"{r.name:<17}{r.per_s:>12.1f}{r.percentile_ms(50):>10.2f}"
-            f"{r.percentile_ms(99):>10.2f}{errors:>18}"
-        )
-    by_name = {r.name: r for r in results}
-    gw, up = (
-        by_name["gateway submit"].percentile_ms(50),
-        by_name["upstream submit"].percentile_ms(50),
+        f"redis {servers.redis_kind} {redact_url(servers.redis_url)}\n"
+        f"simulator: speed x{SIM_SPEED}, {SIM_ACCOUNTS} accounts x {SIM_SLOTS_PER_ACCOUNT} slots\n"
+        f"\n{'phase':<17}{'requests/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'errors':>17}{'gen cpu':>9}"
     )
-    lines += ["", f"gateway's share of a submit (p50): {gw:.2f} - {up:.2f} = {gw - up:.2f} ms"]
+    for r in results:
+        errors = f"{r.errors.total()} ({r.error_rate:.2%})"
+        p50, p99, cores = r.percentile_ms(50), r.percentile_ms(99), r.generator_cores
+        print(f"{r.name:<17}{r.per_s:>11.1f}{p50:>9.2f}{p99:>9.2f}{errors:>17}{cores:>9.2f}")
+    by_name = {r.name: r for r in results}
+    gw, up = (by_name[f"{side} submit"].percentile_ms(50) for side in ("gateway", "upstream"))
+    print(f"\ngateway's share of a submit (p50): {gw:.2f} - {up:.2f} = {gw - up:.2f} ms")
     for name, target in TARGETS_PER_S.items():
         verdict = "met" if by_name[name].per_s >= target else "MISSED"
-        lines.append(
-            f"target: {name} >= {target:,.0f}/s at {args.concurrency} connections: {verdict}"
-        )
-    lines += [
-        f"  {r.name} error: {label} x{count}"
-        for r in results
-        for label, count in r.errors.most_common(5)
-    ]
-    print("\n".join(lines), flush=True)
+        print(f"target: {name} >= {target:,.0f}/s at {args.concurrency} connections: {verdict}")
+    for r in results:
+        for label, count in r.errors.most_common(5):
+            print(f"  {r.name} error: {label} x{count}")
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> None:
@@ -442,6 +409,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> None:
     if args.duration <= 0 or args.concurrency < 1 or args.workers < 1:
         raise SystemExit("duration, concurrency and workers must be positive")
     name = f"gw_bench_{os.getpid()}"
+    load = os.getloadavg()
     with open_servers(settings) as servers:
         database_url = urlunsplit(urlsplit(servers.database_url)._replace(path=f"/{name}"))
         _run(_execute(servers.database_url, f'CREATE DATABASE "{name}"'))
@@ -449,6 +417,6 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> None:
             results = _bench(settings, servers, database_url, name, args)
         finally:
             _run(_execute(servers.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    _report(settings, servers, database_url, args, results)
+    _report(settings, servers, database_url, args, load, results)
     if any(r.error_rate > ERROR_RATE_LIMIT for r in results):
         sys.exit(1)

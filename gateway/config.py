@@ -78,6 +78,9 @@ class UpstreamSettings(BaseModel):
     fetch_timeout_s: float = Field(default=10.0, gt=0, description="polls and image-seed")
     max_connections: int = Field(default=256, ge=1, description="open upstream connections")
     max_attempts: int = Field(default=3, ge=1, description="channels tried for one submit")
+    cooldown_s: float = Field(
+        default=30.0, ge=0, description="a channel without accounts or with a wrong secret rests"
+    )
 
 
 class LogSettings(BaseModel):

@@ -12,6 +12,8 @@ import asyncio
 import dataclasses
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -40,45 +42,53 @@ _database_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    """The PostgreSQL and Redis of this test session (configured, or embedded in a temp dir)."""
+def servers() -> Iterator[Servers]:
+    """The PostgreSQL and Redis of this test session (configured, or embedded in a temp dir).
+
+    The embedded servers' folder is not under pytest's temp root, which other pytest sessions
+    on the same machine prune while this one runs.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="gw-test-data-"))
     settings = Settings(
-        data_dir=Path(os.environ.get("GATEWAY_TEST_DATA_DIR") or tmp_path_factory.mktemp("data")),
+        data_dir=data_dir,
         database={"url": os.environ.get("GATEWAY_TEST_DATABASE_URL") or None},
         redis={"url": os.environ.get("GATEWAY_TEST_REDIS_URL") or None},
     )
-    with open_servers(settings) as resolved:
-        yield resolved
+    try:
+        with open_servers(settings) as resolved:
+            yield resolved
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _admin_execute(servers: Servers, sql: str) -> None:
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
 async def template_database(servers: Servers) -> AsyncIterator[str]:
     """Name of a database migrated to the latest version, cloned by every test."""
     name = f"gw_template_{os.getpid()}"
-    admin = await asyncpg.connect(servers.database_url)
+    await _admin_execute(servers, f'DROP DATABASE IF EXISTS "{name}"')
+    await _admin_execute(servers, f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(with_database(servers.database_url, name))
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(with_database(servers.database_url, name))
-        try:
-            await apply_migrations(conn, default_migrations_dir())
-        finally:
-            await conn.close()
-        yield name
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await apply_migrations(conn, default_migrations_dir())
     finally:
-        await admin.close()
+        await conn.close()
+    yield name
+    await _admin_execute(servers, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _fresh_database(servers: Servers, template: str) -> AsyncIterator[str]:
     name = f"gw_test_{os.getpid()}_{next(_database_numbers)}"
-    admin = await asyncpg.connect(servers.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        yield with_database(servers.database_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _admin_execute(servers, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield with_database(servers.database_url, name)
+    await _admin_execute(servers, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -18,3 +18,9 @@ class RedisKeys:
     def revoked_keys_channel(self) -> str:
         """Pub/sub channel carrying the hash (hex) of each revoked API key; no storage."""
         return f"{self.prefix}auth:revoked"
+
+    @property
+    def channel_cooldowns(self) -> str:
+        """Hash of channel id -> end of its cooldown (epoch ms); entries are overwritten, and
+        the few stale ones (one per channel at most) cost nothing."""
+        return f"{self.prefix}channels:cooldown"

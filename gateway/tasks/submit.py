@@ -30,10 +30,11 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 from gateway.routing.choice import failover_order
+from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.storage.billing import Held, NewTask
-from gateway.upstream.client import UpstreamAnswer, UpstreamClient, UpstreamError
+from gateway.upstream.client import UpstreamAnswer, UpstreamClient, UpstreamError, encode_body
 from gateway.upstream.outcomes import Verdict, classify
 
 log = structlog.get_logger(__name__)
@@ -99,6 +100,7 @@ class Submitter:
         auth: Authenticator,
         billing: Billing,
         channels: ChannelDirectory,
+        cooldowns: Cooldowns,
         upstream: UpstreamClient,
         *,
         max_attempts: int,
@@ -109,6 +111,7 @@ class Submitter:
         self._auth = auth
         self._billing = billing
         self._channels = channels
+        self._cooldowns = cooldowns
         self._upstream = upstream
         self._max_attempts = max_attempts
         self._queued_passthrough = queued_passthrough
@@ -145,9 +148,10 @@ class Submitter:
         price = await self._billing.price(principal, order.price_action, order.mode)
         held = await self._billing.hold_new_task(self._new_task(principal, order, price))
         attempts = _Attempts()
+        payload = encode_body(order.upstream_body)
         try:
             for channel in await self._route(order, None):
-                outcome, verdict = await self._attempt(channel, order)
+                outcome, verdict = await self._attempt(channel, order, payload)
                 if isinstance(outcome, UpstreamAnswer) and outcome.code == 1:
                     urls = outcome.result if isinstance(outcome.result, list) else []
                     await self._billing.settle(
@@ -203,8 +207,9 @@ class Submitter:
         if parent is not None and parent.channel_id is not None:
             channel = await self._channels.get(parent.channel_id)
             return [channel] if channel is not None else []
+        cooling = await self._cooldowns.cooling()
         return failover_order(
-            await self._channels.channels(),
+            [c for c in await self._channels.channels() if c.id not in cooling],
             order.price_action,
             order.mode,
             order.bot_type,
@@ -213,14 +218,22 @@ class Submitter:
         )
 
     async def _attempt(
-        self, channel: Channel, order: SubmitOrder
+        self, channel: Channel, order: SubmitOrder, payload: bytes
     ) -> tuple[UpstreamAnswer | UpstreamError, Verdict]:
         outcome: UpstreamAnswer | UpstreamError
         try:
-            outcome = await self._upstream.submit(channel, order.upstream_path, order.upstream_body)
+            outcome = await self._upstream.submit(channel, order.upstream_path, payload)
         except UpstreamError as exc:
             outcome = exc
         verdict = classify(outcome)
+        # A follow-up's 3 may only mean the upstream lost its parent: no reason to rest the channel.
+        if verdict is Verdict.AUTH_FAILED or (
+            verdict is Verdict.NO_ACCOUNT and order.parent_id is None
+        ):
+            await self._cooldowns.cool(channel.id)
+            log.warning("channel_cooled_down", channel=channel.name, verdict=verdict.value)
+        if verdict is Verdict.AUTH_FAILED:
+            log.error("channel_secret_refused", channel=channel.name, path=order.upstream_path)
         log.info(
             "upstream_submit",
             channel=channel.name,
@@ -235,8 +248,9 @@ class Submitter:
         self, order: SubmitOrder, held: Held, channels: list[Channel], unresolved_status: str
     ) -> Submitted:
         attempts = _Attempts()
+        payload = encode_body(order.upstream_body)
         for channel in channels:
-            outcome, verdict = await self._attempt(channel, order)
+            outcome, verdict = await self._attempt(channel, order, payload)
             if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
                 return await self._conclude(held, channel, outcome, verdict, unresolved_status)
             attempts.verdicts.append(verdict)
