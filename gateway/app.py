@@ -16,6 +16,7 @@ from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.health import healthz, readyz
 from gateway.api.middleware import request_log_middleware
 from gateway.api.mj import mj_routers
+from gateway.auth.limits import KeyLimits
 from gateway.auth.service import Authenticator
 from gateway.billing.service import Billing
 from gateway.config import Settings
@@ -62,7 +63,8 @@ async def build_services(
     await upstream.start()
     channels = ChannelDirectory(pool)
     keys = RedisKeys(settings.redis.key_prefix)
-    auth = Authenticator(pool, redis, keys, settings.relay.auth_cache_ttl_s)
+    limits = KeyLimits(pool, redis, keys)
+    auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
     billing = Billing(pool, settings.relay.hold_deadline_s)
     images = ImageSigner(
         load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s
@@ -81,6 +83,7 @@ async def build_services(
             channels,
             Cooldowns(redis, keys, settings.upstream.cooldown_s),
             upstream,
+            limits,
             max_attempts=settings.upstream.max_attempts,
             queued_passthrough=settings.relay.queued_passthrough,
         ),

@@ -31,6 +31,8 @@ class Principal:
     key_limited: bool
     allowed_actions: frozenset[str] | None
     allowed_networks: tuple[IpNetwork, ...] | None
+    requests_per_minute: int | None = None
+    max_open_tasks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,8 @@ CREATE UNIQUE INDEX tasks_upstream_idx ON tasks (channel_id, upstream_task_id)
     WHERE upstream_task_id IS NOT NULL;
 CREATE INDEX tasks_open_idx ON tasks (channel_id, id)
     WHERE status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS');
+CREATE INDEX tasks_key_open_idx ON tasks (api_key_id)
+    WHERE status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS');
 
 -- SUBMITTING: held, upstream not yet answered. REJECTED: no upstream task came of it (never shown).
 

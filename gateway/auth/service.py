@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from gateway.auth.keys import hash_key, key_from_headers
+from gateway.auth.limits import KeyLimits
 from gateway.domain import Principal
 from gateway.errors import Forbidden, Unauthorized
 from gateway.storage import accounts
@@ -39,6 +40,8 @@ def _principal(record: accounts.KeyRecord) -> Principal:
             if record.allowed_cidrs
             else None
         ),
+        requests_per_minute=record.requests_per_minute,
+        max_open_tasks=record.max_open_tasks,
     )
 
 
@@ -48,9 +51,11 @@ class Authenticator:
         pool: asyncpg.Pool,
         redis: aioredis.Redis,
         keys: RedisKeys,
+        limits: KeyLimits,
         cache_ttl_s: float = 5.0,
     ) -> None:
         self._pool = pool
+        self._limits = limits
         self._redis = redis
         self._keys = keys
         self._ttl_s = cache_ttl_s
@@ -59,7 +64,10 @@ class Authenticator:
     async def authenticate(
         self, authorization: str | None, mj_api_secret: str | None, client_ip: str | None
     ) -> Principal:
-        """The caller behind these headers; Unauthorized (401/24) or Forbidden (403/24)."""
+        """The caller behind these headers, counted against the key's request rate.
+
+        Unauthorized (401/24), Forbidden (403/24) or RateLimited (429/23).
+        """
         key = key_from_headers(authorization, mj_api_secret)
         if key is None:
             raise Unauthorized("missing API key")
@@ -75,6 +83,7 @@ class Authenticator:
             client_ip, principal.allowed_networks
         ):
             raise Forbidden("client address not allowed for this API key")
+        await self._limits.count_request(principal)
         return principal
 
     @staticmethod

@@ -22,6 +22,8 @@ class KeyRecord:
     allowed_cidrs: list[str] | None
     group_ratio_bp: int
     webhook_secret: str
+    requests_per_minute: int | None
+    max_open_tasks: int | None
 
 
 async def find_key(pool: asyncpg.Pool, key_hash: bytes) -> KeyRecord | None:
@@ -31,7 +33,8 @@ async def find_key(pool: asyncpg.Pool, key_hash: bytes) -> KeyRecord | None:
                k.enabled AND u.enabled AND k.revoked_at IS NULL AS usable,
                k.expires_at, k.quota_remaining_units IS NOT NULL AS key_limited,
                k.allowed_actions, k.allowed_cidrs::TEXT[] AS allowed_cidrs,
-               g.ratio_bp AS group_ratio_bp, u.webhook_secret
+               g.ratio_bp AS group_ratio_bp, u.webhook_secret,
+               k.requests_per_minute, k.max_open_tasks
         FROM api_keys k
         JOIN users u ON u.id = k.user_id
         JOIN user_groups g ON g.name = u.group_name

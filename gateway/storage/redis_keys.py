@@ -24,3 +24,7 @@ class RedisKeys:
         """Hash of channel id -> end of its cooldown (epoch ms); entries are overwritten, and
         the few stale ones (one per channel at most) cost nothing."""
         return f"{self.prefix}channels:cooldown"
+
+    def requests_in_minute(self, key_id: int, minute: int) -> str:
+        """Requests made with an API key in one clock minute; expires a minute after its first."""
+        return f"{self.prefix}rl:{key_id}:{minute}"

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from gateway.auth.limits import KeyLimits
 from gateway.auth.service import Authenticator
 from gateway.billing.service import Billing
 from gateway.domain import Channel, Principal, Task
@@ -102,6 +103,7 @@ class Submitter:
         channels: ChannelDirectory,
         cooldowns: Cooldowns,
         upstream: UpstreamClient,
+        limits: KeyLimits,
         *,
         max_attempts: int,
         queued_passthrough: bool = False,
@@ -113,6 +115,7 @@ class Submitter:
         self._channels = channels
         self._cooldowns = cooldowns
         self._upstream = upstream
+        self._limits = limits
         self._max_attempts = max_attempts
         self._queued_passthrough = queued_passthrough
         self._rng = rng or random.Random()  # noqa: S311 - load spreading, not security
@@ -127,6 +130,8 @@ class Submitter:
                 mode=parent.mode,
                 bot_type=parent.bot_type,
             )
+        if order.kind != "modal":
+            await self._limits.check_open_tasks(principal)
         price = await self._billing.price(principal, order.price_action, order.mode)
         if order.kind == "modal" and parent is not None:
             held = await self._billing.hold_modal(principal, parent.id, order.price_action, price)
