@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -86,6 +87,7 @@ async def build_services(
             limits,
             max_attempts=settings.upstream.max_attempts,
             queued_passthrough=settings.relay.queued_passthrough,
+            rng=random.Random(settings.upstream.routing_seed),  # noqa: S311 - not security
         ),
         tasks=TaskReader(pool, channels, upstream, images),
         poller=Poller(

@@ -81,6 +81,9 @@ class UpstreamSettings(BaseModel):
     cooldown_s: float = Field(
         default=30.0, ge=0, description="a channel without accounts or with a wrong secret rests"
     )
+    routing_seed: int | None = Field(
+        default=None, description="seed of the weighted channel choice, for repeatable runs"
+    )
 
 
 class LogSettings(BaseModel):

@@ -107,7 +107,7 @@ class Submitter:
         *,
         max_attempts: int,
         queued_passthrough: bool = False,
-        rng: random.Random | None = None,
+        rng: random.Random,
     ) -> None:
         self._pool = pool
         self._auth = auth
@@ -118,7 +118,7 @@ class Submitter:
         self._limits = limits
         self._max_attempts = max_attempts
         self._queued_passthrough = queued_passthrough
-        self._rng = rng or random.Random()  # noqa: S311 - load spreading, not security
+        self._rng = rng
 
     async def submit(self, principal: Principal, order: SubmitOrder) -> Submitted:
         self._auth.check_action(principal, order.price_action)
