@@ -139,6 +139,8 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> None:
                     expires_at=expires,
                     allowed_actions=_csv(args.actions),
                     allowed_cidrs=_csv(args.cidrs),
+                    requests_per_minute=args.rpm,
+                    max_open_tasks=args.max_open_tasks,
                 )
                 result = {"key_id": issued.key_id, "key": issued.key}
             case "key-revoke":
@@ -181,6 +183,8 @@ def _admin_parser(commands: Any) -> None:
     key.add_argument("--expires-in-days", type=int)
     key.add_argument("--actions", help="comma-separated priced actions allowed, e.g. mj_imagine")
     key.add_argument("--cidrs", help="comma-separated client networks allowed")
+    key.add_argument("--rpm", type=int, help="requests per minute allowed")
+    key.add_argument("--max-open-tasks", type=int, help="unfinished tasks allowed at once")
 
     revoke = sub.add_parser("key-revoke", help="revoke an API key at once")
     revoke.add_argument("key_id", type=int)

@@ -46,6 +46,8 @@ async def issue_key(
     expires_at: datetime | None = None,
     allowed_actions: list[str] | None = None,
     allowed_cidrs: list[str] | None = None,
+    requests_per_minute: int | None = None,
+    max_open_tasks: int | None = None,
 ) -> IssuedKey:
     key = generate_key()
     try:
@@ -59,10 +61,16 @@ async def issue_key(
             expires_at=expires_at,
             allowed_actions=allowed_actions,
             allowed_cidrs=allowed_cidrs,
+            requests_per_minute=requests_per_minute,
+            max_open_tasks=max_open_tasks,
         )
     except asyncpg.ForeignKeyViolationError:
         raise BadRequest(f"no user {user_id}") from None
-    except (asyncpg.DataError, asyncpg.InvalidTextRepresentationError) as exc:
+    except (
+        asyncpg.DataError,
+        asyncpg.InvalidTextRepresentationError,
+        asyncpg.CheckViolationError,
+    ) as exc:
         raise BadRequest(f"invalid key settings: {exc}") from None
     return IssuedKey(key_id, key)
 

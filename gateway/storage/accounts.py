@@ -92,12 +92,15 @@ async def create_key(
     expires_at: datetime | None = None,
     allowed_actions: list[str] | None = None,
     allowed_cidrs: list[str] | None = None,
+    requests_per_minute: int | None = None,
+    max_open_tasks: int | None = None,
 ) -> int:
     key_id: int = await pool.fetchval(
         """
         INSERT INTO api_keys (user_id, name, key_hash, key_hint, quota_remaining_units,
-                              expires_at, allowed_actions, allowed_cidrs)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::CIDR[])
+                              expires_at, allowed_actions, allowed_cidrs, requests_per_minute,
+                              max_open_tasks)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::CIDR[], $9, $10)
         RETURNING id
         """,
         user_id,
@@ -108,6 +111,8 @@ async def create_key(
         expires_at,
         allowed_actions,
         allowed_cidrs,
+        requests_per_minute,
+        max_open_tasks,
     )
     return key_id
 

@@ -52,8 +52,9 @@ async def test_admin_commands_bootstrap_a_working_setup(
 
     user = await gateway("admin", "user-create", "carol", "--balance", "250000")
     key = await gateway(
-        "admin", "key-create", "--user", "carol", "--quota", "100000", "--actions", "mj_imagine"
-    )
+        "admin", "key-create", "--user", "carol", "--quota", "100000", "--actions", "mj_imagine",
+        "--rpm", "30", "--max-open-tasks", "4",
+    )  # fmt: skip
     channel = await gateway(
         "admin", "channel-add", "up-1", "http://127.0.0.1:9", "--secret", "s3", "--weight", "4",
         "--modes", "FAST,RELAX",
@@ -62,7 +63,8 @@ async def test_admin_commands_bootstrap_a_working_setup(
     conn = await asyncpg.connect(database_url)
     try:
         row = await conn.fetchrow(
-            "SELECT u.balance_units, k.quota_remaining_units, k.allowed_actions, k.key_hash"
+            "SELECT u.balance_units, k.quota_remaining_units, k.allowed_actions, k.key_hash,"
+            " k.requests_per_minute, k.max_open_tasks"
             " FROM users u JOIN api_keys k ON k.user_id = u.id WHERE u.id = $1",
             user["user_id"],
         )
@@ -70,6 +72,7 @@ async def test_admin_commands_bootstrap_a_working_setup(
         assert row["balance_units"] == 250_000
         assert row["quota_remaining_units"] == 100_000
         assert row["allowed_actions"] == ["mj_imagine"]
+        assert (row["requests_per_minute"], row["max_open_tasks"]) == (30, 4)
         assert bytes(row["key_hash"]) == hash_key(key["key"])
         ledger = await conn.fetchval(
             "SELECT sum(amount_units) FROM ledger WHERE user_id = $1", user["user_id"]
