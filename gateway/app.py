@@ -59,6 +59,7 @@ async def build_services(
 ) -> AsyncIterator[Services]:
     """Every service of one process; background loops run while the block is open."""
     pool = await create_pool(servers.database_url, settings.database)
+    hold_pool = await create_pool(servers.database_url, settings.database, synchronous_commit=False)
     redis = create_redis(servers.redis_url)
     upstream = UpstreamClient(settings.upstream)
     await upstream.start()
@@ -66,7 +67,7 @@ async def build_services(
     keys = RedisKeys(settings.redis.key_prefix)
     limits = KeyLimits(pool, redis, keys)
     auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
-    billing = Billing(pool, settings.relay.hold_deadline_s)
+    billing = Billing(pool, hold_pool, settings.relay.hold_deadline_s)
     images = ImageSigner(
         load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s
     )
@@ -114,6 +115,7 @@ async def build_services(
         await asyncio.gather(*background, return_exceptions=True)
         await upstream.close()
         await redis.aclose()
+        await hold_pool.close()
         await pool.close()
 
 

@@ -209,8 +209,9 @@ class _Child:
 def _child(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Iterator[_Child]:
     """``python -m gateway ARGV`` in its own session; SIGTERM at exit, SIGKILL if it lingers."""
     with log_path.open("wb") as log:
+        command = [sys.executable, "-m", "gateway", *argv]
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [sys.executable, "-m", "gateway", *argv],
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -348,16 +349,14 @@ def _bench(
         gateway_env |= _env("DATABASE__", URL=database_url) | _env("REDIS__", URL=servers.redis_url)
         gateway_env |= _env("REDIS__", KEY_PREFIX=f"{prefix}:")
         gateway_env |= _env("RELAY__", SECRET_KEY=RELAY_SECRET_KEY)
-        simulator_argv = ["simulate", "--port", ports[0], "--speed", str(SIM_SPEED)]
-        gateway_argv = ["serve", "--workers", str(args.workers)]
-        logs = Path(folder)
+        simulate = ["simulate", "--port", ports[0], "--speed", str(SIM_SPEED)]
+        commands = {
+            "simulator": (simulate, simulator_env),
+            "gateway": (["serve", "--workers", str(args.workers)], gateway_env),
+        }
         children = {
-            "simulator": stack.enter_context(
-                _child("simulator", simulator_argv, common | simulator_env, logs / "sim.log")
-            ),
-            "gateway": stack.enter_context(
-                _child("gateway", gateway_argv, common | gateway_env, logs / "gateway.log")
-            ),
+            name: stack.enter_context(_child(name, argv, common | env, Path(folder, f"{name}.log")))
+            for name, (argv, env) in commands.items()
         }
         results = _run(_load(children, urls, key, secret, args))
         for child in children.values():

@@ -36,6 +36,7 @@ def configure_logging(settings: LogSettings) -> None:
     )
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

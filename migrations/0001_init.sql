@@ -12,6 +12,15 @@ LANGUAGE sql VOLATILE AS $$
            + (nextval('task_id_seq') % 1000)
 $$;
 
+-- Aborts the statement that calls it. A hold statement calls it when it debited the user but
+-- cannot complete the hold, so that the whole statement, debit included, is undone.
+CREATE FUNCTION refuse_hold(reason TEXT) RETURNS BOOLEAN
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'hold refused' USING ERRCODE = 'GW025', DETAIL = reason;
+END
+$$;
+
 CREATE TABLE user_groups (
     name        TEXT PRIMARY KEY CHECK (name ~ '^[a-z0-9_-]{1,64}$'),
     ratio_bp    INTEGER NOT NULL DEFAULT 10000 CHECK (ratio_bp >= 0),

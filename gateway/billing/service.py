@@ -3,6 +3,12 @@
 Holds are taken before anything goes upstream and resolved exactly once: settled when an
 upstream task exists, released when none does. Refunds of tasks that end badly happen with the
 task's terminal update (``gateway.storage.tasks.apply_upstream_update``).
+
+Holds are written through a pool whose commits do not wait for the disk: a user's balance row is
+then locked only while the hold statement runs, not through a disk flush, so one busy user's
+submits do not queue behind each other. The settle or release that follows commits durably and
+so flushes the hold with it. A database crash in between loses the hold and its debit together:
+the client got no task id, and no money moved.
 """
 
 from __future__ import annotations
@@ -26,9 +32,14 @@ _REFUSALS = {
 
 class Billing:
     def __init__(
-        self, pool: asyncpg.Pool, hold_deadline_s: float = 600.0, refresh_s: float = 5.0
+        self,
+        pool: asyncpg.Pool,
+        hold_pool: asyncpg.Pool,
+        hold_deadline_s: float = 600.0,
+        refresh_s: float = 5.0,
     ) -> None:
         self._pool = pool
+        self._hold_pool = hold_pool
         self._hold_deadline_s = hold_deadline_s
         self._refresh_s = refresh_s
         self._book: PriceBook | None = None
@@ -51,7 +62,7 @@ class Billing:
 
     async def hold_new_task(self, task: NewTask) -> Held:
         """Hold the task's price and record it as SUBMITTING; InsufficientBalance (403/25)."""
-        held = await billing.hold_new_task(self._pool, task, self._hold_deadline_s)
+        held = await billing.hold_new_task(self._hold_pool, task, self._hold_deadline_s)
         if isinstance(held, HoldRefusal):
             raise InsufficientBalance(_REFUSALS[held])
         return held
@@ -61,7 +72,7 @@ class Billing:
     ) -> Held:
         """Hold the price of confirming a MODAL task; BadRequest if it is not awaiting one."""
         held = await billing.hold_modal_task(
-            self._pool,
+            self._hold_pool,
             principal.user_id,
             principal.key_id,
             task_id,

@@ -73,10 +73,18 @@ h AS (
     FROM h
 )"""
 
-_HOLD_OUTCOME = """
-       EXISTS (SELECT FROM u) AS user_ok,
-       EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info) AS key_ok,
-       (SELECT task_id FROM h), (SELECT id FROM h) AS hold_id"""
+HOLD_REFUSED_SQLSTATE = "GW025"
+
+
+def _hold_outcome(target_ok: str) -> str:
+    """The hold statement's result row; it aborts the statement (undoing the user's debit) when
+    the user was debited but no hold was made: the key's limit was short, or the target gone."""
+    return f"""
+SELECT {target_ok} AS target_ok, (SELECT task_id FROM h), (SELECT id FROM h) AS hold_id,
+       CASE WHEN EXISTS (SELECT FROM u) AND NOT EXISTS (SELECT FROM h)
+            THEN refuse_hold(CASE WHEN {target_ok} THEN 'key_limit' ELSE 'target' END)
+       END AS refused"""
+
 
 _HOLD_NEW_TASK = f"""
 WITH {_DEBIT}, t AS (
@@ -87,7 +95,7 @@ WITH {_DEBIT}, t AS (
       AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
     RETURNING id
 ), {_RECORD_HOLD}
-SELECT TRUE AS target_ok, {_HOLD_OUTCOME}
+{_hold_outcome("TRUE")}
 """
 
 _MODAL_AWAITING = """
@@ -101,29 +109,21 @@ WITH {_DEBIT}, t AS (
       AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
     RETURNING id
 ), {_RECORD_HOLD}
-SELECT EXISTS ({_MODAL_AWAITING}) AS target_ok, {_HOLD_OUTCOME}
+{_hold_outcome(f"EXISTS ({_MODAL_AWAITING})")}
 """
 
 
-class _Rollback(Exception):
-    def __init__(self, refusal: HoldRefusal | None) -> None:
-        self.refusal = refusal
-
-
 async def _hold(pool: asyncpg.Pool, sql: str, *args: Any) -> Held | HoldRefusal | None:
-    """Run a hold statement in a transaction that is rolled back whenever no hold came of it."""
+    """Run a hold statement: one statement, so it holds row locks only while it runs."""
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            (row,) = await conn.fetch(sql, *args)
-            if row["hold_id"] is not None:
-                return Held(row["task_id"], row["hold_id"])
-            if not row["target_ok"]:
-                raise _Rollback(None)
-            if not row["user_ok"]:
-                raise _Rollback(HoldRefusal.USER_BALANCE)
-            raise _Rollback(HoldRefusal.KEY_LIMIT)
-    except _Rollback as rollback:
-        return rollback.refusal
+        (row,) = await pool.fetch(sql, *args)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate != HOLD_REFUSED_SQLSTATE:
+            raise
+        return None if exc.detail == "target" else HoldRefusal.KEY_LIMIT
+    if row["hold_id"] is not None:
+        return Held(row["task_id"], row["hold_id"])
+    return HoldRefusal.USER_BALANCE if row["target_ok"] else None
 
 
 async def hold_new_task(
