@@ -4,6 +4,27 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+TASK_KEYS = frozenset(
+    {
+        "id",
+        "action",
+        "status",
+        "progress",
+        "prompt",
+        "promptEn",
+        "description",
+        "state",
+        "submitTime",
+        "startTime",
+        "finishTime",
+        "imageUrl",
+        "failReason",
+        "buttons",
+        "properties",
+    }
+)
+"""Every key of a midjourney-proxy-plus task object, always present (null where unknown)."""
+
 
 def with_database(url: str, database: str) -> str:
     """``url`` pointing at another database on the same server (TCP or Unix-socket URLs)."""

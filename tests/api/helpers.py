@@ -17,6 +17,7 @@ from PIL import Image
 from gateway.simulator import RunningSimulator
 from gateway.simulator.tasks import Task as SimTask
 from tests.conftest import SIMULATOR_SECRET, Client, Gateway, StartGateway
+from tests.support import TASK_KEYS
 
 Task = dict[str, Any]
 
@@ -33,25 +34,6 @@ PRICE = {
     "mj_upload": 50_000,
     "mj_swap_face": 50_000,
 }
-TASK_KEYS = frozenset(
-    {
-        "id",
-        "action",
-        "status",
-        "progress",
-        "prompt",
-        "promptEn",
-        "description",
-        "state",
-        "submitTime",
-        "startTime",
-        "finishTime",
-        "imageUrl",
-        "failReason",
-        "buttons",
-        "properties",
-    }
-)
 DONE = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
 UNKNOWN_TASK_ID = "1000000000000000"
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")

@@ -28,25 +28,6 @@ from tests.conftest import SIMULATOR_SECRET
 Task = dict[str, Any]
 Answer = dict[str, Any]
 
-TASK_KEYS = frozenset(
-    {
-        "id",
-        "action",
-        "status",
-        "progress",
-        "prompt",
-        "promptEn",
-        "description",
-        "state",
-        "submitTime",
-        "startTime",
-        "finishTime",
-        "imageUrl",
-        "failReason",
-        "buttons",
-        "properties",
-    }
-)
 TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
 GRID_PROGRESS = ("0%", "15%", "31%", "46%", "62%", "78%", "93%")
 GRID_CALLBACKS = (

@@ -16,7 +16,6 @@ import httpx
 from tests.conftest import StartSimulator
 from tests.simulator.helpers import (
     GRID_CALLBACKS,
-    TASK_KEYS,
     CallbackReceiver,
     Task,
     act,
@@ -28,6 +27,7 @@ from tests.simulator.helpers import (
     submit_task,
     wait_for,
 )
+from tests.support import TASK_KEYS
 
 SETTLE_S = 0.05
 

@@ -6,7 +6,6 @@ import httpx
 
 from tests.conftest import StartSimulator
 from tests.simulator.helpers import (
-    TASK_KEYS,
     UNKNOWN_ID,
     connect,
     imagine,
@@ -17,6 +16,7 @@ from tests.simulator.helpers import (
     upscale,
     wait_for,
 )
+from tests.support import TASK_KEYS
 
 
 async def test_list_returns_every_task(client: httpx.AsyncClient) -> None:

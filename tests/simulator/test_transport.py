@@ -11,7 +11,6 @@ import pytest
 from gateway.simulator import RunningSimulator
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
 from tests.simulator.helpers import (
-    TASK_KEYS,
     UNKNOWN_ID,
     assert_spring_400,
     connect,
@@ -23,6 +22,7 @@ from tests.simulator.helpers import (
     submit_task,
     wait_for,
 )
+from tests.support import TASK_KEYS
 
 IMAGE = png_data_url()
 OTHER_IMAGE = png_data_url((0, 0, 200))
