@@ -98,6 +98,8 @@ async def build_services(
             upstream,
             interval_s=settings.relay.poll_interval_s,
             batch_size=settings.relay.poll_batch_size,
+            task_timeout_s=settings.relay.task_timeout_s,
+            forgotten_after_polls=settings.relay.forgotten_after_polls,
         ),
         settings=settings,
     )

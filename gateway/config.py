@@ -70,6 +70,14 @@ class RelaySettings(BaseModel):
     )
     poll_interval_s: float = Field(default=2.0, gt=0, description="pause between poll rounds")
     poll_batch_size: int = Field(default=100, ge=1, le=500, description="ids per list call")
+    task_timeout_s: float = Field(
+        default=1800.0, gt=0, description="a task still open this long after submit fails"
+    )
+    forgotten_after_polls: int = Field(
+        default=5,
+        ge=1,
+        description="polls in a row a channel may lack a task before it fails",
+    )
 
 
 class UpstreamSettings(BaseModel):

@@ -122,6 +122,7 @@ CREATE TABLE tasks (
     fail_reason       TEXT,
     buttons           JSONB NOT NULL DEFAULT '[]',
     properties        JSONB NOT NULL DEFAULT '{}',
+    missing_polls     INTEGER NOT NULL DEFAULT 0,           -- polls in a row the upstream lacked it
     created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at        TIMESTAMPTZ NOT NULL DEFAULT now()
 );

@@ -93,9 +93,35 @@ async def open_upstream_tasks(pool: asyncpg.Pool, limit: int) -> list[tuple[int,
     return [(row["id"], row["channel_id"], row["upstream_task_id"]) for row in rows]
 
 
+# Refunds the settled charge of every task in ``t`` (id) that now is FAILURE or CANCEL (``$2``),
+# to the user and to a limited key, at most once per task ever (the ledger's unique source).
+_REFUND_ENDED = """refundable AS (
+    SELECT h.task_id, h.user_id, h.api_key_id, h.amount_units, h.key_limited
+    FROM holds h JOIN t ON h.task_id = t.id
+    WHERE h.status = 'SETTLED' AND $2 IN ('FAILURE', 'CANCEL')
+), refund AS (
+    INSERT INTO ledger
+        (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source, reason)
+    SELECT user_id, api_key_id, task_id, 'REFUND', amount_units,
+           CASE WHEN key_limited THEN amount_units ELSE 0 END, 'task:' || task_id, $2
+    FROM refundable
+    ON CONFLICT (source, kind) DO NOTHING
+    RETURNING user_id, api_key_id, amount_units, key_amount_units
+), refund_user AS (
+    UPDATE users SET balance_units = balance_units + r.amount_units, updated_at = now()
+    FROM (SELECT user_id, sum(amount_units) AS amount_units FROM refund GROUP BY user_id) r
+    WHERE users.id = r.user_id
+), refund_key AS (
+    UPDATE api_keys SET quota_remaining_units = quota_remaining_units + r.key_amount_units
+    FROM (SELECT api_key_id, sum(key_amount_units) AS key_amount_units FROM refund
+          GROUP BY api_key_id) r
+    WHERE api_keys.id = r.api_key_id AND r.key_amount_units > 0
+      AND api_keys.quota_remaining_units IS NOT NULL
+)"""
+
 # The upstream's description names upstream task ids ("/action <id> MJ::JOB::..."): they are
 # rewritten to the gateway's ids of the task and of its parent before they are stored.
-_APPLY_UPDATE = """
+_APPLY_UPDATE = f"""
 WITH ids AS (
     SELECT c.id, c.upstream_task_id AS own, coalesce(p.id, c.id) AS parent_id,
            coalesce(p.upstream_task_id, c.upstream_task_id) AS parent_own
@@ -110,34 +136,15 @@ WITH ids AS (
             description),
         start_time_ms = coalesce($8, start_time_ms), finish_time_ms = coalesce($9, finish_time_ms),
         upstream_image_url = coalesce($10, upstream_image_url), fail_reason = $11,
-        buttons = $12::JSONB, properties = properties || $13::JSONB, updated_at = now()
+        buttons = $12::JSONB, properties = properties || $13::JSONB, missing_polls = 0,
+        updated_at = now()
     FROM ids
     WHERE tasks.id = ids.id
       AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
-      AND (status, progress, upstream_image_url, fail_reason, buttons)
-          IS DISTINCT FROM ($2, $3, coalesce($10, upstream_image_url), $11, $12::JSONB)
+      AND (status, progress, upstream_image_url, fail_reason, buttons, missing_polls)
+          IS DISTINCT FROM ($2, $3, coalesce($10, upstream_image_url), $11, $12::JSONB, 0)
     RETURNING tasks.id
-), refundable AS (
-    SELECT h.task_id, h.user_id, h.api_key_id, h.amount_units, h.key_limited
-    FROM holds h JOIN t ON h.task_id = t.id
-    WHERE h.status = 'SETTLED' AND $2 IN ('FAILURE', 'CANCEL')
-), refund AS (
-    INSERT INTO ledger
-        (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source, reason)
-    SELECT user_id, api_key_id, task_id, 'REFUND', amount_units,
-           CASE WHEN key_limited THEN amount_units ELSE 0 END, 'task:' || task_id, $2
-    FROM refundable
-    ON CONFLICT (source, kind) DO NOTHING
-    RETURNING user_id, api_key_id, amount_units, key_amount_units
-), refund_user AS (
-    UPDATE users SET balance_units = balance_units + refund.amount_units, updated_at = now()
-    FROM refund WHERE users.id = refund.user_id
-), refund_key AS (
-    UPDATE api_keys SET quota_remaining_units = quota_remaining_units + refund.key_amount_units
-    FROM refund
-    WHERE api_keys.id = refund.api_key_id AND refund.key_amount_units > 0
-      AND api_keys.quota_remaining_units IS NOT NULL
-)
+), {_REFUND_ENDED}
 SELECT (SELECT count(*) FROM t) AS changed, (SELECT count(*) FROM refund) AS refunded
 """
 
@@ -172,3 +179,50 @@ async def apply_upstream_update(
 def jsonb(value: Any) -> str:
     """``value`` as JSON text for a JSONB parameter."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_END_TASKS = f"""
+WITH t AS (
+    UPDATE tasks SET status = $2, progress = '', fail_reason = $3,
+                     finish_time_ms = (extract(epoch FROM now()) * 1000)::BIGINT,
+                     updated_at = now()
+    WHERE id = ANY($1::BIGINT[])
+      AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
+    RETURNING id
+), {_REFUND_ENDED}
+SELECT (SELECT count(*) FROM t) AS ended, (SELECT count(*) FROM refund) AS refunded
+"""
+
+
+async def end_tasks(
+    pool: asyncpg.Pool, task_ids: Sequence[int], status: str, reason: str
+) -> tuple[int, int]:
+    """End open tasks as ``status`` (FAILURE or CANCEL) with ``reason``, refunding each once;
+    (tasks ended, tasks refunded). Tasks already ended are left as they are."""
+    (row,) = await pool.fetch(_END_TASKS, list(task_ids), status, reason)
+    return row["ended"], row["refunded"]
+
+
+async def count_missing(pool: asyncpg.Pool, missing_ids: Sequence[int], limit: int) -> list[int]:
+    """Count one more poll that did not find these tasks upstream; those at ``limit`` now."""
+    rows = await pool.fetch(
+        "UPDATE tasks SET missing_polls = missing_polls + 1 WHERE id = ANY($1::BIGINT[])"
+        " AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
+        " RETURNING id, missing_polls",
+        list(missing_ids),
+    )
+    return [row["id"] for row in rows if row["missing_polls"] >= limit]
+
+
+async def overdue_tasks(pool: asyncpg.Pool, submitted_before_ms: int, limit: int) -> list[int]:
+    """Open tasks submitted before the cut-off (whose hold, if any, is resolved)."""
+    rows = await pool.fetch(
+        "SELECT id FROM tasks t"
+        " WHERE status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
+        " AND submit_time_ms < $1"
+        " AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = t.id AND h.status = 'OPEN')"
+        " ORDER BY id LIMIT $2",
+        submitted_before_ms,
+        limit,
+    )
+    return [row["id"] for row in rows]

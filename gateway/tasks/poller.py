@@ -4,13 +4,16 @@ One process polls at a time: the holder of a PostgreSQL advisory lock on a conne
 own, so a process that dies releases it with its connection and another takes over at its next
 try. Each round reads the open tasks, asks each channel for them with list-by-condition in
 batches (channels in parallel), and writes what changed; a task that ends in FAILURE or CANCEL
-is refunded in the same statement. ``run_once`` is one round, for tests; ``run`` loops.
+is refunded in the same statement. Every task ends: one still open ``task_timeout_s`` after the
+gateway accepted it, or one its channel has answered without for ``forgotten_after_polls`` polls
+in a row, fails and is refunded. ``run_once`` is one round, for tests; ``run`` loops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -28,12 +31,18 @@ log = structlog.get_logger(__name__)
 POLLER_LOCK_KEY = 0x6D6A_6777_706F_6C6C  # "mjgwpoll"
 
 
+TIMED_OUT_REASON = "timed out: no result from the upstream in time"
+FORGOTTEN_REASON = "the upstream no longer knows this task"
+
+
 @dataclass
 class RoundStats:
     asked: int = 0
     changed: int = 0
     refunded: int = 0
     channel_errors: int = 0
+    timed_out: int = 0
+    forgotten: int = 0
 
 
 class Poller:
@@ -46,6 +55,8 @@ class Poller:
         *,
         interval_s: float = 2.0,
         batch_size: int = 100,
+        task_timeout_s: float = 1800.0,
+        forgotten_after_polls: int = 5,
         max_tasks_per_round: int = 10_000,
     ) -> None:
         self._pool = pool
@@ -54,10 +65,20 @@ class Poller:
         self._upstream = upstream
         self._interval_s = interval_s
         self._batch_size = batch_size
+        self._task_timeout_s = task_timeout_s
+        self._forgotten_after_polls = forgotten_after_polls
         self._max_tasks = max_tasks_per_round
 
     async def run_once(self) -> RoundStats:
+        """One round: end overdue tasks, then sync every open task from its channel."""
         stats = RoundStats()
+        cutoff_ms = int((time.time() - self._task_timeout_s) * 1000)
+        overdue = await task_store.overdue_tasks(self._pool, cutoff_ms, self._max_tasks)
+        if overdue:
+            stats.timed_out, refunded = await task_store.end_tasks(
+                self._pool, overdue, "FAILURE", TIMED_OUT_REASON
+            )
+            stats.refunded += refunded
         by_channel: dict[int, dict[str, int]] = defaultdict(dict)
         for task_id, channel_id, upstream_id in await task_store.open_upstream_tasks(
             self._pool, self._max_tasks
@@ -84,15 +105,31 @@ class Poller:
                 stats.channel_errors += 1
                 log.warning("poll_failed", channel=channel.name, error=str(exc))
                 return
+            seen: set[str] = set()
             for obj in objects:
                 update = parse_task_object(obj)
                 if update is None or update.upstream_task_id not in tasks:
                     continue
+                seen.add(update.upstream_task_id)
                 changed, refunded = await task_store.apply_upstream_update(
                     self._pool, tasks[update.upstream_task_id], update
                 )
                 stats.changed += changed
                 stats.refunded += refunded
+            await self._count_missing([tasks[i] for i in batch if i not in seen], stats)
+
+    async def _count_missing(self, missing: list[int], stats: RoundStats) -> None:
+        """Tasks a channel answered for without them; after enough polls in a row, they fail."""
+        if not missing:
+            return
+        lost = await task_store.count_missing(self._pool, missing, self._forgotten_after_polls)
+        if lost:
+            forgotten, refunded = await task_store.end_tasks(
+                self._pool, lost, "FAILURE", FORGOTTEN_REASON
+            )
+            stats.forgotten += forgotten
+            stats.refunded += refunded
+            log.warning("tasks_forgotten_upstream", count=forgotten)
 
     async def run(self) -> None:
         """Until cancelled: hold the poller lock when free, and poll every ``interval_s``."""
