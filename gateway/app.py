@@ -96,6 +96,7 @@ async def build_services(
             servers.database_url,
             channels,
             upstream,
+            billing,
             interval_s=settings.relay.poll_interval_s,
             batch_size=settings.relay.poll_batch_size,
             task_timeout_s=settings.relay.task_timeout_s,

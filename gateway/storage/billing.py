@@ -287,3 +287,13 @@ async def load_price_book(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str,
         {row["action"]: row["price_units"] for row in prices},
         {row["mode"]: row["ratio_bp"] for row in modes},
     )
+
+
+async def expired_holds(pool: asyncpg.Pool, limit: int) -> list[tuple[int, str]]:
+    """(hold id, its task's status) of open holds past their deadline, oldest first."""
+    rows = await pool.fetch(
+        "SELECT h.id, t.status FROM holds h JOIN tasks t ON t.id = h.task_id"
+        " WHERE h.status = 'OPEN' AND h.deadline < now() ORDER BY h.deadline LIMIT $1",
+        limit,
+    )
+    return [(row["id"], row["status"]) for row in rows]

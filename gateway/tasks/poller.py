@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
+from gateway.billing.service import Billing
 from gateway.domain import Channel
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
@@ -43,6 +44,7 @@ class RoundStats:
     channel_errors: int = 0
     timed_out: int = 0
     forgotten: int = 0
+    holds_released: int = 0
 
 
 class Poller:
@@ -52,6 +54,7 @@ class Poller:
         database_url: str,
         channels: ChannelDirectory,
         upstream: UpstreamClient,
+        billing: Billing,
         *,
         interval_s: float = 2.0,
         batch_size: int = 100,
@@ -63,6 +66,7 @@ class Poller:
         self._database_url = database_url
         self._channels = channels
         self._upstream = upstream
+        self._billing = billing
         self._interval_s = interval_s
         self._batch_size = batch_size
         self._task_timeout_s = task_timeout_s
@@ -70,8 +74,9 @@ class Poller:
         self._max_tasks = max_tasks_per_round
 
     async def run_once(self) -> RoundStats:
-        """One round: end overdue tasks, then sync every open task from its channel."""
+        """One round: release expired holds, end overdue tasks, sync open tasks from channels."""
         stats = RoundStats()
+        stats.holds_released = await self._billing.sweep_expired_holds()
         cutoff_ms = int((time.time() - self._task_timeout_s) * 1000)
         overdue = await task_store.overdue_tasks(self._pool, cutoff_ms, self._max_tasks)
         if overdue:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
+from gateway.storage.billing import NewTask
 from tests.conftest import StartGateway, StartSimulator
 
 IMAGINE_UNITS = 100_000
@@ -72,3 +75,40 @@ async def test_a_task_the_upstream_keeps_is_never_counted_as_forgotten(
     task = await client.wait_for(response.json()["result"], {"FAILURE", "SUCCESS"}, timeout_s=20)
     assert task["status"] == "SUCCESS", task["failReason"]
     assert await client.balance() == START_UNITS - IMAGINE_UNITS
+
+
+async def test_a_hold_left_by_a_dead_submit_is_released_after_its_deadline(
+    gateway_factory: StartGateway,
+) -> None:
+    gateway = await gateway_factory(relay={"hold_deadline_s": 0.2})
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+    principal = await gateway.services.auth.authenticate(f"Bearer {client.key}", None, None)
+    held = await gateway.services.billing.hold_new_task(
+        NewTask(
+            user_id=client.user_id,
+            api_key_id=principal.key_id,
+            parent_id=None,
+            action="IMAGINE",
+            price_action="mj_imagine",
+            mode="FAST",
+            bot_type="MID_JOURNEY",
+            price_units=IMAGINE_UNITS,
+            prompt="never sent",
+            state=None,
+            notify_hook=None,
+            submit_time_ms=0,
+        )
+    )
+    assert await client.balance() == START_UNITS - IMAGINE_UNITS
+
+    await asyncio.sleep(0.3)
+    await gateway.services.poller.run_once()
+    await gateway.services.poller.run_once()
+
+    assert await client.balance() == START_UNITS
+    pool = gateway.services.pool
+    kinds = await pool.fetch("SELECT kind FROM ledger WHERE task_id = $1 ORDER BY id", held.task_id)
+    assert [row["kind"] for row in kinds] == ["HOLD", "RELEASE"]
+    assert await pool.fetchval("SELECT status FROM tasks WHERE id = $1", held.task_id) == "REJECTED"
+    response = await client.get(f"/mj/task/{held.task_id}/fetch")
+    assert response.status_code == 404
