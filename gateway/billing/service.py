@@ -2,7 +2,7 @@
 
 Holds are taken before anything goes upstream and resolved exactly once: settled when an
 upstream task exists, released when none does. Refunds of tasks that end badly happen with the
-task's terminal update (``gateway.storage.tasks.apply_upstream_update``).
+task's terminal update (``gateway.storage.tasks.apply_upstream_updates``).
 
 Holds are written through a pool whose commits do not wait for the disk: a user's balance row is
 then locked only while the hold statement runs, not through a disk flush, so one busy user's

@@ -93,17 +93,17 @@ async def open_upstream_tasks(pool: asyncpg.Pool, limit: int) -> list[tuple[int,
     return [(row["id"], row["channel_id"], row["upstream_task_id"]) for row in rows]
 
 
-# Refunds the settled charge of every task in ``t`` (id) that now is FAILURE or CANCEL (``$2``),
+# Refunds the settled charge of every task in ``t`` (id, status) that now is FAILURE or CANCEL,
 # to the user and to a limited key, at most once per task ever (the ledger's unique source).
 _REFUND_ENDED = """refundable AS (
-    SELECT h.task_id, h.user_id, h.api_key_id, h.amount_units, h.key_limited
+    SELECT h.task_id, h.user_id, h.api_key_id, h.amount_units, h.key_limited, t.status
     FROM holds h JOIN t ON h.task_id = t.id
-    WHERE h.status = 'SETTLED' AND $2 IN ('FAILURE', 'CANCEL')
+    WHERE h.status = 'SETTLED' AND t.status IN ('FAILURE', 'CANCEL')
 ), refund AS (
     INSERT INTO ledger
         (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source, reason)
     SELECT user_id, api_key_id, task_id, 'REFUND', amount_units,
-           CASE WHEN key_limited THEN amount_units ELSE 0 END, 'task:' || task_id, $2
+           CASE WHEN key_limited THEN amount_units ELSE 0 END, 'task:' || task_id, status
     FROM refundable
     ON CONFLICT (source, kind) DO NOTHING
     RETURNING user_id, api_key_id, amount_units, key_amount_units
@@ -119,61 +119,79 @@ _REFUND_ENDED = """refundable AS (
       AND api_keys.quota_remaining_units IS NOT NULL
 )"""
 
-# The upstream's description names upstream task ids ("/action <id> MJ::JOB::..."): they are
-# rewritten to the gateway's ids of the task and of its parent before they are stored.
-_APPLY_UPDATE = f"""
-WITH ids AS (
+# One statement for a batch of upstream task objects, one row of arrays per task. The upstream's
+# description names upstream task ids ("/action <id> MJ::JOB::..."): they are rewritten to the
+# gateway's ids of the task and of its parent before they are stored.
+_APPLY_UPDATES = f"""
+WITH u AS (
+    SELECT * FROM unnest(
+        $1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
+        $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], $12::JSONB[], $13::JSONB[]
+    ) AS u(id, status, progress, action, prompt, prompt_en, description, start_time_ms,
+           finish_time_ms, image_url, fail_reason, buttons, properties)
+), ids AS (
     SELECT c.id, c.upstream_task_id AS own, coalesce(p.id, c.id) AS parent_id,
            coalesce(p.upstream_task_id, c.upstream_task_id) AS parent_own
     FROM tasks c LEFT JOIN tasks p ON p.id = c.parent_id
-    WHERE c.id = $1
+    WHERE c.id IN (SELECT id FROM u)
 ), t AS (
     UPDATE tasks SET
-        status = $2, progress = $3, action = coalesce($4, action),
-        prompt = coalesce($5, prompt), prompt_en = coalesce($6, prompt_en),
+        status = u.status, progress = u.progress, action = coalesce(u.action, tasks.action),
+        prompt = coalesce(u.prompt, tasks.prompt),
+        prompt_en = coalesce(u.prompt_en, tasks.prompt_en),
         description = coalesce(
-            replace(replace($7, ids.own, ids.id::TEXT), ids.parent_own, ids.parent_id::TEXT),
-            description),
-        start_time_ms = coalesce($8, start_time_ms), finish_time_ms = coalesce($9, finish_time_ms),
-        upstream_image_url = coalesce($10, upstream_image_url), fail_reason = $11,
-        buttons = $12::JSONB, properties = properties || $13::JSONB, missing_polls = 0,
-        updated_at = now()
-    FROM ids
-    WHERE tasks.id = ids.id
-      AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
-      AND (status, progress, upstream_image_url, fail_reason, buttons, missing_polls)
-          IS DISTINCT FROM ($2, $3, coalesce($10, upstream_image_url), $11, $12::JSONB, 0)
-    RETURNING tasks.id
+            replace(replace(u.description, ids.own, ids.id::TEXT),
+                    ids.parent_own, ids.parent_id::TEXT),
+            tasks.description),
+        start_time_ms = coalesce(u.start_time_ms, tasks.start_time_ms),
+        finish_time_ms = coalesce(u.finish_time_ms, tasks.finish_time_ms),
+        upstream_image_url = coalesce(u.image_url, tasks.upstream_image_url),
+        fail_reason = u.fail_reason, buttons = u.buttons,
+        properties = tasks.properties || u.properties, missing_polls = 0, updated_at = now()
+    FROM u JOIN ids ON ids.id = u.id
+    WHERE tasks.id = u.id
+      AND tasks.status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
+      AND (tasks.status, tasks.progress, tasks.upstream_image_url, tasks.fail_reason,
+           tasks.buttons, tasks.missing_polls)
+          IS DISTINCT FROM (u.status, u.progress, coalesce(u.image_url, tasks.upstream_image_url),
+                            u.fail_reason, u.buttons, 0)
+    RETURNING tasks.id, tasks.status
 ), {_REFUND_ENDED}
 SELECT (SELECT count(*) FROM t) AS changed, (SELECT count(*) FROM refund) AS refunded
 """
 
 
-async def apply_upstream_update(
-    pool: asyncpg.Pool, task_id: int, update: UpstreamTaskUpdate
-) -> tuple[bool, bool]:
-    """Write what the upstream says of an open task; (changed, refunded).
+async def apply_upstream_updates(
+    pool: asyncpg.Pool, updates: Sequence[tuple[int, UpstreamTaskUpdate]]
+) -> tuple[int, int]:
+    """Write what the upstream says of open tasks, (task id, update) pairs; (changed, refunded).
 
     A task already ended is never changed. Ending in FAILURE or CANCEL refunds its settled
     charge to the user and the key's limit in the same statement, at most once ever.
     """
-    (row,) = await pool.fetch(
-        _APPLY_UPDATE,
-        task_id,
-        update.status,
-        update.progress,
-        update.action,
-        update.prompt,
-        update.prompt_en,
-        update.description,
-        update.start_time_ms,
-        update.finish_time_ms,
-        update.image_url,
-        update.fail_reason,
-        jsonb(update.buttons),
-        jsonb(update.properties),
-    )
-    return bool(row["changed"]), bool(row["refunded"])
+    if not updates:
+        return 0, 0
+    columns: list[list[Any]] = [[] for _ in range(13)]
+    for task_id, update in updates:
+        values = (
+            task_id,
+            update.status,
+            update.progress,
+            update.action,
+            update.prompt,
+            update.prompt_en,
+            update.description,
+            update.start_time_ms,
+            update.finish_time_ms,
+            update.image_url,
+            update.fail_reason,
+            jsonb(update.buttons),
+            jsonb(update.properties),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    (row,) = await pool.fetch(_APPLY_UPDATES, *columns)
+    return row["changed"], row["refunded"]
 
 
 def jsonb(value: Any) -> str:
@@ -188,7 +206,7 @@ WITH t AS (
                      updated_at = now()
     WHERE id = ANY($1::BIGINT[])
       AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
-    RETURNING id
+    RETURNING id, status
 ), {_REFUND_ENDED}
 SELECT (SELECT count(*) FROM t) AS ended, (SELECT count(*) FROM refund) AS refunded
 """

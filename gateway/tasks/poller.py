@@ -110,17 +110,15 @@ class Poller:
                 stats.channel_errors += 1
                 log.warning("poll_failed", channel=channel.name, error=str(exc))
                 return
-            seen: set[str] = set()
-            for obj in objects:
-                update = parse_task_object(obj)
-                if update is None or update.upstream_task_id not in tasks:
-                    continue
-                seen.add(update.upstream_task_id)
-                changed, refunded = await task_store.apply_upstream_update(
-                    self._pool, tasks[update.upstream_task_id], update
-                )
-                stats.changed += changed
-                stats.refunded += refunded
+            updates = [
+                (tasks[update.upstream_task_id], update)
+                for update in map(parse_task_object, objects)
+                if update is not None and update.upstream_task_id in tasks
+            ]
+            changed, refunded = await task_store.apply_upstream_updates(self._pool, updates)
+            stats.changed += changed
+            stats.refunded += refunded
+            seen = {update.upstream_task_id for _, update in updates}
             await self._count_missing([tasks[i] for i in batch if i not in seen], stats)
 
     async def _count_missing(self, missing: list[int], stats: RoundStats) -> None:
