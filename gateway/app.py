@@ -59,7 +59,16 @@ async def build_services(
 ) -> AsyncIterator[Services]:
     """Every service of one process; background loops run while the block is open."""
     pool = await create_pool(servers.database_url, settings.database)
-    hold_pool = await create_pool(servers.database_url, settings.database, synchronous_commit=False)
+    hold_pool = await create_pool(
+        servers.database_url,
+        settings.database.model_copy(
+            update={
+                "pool_min_size": 1,
+                "pool_max_size": max(2, settings.database.pool_max_size // 2),
+            }
+        ),
+        synchronous_commit=False,
+    )
     redis = create_redis(servers.redis_url)
     upstream = UpstreamClient(settings.upstream)
     await upstream.start()
