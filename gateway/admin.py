@@ -1,6 +1,6 @@
 """What an operator does: create users, issue and revoke keys, add channels.
 
-Shared by the ``gateway admin`` CLI (which talks to the database directly) and the admin API.
+Used by the ``gateway admin`` CLI (which talks to the database directly) and by the demo.
 """
 
 from __future__ import annotations

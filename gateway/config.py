@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "mj-gateway"
@@ -164,3 +164,16 @@ class Settings(BaseSettings):
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+
+    @model_validator(mode="after")
+    def _holds_outlive_submits(self) -> Settings:
+        upstream = self.upstream
+        longest_submit_s = upstream.max_attempts * (
+            upstream.connect_timeout_s + upstream.submit_timeout_s
+        )
+        if self.relay.hold_deadline_s <= longest_submit_s:
+            raise ValueError(
+                f"relay.hold_deadline_s must exceed the longest submit ({longest_submit_s:g} s:"
+                " upstream.max_attempts x (connect_timeout_s + submit_timeout_s))"
+            )
+        return self

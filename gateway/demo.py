@@ -31,7 +31,7 @@ async def run_demo(settings: Settings, servers: Servers) -> None:
         with contextlib.suppress(BadRequest):
             await admin.create_user(pool, DEMO_USER, DEMO_BALANCE_UNITS)
         user_id = await admin.user_id_by_name(pool, DEMO_USER)
-        await channel_store.upsert_channel_url(pool, DEMO_CHANNEL, simulator.base_url)
+        await channel_store.set_channel_url(pool, DEMO_CHANNEL, simulator.base_url)
         secret = settings.simulator.secret
         with contextlib.suppress(BadRequest):
             await admin.add_channel(

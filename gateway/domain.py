@@ -7,14 +7,20 @@ Money is integer quota units, times are epoch milliseconds unless a name says ot
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Mode = Literal["FAST", "RELAX", "TURBO"]
 MODES: tuple[Mode, ...] = ("FAST", "RELAX", "TURBO")
 
-OPEN_STATUSES = frozenset({"SUBMITTING", "NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS"})
-TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
+_TASK_ID = re.compile(r"[0-9]{1,16}")
+
+
+def is_task_id(value: str) -> bool:
+    """Whether a client's string can be a gateway task id: 1 to 16 ASCII digits."""
+    return _TASK_ID.fullmatch(value) is not None
+
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

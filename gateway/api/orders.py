@@ -24,12 +24,13 @@ from gateway.api.schemas import (
     SwapFaceBody,
     UploadBody,
 )
-from gateway.api.validation import mode_from, parse_simple_change
+from gateway.api.validation import mode_from, parse_simple_change, without_mode_flags
 from gateway.billing.prices import (
     CHANGE_PRICE_ACTIONS,
     SUBMIT_PRICE_ACTIONS,
     price_action_for_custom_id,
 )
+from gateway.domain import is_task_id
 from gateway.errors import BadRequest, NotFound
 from gateway.tasks.submit import SubmitOrder
 
@@ -51,7 +52,7 @@ _SHOWN_ACTIONS = {
 
 def task_id_of(value: str) -> int:
     """A gateway task id from a client string; NotFound for anything that cannot be one."""
-    if not value.isdigit() or len(value) > 16:
+    if not is_task_id(value):
         raise NotFound(f"task {value} not found")
     return int(value)
 
@@ -94,7 +95,7 @@ def _generation(
 
 
 def imagine(body: ImagineBody, path_mode: str | None) -> SubmitOrder:
-    fields = {"prompt": body.prompt, "base64Array": body.base64Array}
+    fields = {"prompt": without_mode_flags(body.prompt), "base64Array": body.base64Array}
     return _generation("imagine", body, fields, path_mode, body.prompt)
 
 
@@ -108,7 +109,8 @@ def describe(body: DescribeBody, path_mode: str | None) -> SubmitOrder:
 
 
 def shorten(body: ShortenBody, path_mode: str | None) -> SubmitOrder:
-    return _generation("shorten", body, {"prompt": body.prompt}, path_mode, body.prompt)
+    fields = {"prompt": without_mode_flags(body.prompt)}
+    return _generation("shorten", body, fields, path_mode, body.prompt)
 
 
 def action(body: ActionBody) -> SubmitOrder:
@@ -135,7 +137,7 @@ def action(body: ActionBody) -> SubmitOrder:
 def modal(body: ModalBody) -> SubmitOrder:
     upstream_body: dict[str, Any] = {}
     if body.prompt is not None:
-        upstream_body["prompt"] = body.prompt
+        upstream_body["prompt"] = without_mode_flags(body.prompt)
     if body.maskBase64 is not None:
         upstream_body["maskBase64"] = body.maskBase64
     return SubmitOrder(

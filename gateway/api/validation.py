@@ -63,12 +63,14 @@ def decode_json(kind: type[T], body: bytes, max_body_bytes: int) -> T:
 
     Raises ``PayloadTooLarge`` when ``body`` is longer than ``max_body_bytes`` (checked before
     parsing), and ``BadRequest`` for malformed JSON, a non-object body, a missing field, a wrong
-    type, an unknown enum name or a broken length/count/range; the description carries msgspec's
-    message with the field path, e.g.
-    ``invalid request: Expected `str`, got `int` - at `$.prompt```.
+    type, an unknown enum name, a broken length/count/range, or a NUL character (``\\u0000``,
+    which no text column can store); the description carries msgspec's message with the field
+    path, e.g. ``invalid request: Expected `str`, got `int` - at `$.prompt```.
     """
     if len(body) > max_body_bytes:
         raise PayloadTooLarge(f"request body exceeds {max_body_bytes} bytes")
+    if b"\\u0000" in body:
+        raise BadRequest("invalid request: text must not contain NUL characters")
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as error:
@@ -131,6 +133,12 @@ def mode_from(
         if flags:
             return _mode(flags[-1])
     return "FAST"
+
+
+def without_mode_flags(prompt: str) -> str:
+    """``prompt`` without ``--fast``/``--relax``/``--turbo``: the mode travels upstream in
+    ``accountFilter.modes``, so a flag can never run a task faster than it was priced."""
+    return " ".join(_MODE_FLAG.sub(" ", prompt).split())
 
 
 def parse_simple_change(content: str) -> tuple[str, ChangeAction, int | None]:

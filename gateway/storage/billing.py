@@ -104,7 +104,8 @@ _MODAL_AWAITING = """
 
 _HOLD_MODAL_TASK = f"""
 WITH {_DEBIT}, t AS (
-    UPDATE tasks SET price_action = $6, price_units = $3, updated_at = now()
+    UPDATE tasks SET price_action = $6, price_units = $3, updated_at = now(),
+                     submit_time_ms = (extract(epoch FROM now()) * 1000)::BIGINT
     WHERE EXISTS ({_MODAL_AWAITING}) AND id = $5 AND EXISTS (SELECT FROM u)
       AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
     RETURNING id

@@ -61,16 +61,7 @@ async def create_channel(
     return channel_id
 
 
-async def set_channel_enabled(pool: asyncpg.Pool, channel_id: int, enabled: bool) -> bool:
-    updated = await pool.fetchval(
-        "UPDATE channels SET enabled = $2, updated_at = now() WHERE id = $1 RETURNING id",
-        channel_id,
-        enabled,
-    )
-    return updated is not None
-
-
-async def upsert_channel_url(pool: asyncpg.Pool, name: str, base_url: str) -> None:
+async def set_channel_url(pool: asyncpg.Pool, name: str, base_url: str) -> None:
     """Point an existing channel at a new base URL (no-op when there is no such channel)."""
     await pool.execute(
         "UPDATE channels SET base_url = $2, updated_at = now() WHERE name = $1", name, base_url

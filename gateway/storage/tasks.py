@@ -151,6 +151,7 @@ WITH u AS (
     FROM u JOIN ids ON ids.id = u.id
     WHERE tasks.id = u.id
       AND tasks.status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
+      AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = tasks.id AND h.status = 'OPEN')
       AND (tasks.status, tasks.progress, tasks.upstream_image_url, tasks.fail_reason,
            tasks.buttons, tasks.missing_polls)
           IS DISTINCT FROM (u.status, u.progress, coalesce(u.image_url, tasks.upstream_image_url),
@@ -206,6 +207,7 @@ WITH t AS (
                      updated_at = now()
     WHERE id = ANY($1::BIGINT[])
       AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
+      AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = tasks.id AND h.status = 'OPEN')
     RETURNING id, status
 ), {_REFUND_ENDED}
 SELECT (SELECT count(*) FROM t) AS ended, (SELECT count(*) FROM refund) AS refunded

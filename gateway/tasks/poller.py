@@ -105,21 +105,30 @@ class Poller:
             batch = upstream_ids[start : start + self._batch_size]
             stats.asked += len(batch)
             try:
-                objects = await self._upstream.list_by_condition(channel, batch)
+                await self._poll_batch(channel, tasks, batch, stats)
             except UpstreamError as exc:
                 stats.channel_errors += 1
                 log.warning("poll_failed", channel=channel.name, error=str(exc))
                 return
-            updates = [
-                (tasks[update.upstream_task_id], update)
-                for update in map(parse_task_object, objects)
-                if update is not None and update.upstream_task_id in tasks
-            ]
-            changed, refunded = await task_store.apply_upstream_updates(self._pool, updates)
-            stats.changed += changed
-            stats.refunded += refunded
-            seen = {update.upstream_task_id for _, update in updates}
-            await self._count_missing([tasks[i] for i in batch if i not in seen], stats)
+            except (ValueError, TypeError, asyncpg.DataError) as exc:
+                stats.channel_errors += 1
+                log.exception("poll_batch_unreadable", channel=channel.name, error=str(exc))
+
+    async def _poll_batch(
+        self, channel: Channel, tasks: dict[str, int], batch: list[str], stats: RoundStats
+    ) -> None:
+        """Ask the channel for one batch and write what it says (or does not say)."""
+        objects = await self._upstream.list_by_condition(channel, batch)
+        updates = [
+            (tasks[update.upstream_task_id], update)
+            for update in map(parse_task_object, objects)
+            if update is not None and update.upstream_task_id in tasks
+        ]
+        changed, refunded = await task_store.apply_upstream_updates(self._pool, updates)
+        stats.changed += changed
+        stats.refunded += refunded
+        seen = {update.upstream_task_id for _, update in updates}
+        await self._count_missing([tasks[i] for i in batch if i not in seen], stats)
 
     async def _count_missing(self, missing: list[int], stats: RoundStats) -> None:
         """Tasks a channel answered for without them; after enough polls in a row, they fail."""
@@ -164,4 +173,6 @@ class Poller:
                 await self.run_once()
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("poll_round_failed", error=str(exc))
+            except Exception:
+                log.exception("poll_round_crashed")
             await asyncio.sleep(self._interval_s)

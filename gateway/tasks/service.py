@@ -7,14 +7,13 @@ from typing import Any
 
 import asyncpg
 
-from gateway.domain import Principal, Task
+from gateway.domain import Principal, Task, is_task_id
 from gateway.errors import BadRequest, NotFound, UpstreamFailed, UpstreamTimeout
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.views import task_view
-from gateway.upstream.client import UpstreamClient, UpstreamError
-from gateway.upstream.client import UpstreamTimeout as UpstreamTimedOut
+from gateway.upstream.client import UpstreamClient, UpstreamError, UpstreamTimedOut
 
 LIST_LIMIT = 100
 
@@ -50,7 +49,7 @@ class TaskReader:
 
     async def by_ids(self, principal: Principal, ids: list[str]) -> list[dict[str, Any]]:
         """The caller's tasks among ``ids``, in the order asked, each once; others left out."""
-        wanted = list(dict.fromkeys(int(i) for i in ids if i.isdigit() and len(i) <= 16))
+        wanted = list(dict.fromkeys(int(i) for i in ids if is_task_id(i)))
         found = {
             t.id: t for t in await task_store.list_by_ids(self._pool, principal.user_id, wanted)
         }
@@ -75,7 +74,7 @@ class TaskReader:
         self, task_id: str, exp: int, signature: str
     ) -> tuple[str, AsyncIterator[bytes]]:
         """(content type, body chunks) of a task's current image, if the signature holds."""
-        if not task_id.isdigit() or len(task_id) > 16:
+        if not is_task_id(task_id):
             raise NotFound("image not found")
         if not self._images.verify(int(task_id), exp, signature):
             raise NotFound("image link invalid or expired")

@@ -24,6 +24,7 @@ from gateway.domain import Channel, Principal, Task
 from gateway.errors import (
     ApiError,
     BadRequest,
+    InternalError,
     NoAccount,
     NotFound,
     QueueFull,
@@ -159,7 +160,7 @@ class Submitter:
                 outcome, verdict = await self._attempt(channel, order, payload)
                 if isinstance(outcome, UpstreamAnswer) and outcome.code == 1:
                     urls = outcome.result if isinstance(outcome.result, list) else []
-                    await self._billing.settle(
+                    settled = await self._billing.settle(
                         held,
                         status="SUCCESS",
                         channel_id=channel.id,
@@ -167,6 +168,8 @@ class Submitter:
                         description=outcome.description,
                         properties={},
                     )
+                    if not settled:
+                        raise InternalError("the upload outlived its hold; nothing was charged")
                     return [str(url) for url in urls]
                 if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
                     raise BadRequest(outcome.description or "upload refused by the upstream")
@@ -274,7 +277,7 @@ class Submitter:
         upstream_id = str(answer.result)
         if verdict is Verdict.ACCEPTED:
             queued = answer.code == 22
-            await self._billing.settle(
+            settled = await self._billing.settle(
                 held,
                 status="NOT_START" if queued else "SUBMITTED",
                 channel_id=channel.id,
@@ -282,6 +285,9 @@ class Submitter:
                 description=answer.description,
                 properties=_kept_properties(answer.properties),
             )
+            if not settled:
+                log.error("hold_released_before_settle", task_id=held.task_id, channel=channel.name)
+                raise InternalError("the submit outlived its hold; nothing was charged")
             code = 22 if queued and self._queued_passthrough else 1
             return Submitted(code, held.task_id, answer.description, answer.properties)
         if verdict is Verdict.MODAL:

@@ -5,7 +5,7 @@ Every transport fault is translated in one place (``_map_transport_errors``) int
 
     UpstreamError
     ├── UpstreamUnreachable   no connection was made: nothing reached the upstream
-    ├── UpstreamTimeout       sent, but no answer in time: the upstream may have acted
+    ├── UpstreamTimedOut      sent, but no answer in time: the upstream may have acted
     ├── UpstreamDisconnected  the connection dropped before a full answer
     ├── UpstreamHttpError     an HTTP status that is not 2xx (``status``)
     └── UpstreamBadBody       an answer that is not the JSON it should be
@@ -39,7 +39,7 @@ class UpstreamUnreachable(UpstreamError):
     kind = "unreachable"
 
 
-class UpstreamTimeout(UpstreamError):
+class UpstreamTimedOut(UpstreamError):
     kind = "timeout"
 
 
@@ -78,10 +78,14 @@ def encode_body(body: dict[str, Any]) -> bytes:
 def _map_transport_errors(url: str) -> Iterator[None]:
     try:
         yield
-    except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as exc:
+    except (
+        aiohttp.ClientConnectorError,
+        aiohttp.ConnectionTimeoutError,
+        aiohttp.InvalidURL,
+    ) as exc:
         raise UpstreamUnreachable(f"{url}: {exc}") from exc
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeout(f"{url}: no answer in time") from exc
+        raise UpstreamTimedOut(f"{url}: no answer in time") from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
         raise UpstreamDisconnected(f"{url}: {exc}") from exc
     except aiohttp.ClientResponseError as exc:

@@ -12,7 +12,7 @@ from gateway.upstream.client import (
     UpstreamAnswer,
     UpstreamError,
     UpstreamHttpError,
-    UpstreamTimeout,
+    UpstreamTimedOut,
 )
 
 
@@ -40,7 +40,7 @@ _RETRYABLE = frozenset(
 
 
 def classify(outcome: UpstreamAnswer | UpstreamError) -> Verdict:
-    if isinstance(outcome, UpstreamTimeout):
+    if isinstance(outcome, UpstreamTimedOut):
         return Verdict.TIMEOUT
     if isinstance(outcome, UpstreamHttpError) and outcome.status in (401, 403):
         return Verdict.AUTH_FAILED

@@ -48,7 +48,9 @@ def _buttons(value: Any) -> list[dict[str, Any]]:
 def parse_task_object(obj: dict[str, Any]) -> UpstreamTaskUpdate | None:
     status = obj.get("status")
     upstream_id = obj.get("id")
-    if status not in UPSTREAM_STATUSES or upstream_id in (None, ""):
+    if not isinstance(status, str) or status not in UPSTREAM_STATUSES:
+        return None
+    if not isinstance(upstream_id, str | int) or upstream_id == "":
         return None
     properties = obj.get("properties")
     progress = obj.get("progress")

@@ -80,7 +80,10 @@ async def test_a_task_the_upstream_keeps_is_never_counted_as_forgotten(
 async def test_a_hold_left_by_a_dead_submit_is_released_after_its_deadline(
     gateway_factory: StartGateway,
 ) -> None:
-    gateway = await gateway_factory(relay={"hold_deadline_s": 0.2})
+    gateway = await gateway_factory(
+        relay={"hold_deadline_s": 0.2},
+        upstream={"max_attempts": 1, "connect_timeout_s": 0.05, "submit_timeout_s": 0.1},
+    )
     client = await gateway.client_with_key(balance_units=START_UNITS)
     principal = await gateway.services.auth.authenticate(f"Bearer {client.key}", None, None)
     held = await gateway.services.billing.hold_new_task(

@@ -72,3 +72,16 @@ def test_bad_values_are_refused(
         ValidationError, match=name.removeprefix("GATEWAY_").split("__")[-1].lower()
     ):
         Settings()
+
+
+def test_a_hold_must_outlive_the_longest_submit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GATEWAY_UPSTREAM__SUBMIT_TIMEOUT_S", "100")
+    monkeypatch.setenv("GATEWAY_UPSTREAM__MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("GATEWAY_RELAY__HOLD_DEADLINE_S", "300")
+    with pytest.raises(ValidationError, match="hold_deadline_s must exceed the longest submit"):
+        Settings()
+    monkeypatch.setenv("GATEWAY_RELAY__HOLD_DEADLINE_S", "310")
+    assert Settings().relay.hold_deadline_s == 310

@@ -1,0 +1,54 @@
+"""Inputs at the edges: what a careless or hostile client sends never costs money or a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.simulator import RunningSimulator
+from tests.api.helpers import START_BALANCE, sim_task, start
+from tests.conftest import StartGateway
+
+IMAGINE_UNITS = 100_000
+
+
+@pytest.mark.parametrize("field", ["prompt", "state"])
+async def test_a_nul_character_is_a_parameter_error(
+    gateway_factory: StartGateway, simulator: RunningSimulator, field: str
+) -> None:
+    _, client = await start(gateway_factory, simulator)
+    body = {"prompt": "a cat", field: "a\u0000b"}
+    response = await client.post("/mj/submit/imagine", body)
+    assert response.status_code == 400
+    assert response.json()["code"] == 21
+    assert await client.balance() == START_BALANCE
+
+
+@pytest.mark.parametrize("task_id", ["²", "١٢٣", "12345678901234567", "-1", "1e3"])
+async def test_ids_that_cannot_be_task_ids_are_unknown_tasks(
+    gateway_factory: StartGateway, simulator: RunningSimulator, task_id: str
+) -> None:
+    _, client = await start(gateway_factory, simulator)
+    fetched = await client.get(f"/mj/task/{task_id}/fetch")
+    assert (fetched.status_code, fetched.json()["code"]) == (404, 21)
+    action = await client.post(
+        "/mj/submit/action", {"taskId": task_id, "customId": "MJ::JOB::upsample::1::x"}
+    )
+    assert (action.status_code, action.json()["code"]) == (404, 21)
+    listed = await client.post("/mj/task/list-by-condition", {"ids": [task_id]})
+    assert (listed.status_code, listed.json()) == (200, [])
+    assert await client.balance() == START_BALANCE
+
+
+async def test_a_speed_flag_in_the_prompt_cannot_beat_the_price(
+    gateway_factory: StartGateway, simulator: RunningSimulator
+) -> None:
+    gateway, client = await start(gateway_factory, simulator)
+    response = await client.post("/mj-relax/mj/submit/imagine", {"prompt": "a fox --turbo --v 6"})
+    assert response.json()["code"] == 1, response.text
+    task_id = response.json()["result"]
+    assert await client.balance() == START_BALANCE - IMAGINE_UNITS // 2
+    upstream = await sim_task(gateway, simulator, task_id)
+    assert "--turbo" not in upstream.prompt
+    assert "--v 6" in upstream.prompt
+    fetched = (await client.get(f"/mj/task/{task_id}/fetch")).json()
+    assert fetched["prompt"] == "a fox --turbo --v 6"
