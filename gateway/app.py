@@ -19,6 +19,7 @@ from gateway.api.middleware import request_log_middleware
 from gateway.api.mj import mj_routers
 from gateway.auth.limits import KeyLimits
 from gateway.auth.service import Authenticator
+from gateway.billing.idempotency import Idempotency
 from gateway.billing.service import Billing
 from gateway.config import Settings
 from gateway.routing.cooldowns import Cooldowns
@@ -77,6 +78,7 @@ async def build_services(
     limits = KeyLimits(pool, redis, keys)
     auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
     billing = Billing(pool, hold_pool, settings.relay.hold_deadline_s)
+    idempotency = Idempotency(pool)
     images = ImageSigner(
         load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s
     )
@@ -86,6 +88,7 @@ async def build_services(
         upstream=upstream,
         auth=auth,
         billing=billing,
+        idempotency=idempotency,
         channels=channels,
         submitter=Submitter(
             pool,
@@ -106,6 +109,7 @@ async def build_services(
             channels,
             upstream,
             billing,
+            idempotency,
             interval_s=settings.relay.poll_interval_s,
             batch_size=settings.relay.poll_batch_size,
             task_timeout_s=settings.relay.task_timeout_s,

@@ -9,6 +9,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from gateway.auth.service import Authenticator
+from gateway.billing.idempotency import Idempotency
 from gateway.billing.service import Billing
 from gateway.config import Settings
 from gateway.errors import MigrationError
@@ -27,6 +28,7 @@ class Services:
     upstream: UpstreamClient
     auth: Authenticator
     billing: Billing
+    idempotency: Idempotency
     channels: ChannelDirectory
     submitter: Submitter
     tasks: TaskReader

@@ -216,8 +216,11 @@ class Client:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
 
-    async def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
-        return await self.gateway.http.post(path, json=body, headers=self.headers, **kwargs)
+    async def post(
+        self, path: str, body: Any, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        merged = {**self.headers, **(headers or {})}
+        return await self.gateway.http.post(path, json=body, headers=merged, **kwargs)
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.gateway.http.get(path, headers=self.headers, **kwargs)

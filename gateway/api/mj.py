@@ -6,14 +6,16 @@ prefix's mode comes through the router's ``opt``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
-from litestar import Request, Router, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, SkipValidation
 
 from gateway.api import orders
+from gateway.api.errors import error_body
 from gateway.api.image import image
 from gateway.api.schemas import (
     ActionBody,
@@ -30,6 +32,7 @@ from gateway.api.schemas import (
     UploadBody,
 )
 from gateway.api.validation import decode_json, validate
+from gateway.billing.idempotency import fingerprint
 from gateway.domain import Principal
 from gateway.services import Services
 from gateway.tasks.submit import SubmitOrder, Submitted
@@ -66,77 +69,108 @@ def _path_mode(request: AnyRequest) -> str | None:
     return mode
 
 
-async def _submit(services: Svc, principal: Caller, order: SubmitOrder) -> dict[str, Any]:
-    submitted: Submitted = await services.submitter.submit(principal, order)
-    return {
-        "code": submitted.code,
-        "description": submitted.description,
-        "properties": client_properties(submitted.properties),
-        "result": str(submitted.task_id),
-    }
+async def _once(
+    request: AnyRequest,
+    services: Services,
+    principal: Principal,
+    produce: Callable[[], Awaitable[dict[str, Any]]],
+) -> Response[Any]:
+    """Answer a submit, once per ``Idempotency-Key`` when the client sends one."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return Response(await produce())
+    answer = await services.idempotency.once(
+        principal.key_id,
+        key,
+        fingerprint(request.method, request.url.path, await request.body()),
+        produce,
+        lambda exc: error_body(exc.code, exc.description, exc.properties),
+    )
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return Response(answer.body, status_code=answer.status, headers=headers)
+
+
+async def _submit(
+    request: AnyRequest, services: Services, principal: Principal, order: SubmitOrder
+) -> Response[Any]:
+    async def produce() -> dict[str, Any]:
+        submitted: Submitted = await services.submitter.submit(principal, order)
+        return {
+            "code": submitted.code,
+            "description": submitted.description,
+            "properties": client_properties(submitted.properties),
+            "result": str(submitted.task_id),
+        }
+
+    return await _once(request, services, principal, produce)
 
 
 @post("/submit/imagine", status_code=200)
-async def submit_imagine(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def submit_imagine(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ImagineBody, request, services)
-    return await _submit(services, principal, orders.imagine(body, _path_mode(request)))
+    return await _submit(request, services, principal, orders.imagine(body, _path_mode(request)))
 
 
 @post("/submit/blend", status_code=200)
-async def submit_blend(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def submit_blend(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(BlendBody, request, services)
-    return await _submit(services, principal, orders.blend(body, _path_mode(request)))
+    return await _submit(request, services, principal, orders.blend(body, _path_mode(request)))
 
 
 @post("/submit/describe", status_code=200)
-async def submit_describe(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def submit_describe(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(DescribeBody, request, services)
-    return await _submit(services, principal, orders.describe(body, _path_mode(request)))
+    return await _submit(request, services, principal, orders.describe(body, _path_mode(request)))
 
 
 @post("/submit/shorten", status_code=200)
-async def submit_shorten(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def submit_shorten(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ShortenBody, request, services)
-    return await _submit(services, principal, orders.shorten(body, _path_mode(request)))
+    return await _submit(request, services, principal, orders.shorten(body, _path_mode(request)))
 
 
 @post("/submit/action", status_code=200)
-async def submit_action(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def submit_action(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ActionBody, request, services)
-    return await _submit(services, principal, orders.action(body))
+    return await _submit(request, services, principal, orders.action(body))
 
 
 @post("/submit/modal", status_code=200)
-async def submit_modal(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def submit_modal(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ModalBody, request, services)
-    return await _submit(services, principal, orders.modal(body))
+    return await _submit(request, services, principal, orders.modal(body))
 
 
 @post("/submit/change", status_code=200)
-async def submit_change(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def submit_change(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ChangeBody, request, services)
-    return await _submit(services, principal, orders.change(body))
+    return await _submit(request, services, principal, orders.change(body))
 
 
 @post("/submit/simple-change", status_code=200)
 async def submit_simple_change(
     request: AnyRequest, services: Svc, principal: Caller
-) -> dict[str, Any]:
+) -> Response[Any]:
     body = await _parse(SimpleChangeBody, request, services)
-    return await _submit(services, principal, orders.simple_change(body))
+    return await _submit(request, services, principal, orders.simple_change(body))
 
 
 @post("/insight-face/swap", status_code=200)
-async def swap_face(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def swap_face(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(SwapFaceBody, request, services)
-    return await _submit(services, principal, orders.swap_face(body, _path_mode(request)))
+    return await _submit(request, services, principal, orders.swap_face(body, _path_mode(request)))
 
 
 @post("/submit/upload-discord-images", status_code=200)
-async def upload_images(request: AnyRequest, services: Svc, principal: Caller) -> dict[str, Any]:
+async def upload_images(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(UploadBody, request, services)
-    urls = await services.submitter.upload(principal, orders.upload(body, _path_mode(request)))
-    return {"code": 1, "description": "success", "result": urls}
+    order = orders.upload(body, _path_mode(request))
+
+    async def produce() -> dict[str, Any]:
+        urls = await services.submitter.upload(principal, order)
+        return {"code": 1, "description": "success", "result": urls}
+
+    return await _once(request, services, principal, produce)
 
 
 @get("/task/{task_id:str}/fetch")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
+from gateway.billing.idempotency import Idempotency
 from gateway.billing.service import Billing
 from gateway.domain import Channel
 from gateway.routing.directory import ChannelDirectory
@@ -55,6 +56,7 @@ class Poller:
         channels: ChannelDirectory,
         upstream: UpstreamClient,
         billing: Billing,
+        idempotency: Idempotency,
         *,
         interval_s: float = 2.0,
         batch_size: int = 100,
@@ -67,6 +69,7 @@ class Poller:
         self._channels = channels
         self._upstream = upstream
         self._billing = billing
+        self._idempotency = idempotency
         self._interval_s = interval_s
         self._batch_size = batch_size
         self._task_timeout_s = task_timeout_s
@@ -74,9 +77,11 @@ class Poller:
         self._max_tasks = max_tasks_per_round
 
     async def run_once(self) -> RoundStats:
-        """One round: release expired holds, end overdue tasks, sync open tasks from channels."""
+        """One round: release expired holds, forget expired idempotency keys, end overdue tasks,
+        sync open tasks from their channels."""
         stats = RoundStats()
         stats.holds_released = await self._billing.sweep_expired_holds()
+        await self._idempotency.purge_expired()
         cutoff_ms = int((time.time() - self._task_timeout_s) * 1000)
         overdue = await task_store.overdue_tasks(self._pool, cutoff_ms, self._max_tasks)
         if overdue:
