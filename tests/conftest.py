@@ -141,8 +141,10 @@ StartSimulator = Callable[..., Awaitable[RunningSimulator]]
 async def simulator_factory() -> AsyncIterator[StartSimulator]:
     """Start simulators with per-test settings; every one is stopped after the test.
 
-    Defaults: port 0, secret ``SIMULATOR_SECRET``, speed factor 1000, seed 1. Keyword arguments
-    override any ``SimulatorSettings`` field (``faults`` takes a dict or a ``SimulatorFaults``).
+    Defaults: port 0, secret ``SIMULATOR_SECRET``, speed factor 1000, seed 1, and a task timeout
+    of 30 s at that speed (the real 300 s would be 0.3 s, which a busy machine's event-loop lag
+    can reach before a task's chained steps finish; tests of the timeout set their own). Keyword
+    arguments override any ``SimulatorSettings`` field (``faults``: a dict or ``SimulatorFaults``).
     """
     running: list[RunningSimulator] = []
 
@@ -151,6 +153,7 @@ async def simulator_factory() -> AsyncIterator[StartSimulator]:
             "port": 0,
             "secret": SecretStr(SIMULATOR_SECRET),
             "speed_factor": 1000.0,
+            "task_timeout_s": 30_000.0,
             "seed": 1,
         }
         fields.update(overrides)

@@ -240,12 +240,14 @@ async def _run_stall(sim: RunningSimulator, prompt: str) -> None:
     assert elapsed >= 0.2
 
 
-async def test_stall_by_marker(simulator: RunningSimulator) -> None:
-    await _run_stall(simulator, "a clock [[sim:stall]]")
+async def test_stall_by_marker(simulator_factory: StartSimulator) -> None:
+    sim = await simulator_factory(task_timeout_s=300)
+    await _run_stall(sim, "a clock [[sim:stall]]")
 
 
 async def test_stall_by_rate(simulator_factory: StartSimulator) -> None:
-    await _run_stall(await simulator_factory(faults={"stall": 1.0}), "a clock")
+    sim = await simulator_factory(faults={"stall": 1.0}, task_timeout_s=300)
+    await _run_stall(sim, "a clock")
 
 
 async def _run_forget(sim: RunningSimulator, prompt: str) -> None:
