@@ -34,7 +34,6 @@ class Principal:
     group_ratio_bp: int
     webhook_secret: str
     expires_at_ms: int | None
-    key_limited: bool
     allowed_actions: frozenset[str] | None
     allowed_networks: tuple[IpNetwork, ...] | None
     requests_per_minute: int | None = None

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-TASK_KEYS = frozenset(
-    {
-        "id",
-        "action",
-        "status",
-        "progress",
-        "prompt",
-        "promptEn",
-        "description",
-        "state",
-        "submitTime",
-        "startTime",
-        "finishTime",
-        "imageUrl",
-        "failReason",
-        "buttons",
-        "properties",
-    }
+TASK_KEY_ORDER = (
+    "id",
+    "action",
+    "status",
+    "progress",
+    "prompt",
+    "promptEn",
+    "description",
+    "state",
+    "submitTime",
+    "startTime",
+    "finishTime",
+    "imageUrl",
+    "failReason",
+    "buttons",
+    "properties",
 )
+TASK_KEYS = frozenset(TASK_KEY_ORDER)
 """Every key of a midjourney-proxy-plus task object, always present (null where unknown)."""
 
 

@@ -33,7 +33,6 @@ def _principal(record: accounts.KeyRecord) -> Principal:
         group_ratio_bp=record.group_ratio_bp,
         webhook_secret=record.webhook_secret,
         expires_at_ms=int(record.expires_at.timestamp() * 1000) if record.expires_at else None,
-        key_limited=record.key_limited,
         allowed_actions=frozenset(record.allowed_actions) if record.allowed_actions else None,
         allowed_networks=(
             tuple(ipaddress.ip_network(c, strict=False) for c in record.allowed_cidrs)

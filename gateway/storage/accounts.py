@@ -17,7 +17,6 @@ class KeyRecord:
     user_id: int
     usable: bool  # key and user enabled, key not revoked
     expires_at: datetime | None
-    key_limited: bool
     allowed_actions: list[str] | None
     allowed_cidrs: list[str] | None
     group_ratio_bp: int
@@ -31,7 +30,7 @@ async def find_key(pool: asyncpg.Pool, key_hash: bytes) -> KeyRecord | None:
         """
         SELECT k.id AS key_id, k.user_id,
                k.enabled AND u.enabled AND k.revoked_at IS NULL AS usable,
-               k.expires_at, k.quota_remaining_units IS NOT NULL AS key_limited,
+               k.expires_at,
                k.allowed_actions, k.allowed_cidrs::TEXT[] AS allowed_cidrs,
                g.ratio_bp AS group_ratio_bp, u.webhook_secret,
                k.requests_per_minute, k.max_open_tasks

@@ -7,6 +7,7 @@ from gateway.simulator.accounts import Account, AccountPool
 from gateway.simulator.buttons import Output, Profile
 from gateway.simulator.protocol import Mode, TaskAction, TaskStatus
 from gateway.simulator.tasks import ImageRecipe, Task, TaskStore
+from tests.support import TASK_KEY_ORDER
 
 
 def _task(task_id: str, status: TaskStatus = TaskStatus.NOT_START) -> Task:
@@ -78,20 +79,4 @@ def test_store_evicts_oldest_finished_tasks_past_its_cap() -> None:
 
 
 def test_task_json_has_every_key() -> None:
-    assert list(_task("1").to_json()) == [
-        "id",
-        "action",
-        "status",
-        "progress",
-        "prompt",
-        "promptEn",
-        "description",
-        "state",
-        "submitTime",
-        "startTime",
-        "finishTime",
-        "imageUrl",
-        "failReason",
-        "buttons",
-        "properties",
-    ]
+    assert tuple(_task("1").to_json()) == TASK_KEY_ORDER
