@@ -9,16 +9,16 @@ What it measures: four phases of ``--duration`` seconds each, in a closed loop w
     gateway fetch     GET  /mj/task/{id}/fetch through the gateway (one row from PostgreSQL)
 
 Only an HTTP 200 with the expected body is a success (a submit: code 1 or 22 and a task id; a
-fetch: the asked id); anything else, timeouts and transport errors included, is an error. The
+fetch: a task object); anything else, timeouts and socket errors included, is an error. The
 gateway's share of a submit is its p50 minus the simulator's. Exit 1 when a phase has >1% errors.
 
 How: the stores are resolved as every command does (configured URLs, else embedded servers); a
 throw-away database ``gw_bench_<pid>`` on that PostgreSQL is migrated, seeded (a user, a key, one
 channel) and always dropped. The simulator (speed x1000, never "queue full") and the gateway
-(``serve --workers N``) run as subprocesses, always stopped. The load generator runs here (uvloop
-if available): one aiohttp session, pre-encoded bodies, latencies in a preallocated list, and a
-warm-up per phase whose requests are not counted. Percentiles are of successes only; ``gen cpu``
-is the cores the generator itself used, which the gateway did not have.
+(``serve --workers N``) run as subprocesses, always stopped. The load comes from ``wrk`` (one
+thread; a C program, so the generator takes little of the cores it shares with what it
+measures), driven by a Lua script that checks every answer; each phase starts with a warm-up run
+that is not counted. ``gen cpu`` is the cores wrk itself used.
 """
 
 from __future__ import annotations
@@ -26,29 +26,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import platform
+import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
-from yarl import URL
 
-from gateway import admin
+from gateway import admin, eventloop
 from gateway.config import Settings
 from gateway.errors import StartupError
 from gateway.storage.migrations import apply_migrations
@@ -60,138 +59,157 @@ SIM_SLOTS_PER_ACCOUNT = 100_000  # core and queue size: the simulator never answ
 BALANCE_UNITS = 10**15
 MAX_WARMUP_S = 2.0
 FETCH_IDS_MAX = 20_000  # newest ids of a submit phase; the simulator evicts old finished tasks
-PREALLOCATED_PER_S = 20_000  # latency slots per second of a phase; the list grows past it
 ERROR_RATE_LIMIT = 0.01
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
-REQUEST_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 30
 TARGETS_PER_S = {"gateway submit": 1_000.0, "gateway fetch": 4_000.0}
-SUBMIT_BODY = json.dumps({"prompt": "a lighthouse at dawn, volumetric light --ar 3:2"}).encode()
-ACCEPTED_CODES = frozenset({1, 22})
+SUBMIT_BODY = json.dumps({"prompt": "a lighthouse at dawn, volumetric light --ar 3:2"})
 RELAY_SECRET_KEY = "bench-only-image-signing-key"  # noqa: S105 - signs image URLs of a bench
-T = TypeVar("T")
-Call = Callable[[int], Awaitable[str | None]]
-"""One request (its argument: the request's sequence number); None or an error label."""
+RESULT_MARKER = "BENCH_RESULT "
+
+# One wrk script for every phase; the phase's settings come first as Lua globals. Each thread
+# checks every answer (a submit: code 1 or 22 and a task id, kept for the fetch phases; a fetch:
+# a task object) and done() prints one JSON line. Lua's %d needs integers, hence the floors.
+_WRK_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+
+function init(args)
+  bad, n, ids = 0, 0, {}
+  if fetch then
+    for line in io.lines(ids_path) do table.insert(ids, line) end
+  end
+end
+
+function request()
+  if fetch then
+    n = n + 1
+    return wrk.format("GET", "/mj/task/" .. ids[n % #ids + 1] .. "/fetch", headers)
+  end
+  return wrk.format("POST", "/mj/submit/imagine", headers, body)
+end
+
+function response(status, response_headers, answer)
+  if status ~= 200 then return end
+  if fetch then
+    if not answer:find('"id":"%d+"') then bad = bad + 1 end
+    return
+  end
+  local code, id = answer:match('"code":(%d+)'), answer:match('"result":"(%d+)"')
+  if (code == "1" or code == "22") and id then table.insert(ids, id) else bad = bad + 1 end
+end
+
+function done(summary, latency, requests)
+  local bad, out = 0, nil
+  if not fetch and keep_ids then out = io.open(ids_path, "w") end
+  for _, thread in ipairs(threads) do
+    bad = bad + thread:get("bad")
+    if out then for _, id in ipairs(thread:get("ids")) do out:write(id, "\\n") end end
+  end
+  if out then out:close() end
+  local e = summary.errors
+  io.write(string.format(
+    '%s{"requests":%d,"duration_us":%d,"non_200":%d,"socket_errors":%d,"bad":%d,' ..
+    '"p50_us":%d,"p99_us":%d}\\n', marker, summary.requests, summary.duration, e.status,
+    e.connect + e.read + e.write + e.timeout, bad,
+    math.floor(latency:percentile(50)), math.floor(latency:percentile(99))))
+end
+"""
 
 
 @dataclass(frozen=True)
 class PhaseResult:
     name: str
     measured_s: float
-    generator_cores: float  # CPU of this process over the phase, warm-up included
-    latencies_s: list[float]  # successes only, sorted
-    errors: Counter[str]
+    generator_cores: float  # CPU wrk used over the measured run
+    successes: int
+    errors: dict[str, int]
+    p50_ms: float  # of every answer wrk timed, errors included
+    p99_ms: float
 
     @property
     def error_rate(self) -> float:
-        failed, total = self.errors.total(), self.errors.total() + len(self.latencies_s)
+        failed = sum(self.errors.values())
+        total = failed + self.successes
         return failed / total if total else 1.0
 
     @property
     def per_s(self) -> float:
-        return len(self.latencies_s) / self.measured_s
-
-    def percentile_ms(self, q: float) -> float:
-        """Nearest-rank percentile of the successes' latency; NaN when there were none."""
-        if not self.latencies_s:
-            return float("nan")
-        rank = min(len(self.latencies_s) - 1, max(0, round(q / 100 * len(self.latencies_s)) - 1))
-        return self.latencies_s[rank] * 1000
+        return self.successes / self.measured_s
 
 
-class _Recorder:
-    """Latencies of one phase in a preallocated list, filled in order; error labels counted."""
-
-    __slots__ = ("count", "errors", "latencies_s", "sequence")
-
-    def __init__(self, capacity: int) -> None:
-        self.latencies_s = [0.0] * capacity
-        self.count = self.sequence = 0
-        self.errors: Counter[str] = Counter()
-
-    def add(self, latency_s: float) -> None:
-        if self.count == len(self.latencies_s):
-            self.latencies_s.extend([0.0] * self.count)
-        self.latencies_s[self.count] = latency_s
-        self.count += 1
+@dataclass(frozen=True)
+class _Phase:
+    name: str
+    base_url: str
+    headers: dict[str, str]
+    ids_path: Path
+    fetch: bool
 
 
-async def _worker(call: Call, recorder: _Recorder, start: float, end: float) -> None:
-    """Send requests one after another until ``end``; count those started after ``start``."""
-    clock = time.perf_counter
-    while (began := clock()) < end:
-        recorder.sequence += 1
-        try:
-            error = await call(recorder.sequence)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            error = type(exc).__name__
-        if began < start:
-            continue
-        if error is None:
-            recorder.add(clock() - began)
-        else:
-            recorder.errors[error] += 1
+def _lua_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string of ASCII text is a valid Lua string literal
 
 
-async def _phase(name: str, call: Call, args: argparse.Namespace) -> PhaseResult:
-    """``args.concurrency`` workers for a warm-up and ``args.duration`` measured seconds."""
-    print(f"  {name} ...", file=sys.stderr, flush=True)
-    recorder = _Recorder(int(args.duration * PREALLOCATED_PER_S) + 1024)
-    cpu_s, began = time.process_time(), time.perf_counter()
-    start = began + _warmup_s(args)
-    end = start + args.duration
-    await asyncio.gather(*(_worker(call, recorder, start, end) for _ in range(args.concurrency)))
-    ended = time.perf_counter()
-    cores = (time.process_time() - cpu_s) / (ended - began)
-    latencies = sorted(recorder.latencies_s[: recorder.count])
-    return PhaseResult(name, ended - start, cores, latencies, recorder.errors)
+def _script(phase: _Phase, keep_ids: bool) -> str:
+    headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in phase.headers.items())
+    settings = (
+        f"fetch = {str(phase.fetch).lower()}\n"
+        f"keep_ids = {str(keep_ids).lower()}\n"
+        f"ids_path = {_lua_string(str(phase.ids_path))}\n"
+        f"marker = {_lua_string(RESULT_MARKER)}\n"
+        f"body = {_lua_string(SUBMIT_BODY)}\n"
+        f"headers = {{{headers}}}\n"
+    )
+    return settings + _WRK_SCRIPT
+
+
+def _wrk(wrk: str, phase: _Phase, seconds: float, keep_ids: bool, args: Any) -> PhaseResult:
+    """One wrk run of ``phase``; the submit ids it saw are written to ``phase.ids_path`` when
+    ``keep_ids``."""
+    script = phase.ids_path.with_suffix(f".{phase.name.replace(' ', '_')}.lua")
+    script.write_text(_script(phase, keep_ids))
+    command = [wrk, "-t1", f"-c{args.concurrency}", f"-d{seconds:g}s"]
+    command += [f"--timeout={REQUEST_TIMEOUT_S}s", "--latency", "-s", str(script), phase.base_url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    if done.returncode != 0 or not lines:
+        raise StartupError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    result = json.loads(lines[-1].removeprefix(RESULT_MARKER))
+    measured_s = result["duration_us"] / 1e6
+    cpu_s = sum(getattr(after, f) - getattr(before, f) for f in ("ru_utime", "ru_stime"))
+    errors = {
+        label: result[field]
+        for label, field in (
+            ("HTTP status not 200", "non_200"),
+            ("socket error or timeout", "socket_errors"),
+            ("unexpected answer", "bad"),
+        )
+        if result[field]
+    }
+    return PhaseResult(
+        name=phase.name,
+        measured_s=measured_s,
+        generator_cores=cpu_s / measured_s,
+        successes=result["requests"] - result["non_200"] - result["bad"],
+        errors=errors,
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+    )
+
+
+def _phase(wrk: str, phase: _Phase, args: Any) -> PhaseResult:
+    """A warm-up run (not counted), then the measured run of ``args.duration`` seconds."""
+    print(f"  {phase.name} ...", file=sys.stderr, flush=True)
+    _wrk(wrk, phase, _warmup_s(args), keep_ids=False, args=args)
+    return _wrk(wrk, phase, args.duration, keep_ids=True, args=args)
 
 
 def _warmup_s(args: argparse.Namespace) -> float:
     return min(MAX_WARMUP_S, float(args.duration) / 5)
-
-
-def _submit_call(
-    session: aiohttp.ClientSession, url: URL, headers: dict[str, str], ids: list[str]
-) -> Call:
-    async def call(_: int) -> str | None:
-        async with session.post(url, data=SUBMIT_BODY, headers=headers) as response:
-            raw = await response.read()
-        if response.status != 200:
-            return f"HTTP {response.status}"
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            return "answer not JSON"
-        if not isinstance(answer, dict) or answer.get("code") not in ACCEPTED_CODES:
-            return f"code {answer.get('code') if isinstance(answer, dict) else None}"
-        if not answer.get("result"):
-            return "no task id"
-        ids.append(str(answer["result"]))
-        return None
-
-    return call
-
-
-def _fetch_call(
-    session: aiohttp.ClientSession, base_url: str, headers: dict[str, str], ids: list[str]
-) -> Call:
-    targets = [
-        (URL(f"{base_url}/mj/task/{task_id}/fetch", encoded=True), f'"id":"{task_id}"'.encode())
-        for task_id in ids[-FETCH_IDS_MAX:]
-    ]
-
-    async def call(sequence: int) -> str | None:
-        if not targets:
-            return "no task ids from the submit phase"
-        url, expected = targets[sequence % len(targets)]
-        async with session.get(url, headers=headers) as response:
-            raw = await response.read()
-        if response.status != 200:
-            return f"HTTP {response.status}"
-        return None if expected in raw else "unexpected body"
-
-    return call
 
 
 @dataclass(frozen=True)
@@ -256,35 +274,36 @@ async def _wait_ready(
         raise child.failure(f"answers {url} only sometimes")
 
 
-async def _load(
-    children: dict[str, _Child], urls: dict[str, str], key: str, secret: str, args: Any
-) -> list[PhaseResult]:
-    """The four phases on one session; results in table order (gateway first)."""
-    sim, gw = urls["simulator"], urls["gateway"]
-    sim_get, gw_get = {"mj-api-secret": secret}, {"Authorization": f"Bearer {key}"}
-    sim_post = {**sim_get, "Content-Type": "application/json"}
-    gw_post = {**gw_get, "Content-Type": "application/json"}
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=args.concurrency),
-        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-    ) as session:
-        await _wait_ready(session, children["simulator"], f"{sim}/sim/health", sim_get, 4)
+async def _wait_all_ready(
+    children: dict[str, _Child], urls: dict[str, str], secret: str, args: Any
+) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        sim, gw, sim_auth = urls["simulator"], urls["gateway"], {"mj-api-secret": secret}
+        await _wait_ready(session, children["simulator"], f"{sim}/sim/health", sim_auth, 4)
         await _wait_ready(session, children["gateway"], f"{gw}/healthz", {}, 8 * args.workers)
-        sim_ids: list[str] = []
-        gw_ids: list[str] = []
-        submit = "/mj/submit/imagine"
-        sim_submit_call = _submit_call(session, URL(sim + submit), sim_post, sim_ids)
-        sim_submit = await _phase("upstream submit", sim_submit_call, args)
-        sim_fetch = await _phase(
-            "upstream fetch", _fetch_call(session, sim, sim_get, sim_ids), args
-        )
-        gw_submit_call = _submit_call(session, URL(gw + submit), gw_post, gw_ids)
-        gw_submit = await _phase("gateway submit", gw_submit_call, args)
-        gw_fetch = await _phase("gateway fetch", _fetch_call(session, gw, gw_get, gw_ids), args)
-    return [gw_submit, gw_fetch, sim_submit, sim_fetch]
+
+
+def _load(
+    wrk: str, folder: str, urls: dict[str, str], key: str, secret: str, args: Any
+) -> list[PhaseResult]:
+    """The four phases; results in table order (gateway first)."""
+    content = {"Content-Type": "application/json"}
+    results: dict[str, PhaseResult] = {}
+    for side, url, auth in (
+        ("upstream", urls["simulator"], {"mj-api-secret": secret}),
+        ("gateway", urls["gateway"], {"Authorization": f"Bearer {key}"}),
+    ):
+        ids_path = Path(folder, f"{side}.ids")
+        submit = _Phase(f"{side} submit", url, auth | content, ids_path, fetch=False)
+        results[submit.name] = _phase(wrk, submit, args)
+        newest = ids_path.read_text().splitlines()[-FETCH_IDS_MAX:]
+        if not newest:
+            raise StartupError(f"the {side} submit phase produced no task id")
+        ids_path.write_text("\n".join(newest) + "\n")
+        fetch = _Phase(f"{side} fetch", url, auth, ids_path, fetch=True)
+        results[fetch.name] = _phase(wrk, fetch, args)
+    order = ("gateway submit", "gateway fetch", "upstream submit", "upstream fetch")
+    return [results[name] for name in order]
 
 
 async def _execute(url: str, sql: str) -> None:
@@ -309,14 +328,6 @@ async def _seed(settings: Settings, database_url: str, simulator_url: str, secre
     return key
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 def _free_ports(count: int) -> list[str]:
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
@@ -330,13 +341,13 @@ def _env(group: str, **values: str) -> dict[str, str]:
 
 
 def _bench(
-    settings: Settings, servers: Servers, database_url: str, prefix: str, args: Any
+    settings: Settings, servers: Servers, database_url: str, prefix: str, wrk: str, args: Any
 ) -> list[PhaseResult]:
     """Seed the database, start both subprocesses, run the load; both always stopped."""
     ports = _free_ports(2)
     urls = {"simulator": f"http://127.0.0.1:{ports[0]}", "gateway": f"http://127.0.0.1:{ports[1]}"}
     secret = secrets.token_urlsafe(24)
-    key = _run(_seed(settings, database_url, urls["simulator"], secret))
+    key = eventloop.run(_seed(settings, database_url, urls["simulator"], secret))
     common = {**os.environ, **_env("LOG__", LEVEL="WARNING", FORMAT="json")}
     slots = str(SIM_SLOTS_PER_ACCOUNT)
     simulator_env = _env("SIMULATOR__", HOST="127.0.0.1", SECRET=secret, ACCOUNTS=str(SIM_ACCOUNTS))
@@ -358,7 +369,8 @@ def _bench(
             name: stack.enter_context(_child(name, argv, common | env, Path(folder, f"{name}.log")))
             for name, (argv, env) in commands.items()
         }
-        results = _run(_load(children, urls, key, secret, args))
+        eventloop.run(_wait_all_ready(children, urls, secret, args))
+        results = _load(wrk, folder, urls, key, secret, args)
         for child in children.values():
             if child.process.poll() is not None:
                 raise child.failure("died during the run")
@@ -375,31 +387,32 @@ def _report(
 ) -> None:
     """The table, and what it was measured on (``load``: load average before the bench began)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    loop_name = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     db, averages = settings.database, " ".join(f"{x:.2f}" for x in load)
     print(
         f"\nmachine: nproc={cpus}, load average before the run {averages}, "
         f"{platform.system()} {platform.machine()}, Python {platform.python_version()}\n"
         f"settings: {args.duration:g} s per phase after {_warmup_s(args):g} s of warm-up, "
         f"{args.concurrency} connections, {args.workers} gateway workers, "
-        f"db pool {db.pool_min_size}..{db.pool_max_size} per worker, generator on {loop_name}\n"
+        f"db pool {db.pool_min_size}..{db.pool_max_size} per worker, generator wrk (1 thread)\n"
         f"stores: database {servers.database_kind} {redact_url(database_url)}, "
         f"redis {servers.redis_kind} {redact_url(servers.redis_url)}\n"
         f"simulator: speed x{SIM_SPEED}, {SIM_ACCOUNTS} accounts x {SIM_SLOTS_PER_ACCOUNT} slots\n"
         f"\n{'phase':<17}{'requests/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'errors':>17}{'gen cpu':>9}"
     )
     for r in results:
-        errors = f"{r.errors.total()} ({r.error_rate:.2%})"
-        p50, p99, cores = r.percentile_ms(50), r.percentile_ms(99), r.generator_cores
-        print(f"{r.name:<17}{r.per_s:>11.1f}{p50:>9.2f}{p99:>9.2f}{errors:>17}{cores:>9.2f}")
+        errors = f"{sum(r.errors.values())} ({r.error_rate:.2%})"
+        row = (
+            f"{r.per_s:>11.1f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>17}{r.generator_cores:>9.2f}"
+        )
+        print(f"{r.name:<17}{row}")
     by_name = {r.name: r for r in results}
-    gw, up = (by_name[f"{side} submit"].percentile_ms(50) for side in ("gateway", "upstream"))
+    gw, up = (by_name[f"{side} submit"].p50_ms for side in ("gateway", "upstream"))
     print(f"\ngateway's share of a submit (p50): {gw:.2f} - {up:.2f} = {gw - up:.2f} ms")
     for name, target in TARGETS_PER_S.items():
         verdict = "met" if by_name[name].per_s >= target else "MISSED"
         print(f"target: {name} >= {target:,.0f}/s at {args.concurrency} connections: {verdict}")
     for r in results:
-        for label, count in r.errors.most_common(5):
+        for label, count in r.errors.items():
             print(f"  {r.name} error: {label} x{count}")
 
 
@@ -407,15 +420,19 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> None:
     """Run the four phases against fresh subprocesses and print the table; exit 1 on >1% errors."""
     if args.duration <= 0 or args.concurrency < 1 or args.workers < 1:
         raise SystemExit("duration, concurrency and workers must be positive")
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("gateway bench needs wrk on the PATH (Debian: apt-get install wrk)")
     name = f"gw_bench_{os.getpid()}"
     load = os.getloadavg()
     with open_servers(settings) as servers:
         database_url = urlunsplit(urlsplit(servers.database_url)._replace(path=f"/{name}"))
-        _run(_execute(servers.database_url, f'CREATE DATABASE "{name}"'))
+        eventloop.run(_execute(servers.database_url, f'CREATE DATABASE "{name}"'))
         try:
-            results = _bench(settings, servers, database_url, name, args)
+            results = _bench(settings, servers, database_url, name, wrk, args)
         finally:
-            _run(_execute(servers.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            eventloop.run(_execute(servers.database_url, drop))
     _report(settings, servers, database_url, args, load, results)
     if any(r.error_rate > ERROR_RATE_LIMIT for r in results):
         sys.exit(1)

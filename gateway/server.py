@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from gateway import eventloop
 from gateway.config import Settings
 from gateway.storage.servers import Servers
 
@@ -78,12 +79,7 @@ def _worker(settings: Settings, servers: Servers) -> None:
     configure_logging(settings.log)
     sock = bind_socket(settings.server.host, settings.server.port, reuse_port=True)
     server = uvicorn.Server(_uvicorn_config(create_app(settings, servers)))
-    try:
-        import uvloop
-
-        uvloop.run(server.serve(sockets=[sock]))
-    except ImportError:
-        asyncio.run(server.serve(sockets=[sock]))
+    eventloop.run(server.serve(sockets=[sock]))
 
 
 def run_workers(settings: Settings, servers: Servers) -> None:

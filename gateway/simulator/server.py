@@ -10,6 +10,7 @@ import signal
 import structlog
 from aiohttp import web
 
+from gateway import eventloop
 from gateway.config import SimulatorSettings
 from gateway.simulator.app import create_simulator_app
 from gateway.simulator.engine import Engine
@@ -84,4 +85,4 @@ def run_simulator(settings: SimulatorSettings) -> None:
             log.info("simulator_stopped")
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        eventloop.run(serve())

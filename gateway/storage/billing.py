@@ -44,87 +44,24 @@ class Held:
     hold_id: int
 
 
-# Both hold statements take $1 user id, $2 key id, $3 amount, $4 hold deadline in seconds.
-# The debit CTEs take the amount from the user and, when the key has a limit, from the key; the
-# target CTE ``t`` (a new or a MODAL task) exists only when both debits could be made.
-_DEBIT = """
-u AS (
-    UPDATE users SET balance_units = balance_units - $3, updated_at = now()
-    WHERE id = $1 AND enabled AND balance_units >= $3
-    RETURNING id
-), key_info AS (
-    SELECT quota_remaining_units IS NULL AS unlimited FROM api_keys WHERE id = $2
-), k AS (
-    UPDATE api_keys SET quota_remaining_units = quota_remaining_units - $3
-    WHERE id = $2 AND quota_remaining_units >= $3 AND EXISTS (SELECT FROM u)
-    RETURNING id
-)"""
-
-_RECORD_HOLD = """
-h AS (
-    INSERT INTO holds (task_id, user_id, api_key_id, amount_units, key_limited, deadline)
-    SELECT t.id, $1, $2, $3, EXISTS (SELECT FROM k), now() + make_interval(secs => $4)
-    FROM t
-    RETURNING id, task_id, key_limited
-), l AS (
-    INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)
-    SELECT $1, $2, h.task_id, 'HOLD', -$3, CASE WHEN h.key_limited THEN -$3 ELSE 0 END,
-           'hold:' || h.id
-    FROM h
-)"""
-
 HOLD_REFUSED_SQLSTATE = "GW025"
-
-
-def _hold_outcome(target_ok: str) -> str:
-    """The hold statement's result row; it aborts the statement (undoing the user's debit) when
-    the user was debited but no hold was made: the key's limit was short, or the target gone."""
-    return f"""
-SELECT {target_ok} AS target_ok, (SELECT task_id FROM h), (SELECT id FROM h) AS hold_id,
-       CASE WHEN EXISTS (SELECT FROM u) AND NOT EXISTS (SELECT FROM h)
-            THEN refuse_hold(CASE WHEN {target_ok} THEN 'key_limit' ELSE 'target' END)
-       END AS refused"""
-
-
-_HOLD_NEW_TASK = f"""
-WITH {_DEBIT}, t AS (
-    INSERT INTO tasks (user_id, api_key_id, parent_id, action, price_action, mode, bot_type,
-                       price_units, status, prompt, state, notify_hook, submit_time_ms)
-    SELECT $1, $2, $5, $6, $7, $8, $9, $3, 'SUBMITTING', $10, $11, $12, $13
-    WHERE EXISTS (SELECT FROM u)
-      AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
-    RETURNING id
-), {_RECORD_HOLD}
-{_hold_outcome("TRUE")}
-"""
-
-_MODAL_AWAITING = """
-    SELECT FROM tasks WHERE id = $5 AND status = 'MODAL'
-    AND NOT EXISTS (SELECT FROM holds WHERE task_id = $5 AND status IN ('OPEN', 'SETTLED'))"""
-
-_HOLD_MODAL_TASK = f"""
-WITH {_DEBIT}, t AS (
-    UPDATE tasks SET price_action = $6, price_units = $3, updated_at = now(),
-                     submit_time_ms = (extract(epoch FROM now()) * 1000)::BIGINT
-    WHERE EXISTS ({_MODAL_AWAITING}) AND id = $5 AND EXISTS (SELECT FROM u)
-      AND (EXISTS (SELECT FROM k) OR (SELECT unlimited FROM key_info))
-    RETURNING id
-), {_RECORD_HOLD}
-{_hold_outcome(f"EXISTS ({_MODAL_AWAITING})")}
-"""
+_REFUSALS = {"user_balance": HoldRefusal.USER_BALANCE, "key_limit": HoldRefusal.KEY_LIMIT}
 
 
 async def _hold(pool: asyncpg.Pool, sql: str, *args: Any) -> Held | HoldRefusal | None:
-    """Run a hold statement: one statement, so it holds row locks only while it runs."""
+    """Call a hold function (migrations/0002): one statement, which debits last, so the balance
+    row is locked only from its debit to the commit. None when the target was refused."""
     try:
         (row,) = await pool.fetch(sql, *args)
     except asyncpg.PostgresError as exc:
         if exc.sqlstate != HOLD_REFUSED_SQLSTATE:
             raise
-        return None if exc.detail == "target" else HoldRefusal.KEY_LIMIT
-    if row["hold_id"] is not None:
-        return Held(row["task_id"], row["hold_id"])
-    return HoldRefusal.USER_BALANCE if row["target_ok"] else None
+        refused = exc.detail
+    else:
+        refused = row["refused"]
+        if refused is None:
+            return Held(row["task_id"], row["hold_id"])
+    return _REFUSALS.get(refused or "")
 
 
 async def hold_new_task(
@@ -136,7 +73,8 @@ async def hold_new_task(
     """
     held = await _hold(
         pool,
-        _HOLD_NEW_TASK,
+        "SELECT task_id, hold_id, refused"
+        " FROM hold_new_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         task.user_id,
         task.api_key_id,
         task.price_units,
@@ -166,7 +104,7 @@ async def hold_modal_task(
     """Hold the price of confirming a MODAL task; None if it is not MODAL or already paid."""
     return await _hold(
         pool,
-        _HOLD_MODAL_TASK,
+        "SELECT task_id, hold_id, refused FROM hold_modal_task($1, $2, $3, $4, $5, $6)",
         user_id,
         api_key_id,
         price_units,
