@@ -19,10 +19,11 @@ from typing import Any
 import asyncpg
 
 from gateway.billing.prices import PriceBook
+from gateway.billing.settling import Settler
 from gateway.domain import Principal
 from gateway.errors import BadRequest, InsufficientBalance
 from gateway.storage import billing
-from gateway.storage.billing import Held, HoldRefusal, NewTask
+from gateway.storage.billing import Held, HoldRefusal, NewTask, Settle
 
 _REFUSALS = {
     HoldRefusal.USER_BALANCE: "insufficient balance",
@@ -40,6 +41,7 @@ class Billing:
     ) -> None:
         self._pool = pool
         self._hold_pool = hold_pool
+        self._settler = Settler(pool)
         self._hold_deadline_s = hold_deadline_s
         self._refresh_s = refresh_s
         self._book: PriceBook | None = None
@@ -97,8 +99,8 @@ class Billing:
         properties: dict[str, Any],
     ) -> bool:
         """Keep the held charge: an upstream task exists. False if already resolved."""
-        return await billing.settle_hold(
-            self._pool, held.hold_id, status, channel_id, upstream_task_id, description, properties
+        return await self._settler.settle(
+            Settle(held.hold_id, status, channel_id, upstream_task_id, description, properties)
         )
 
     async def release(

@@ -6,6 +6,7 @@ row; a hold is resolved by a compare-and-set on its status, so each move happens
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -114,25 +115,44 @@ async def hold_modal_task(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """What the upstream's acceptance makes of a held task."""
+
+    hold_id: int
+    status: str
+    channel_id: int
+    upstream_task_id: str | None
+    description: str | None
+    properties: dict[str, Any]
+
+
+# Settles many holds in one statement and one commit; each hold at most once (its status is
+# compared and set), so a hold resolved meanwhile is simply not in the answer.
 _SETTLE = """
-WITH h AS (
+WITH s AS (
+    SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
+                         $6::JSONB[])
+        AS s (hold_id, status, channel_id, upstream_task_id, description, properties)
+), h AS (
     UPDATE holds SET status = 'SETTLED', resolved_at = now()
-    WHERE id = $1 AND status = 'OPEN'
-    RETURNING id, task_id, user_id, api_key_id
+    FROM s WHERE holds.id = s.hold_id AND holds.status = 'OPEN'
+    RETURNING holds.id, holds.task_id, holds.user_id, holds.api_key_id
 ), t AS (
-    UPDATE tasks SET status = $2, channel_id = $3, upstream_task_id = $4,
-                     description = $5, properties = properties || $6::JSONB,
-                     progress = CASE WHEN $2 = 'SUCCESS' THEN '100%' ELSE progress END,
-                     finish_time_ms = CASE WHEN $2 = 'SUCCESS'
+    UPDATE tasks SET status = s.status, channel_id = s.channel_id,
+                     upstream_task_id = s.upstream_task_id, description = s.description,
+                     properties = tasks.properties || s.properties,
+                     progress = CASE WHEN s.status = 'SUCCESS' THEN '100%' ELSE progress END,
+                     finish_time_ms = CASE WHEN s.status = 'SUCCESS'
                          THEN (extract(epoch FROM now()) * 1000)::BIGINT END,
                      updated_at = now()
-    WHERE id = (SELECT task_id FROM h)
-    RETURNING id
+    FROM h JOIN s ON s.hold_id = h.id
+    WHERE tasks.id = h.task_id
 ), l AS (
     INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, source)
     SELECT user_id, api_key_id, task_id, 'SETTLE', 0, 'hold:' || id FROM h
 )
-SELECT count(*) FROM h
+SELECT id FROM h
 """
 
 _RELEASE = """
@@ -170,26 +190,19 @@ SELECT count(*) FROM h
 """
 
 
-async def settle_hold(
-    pool: asyncpg.Pool,
-    hold_id: int,
-    status: str,
-    channel_id: int,
-    upstream_task_id: str | None,
-    description: str | None,
-    properties: dict[str, Any],
-) -> bool:
-    """Keep the charge: the task now exists upstream. False if the hold was already resolved."""
-    settled = await pool.fetchval(
+async def settle_holds(pool: asyncpg.Pool, settles: Sequence[Settle]) -> set[int]:
+    """Keep the charges: the tasks now exist upstream. Answers the ids of the holds settled now;
+    a hold already resolved is left as it is."""
+    rows = await pool.fetch(
         _SETTLE,
-        hold_id,
-        status,
-        channel_id,
-        upstream_task_id,
-        description,
-        jsonb(properties),
+        [s.hold_id for s in settles],
+        [s.status for s in settles],
+        [s.channel_id for s in settles],
+        [s.upstream_task_id for s in settles],
+        [s.description for s in settles],
+        [jsonb(s.properties) for s in settles],
     )
-    return bool(settled)
+    return {row["id"] for row in rows}
 
 
 async def release_hold(
