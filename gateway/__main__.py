@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(run=cmd_simulate)
 
     bench = commands.add_parser("bench", help="measure the gateway against a fast simulator")
-    bench.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    bench.add_argument("--duration", type=int, default=10, help="seconds per phase")
     bench.add_argument("--concurrency", type=int, default=64, help="connections at once")
     bench.add_argument("--workers", type=int, default=2, help="gateway worker processes")
     bench.set_defaults(run=cmd_bench)

@@ -57,7 +57,7 @@ SIM_SPEED = 1000
 SIM_ACCOUNTS = 8
 SIM_SLOTS_PER_ACCOUNT = 100_000  # core and queue size: the simulator never answers "queue full"
 BALANCE_UNITS = 10**15
-MAX_WARMUP_S = 2.0
+MAX_WARMUP_S = 2
 FETCH_IDS_MAX = 20_000  # newest ids of a submit phase; the simulator evicts old finished tasks
 ERROR_RATE_LIMIT = 0.01
 READY_TIMEOUT_S = 60.0
@@ -165,12 +165,12 @@ def _script(phase: _Phase, keep_ids: bool) -> str:
     return settings + _WRK_SCRIPT
 
 
-def _wrk(wrk: str, phase: _Phase, seconds: float, keep_ids: bool, args: Any) -> PhaseResult:
+def _wrk(wrk: str, phase: _Phase, seconds: int, keep_ids: bool, args: Any) -> PhaseResult:
     """One wrk run of ``phase``; the submit ids it saw are written to ``phase.ids_path`` when
     ``keep_ids``."""
     script = phase.ids_path.with_suffix(f".{phase.name.replace(' ', '_')}.lua")
     script.write_text(_script(phase, keep_ids))
-    command = [wrk, "-t1", f"-c{args.concurrency}", f"-d{seconds:g}s"]
+    command = [wrk, "-t1", f"-c{args.concurrency}", f"-d{seconds}s"]
     command += [f"--timeout={REQUEST_TIMEOUT_S}s", "--latency", "-s", str(script), phase.base_url]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
@@ -208,8 +208,10 @@ def _phase(wrk: str, phase: _Phase, args: Any) -> PhaseResult:
     return _wrk(wrk, phase, args.duration, keep_ids=True, args=args)
 
 
-def _warmup_s(args: argparse.Namespace) -> float:
-    return min(MAX_WARMUP_S, float(args.duration) / 5)
+def _warmup_s(args: argparse.Namespace) -> int:
+    """Whole seconds, as wrk takes them: a fifth of a phase, at least 1 and at most 2."""
+    duration: int = args.duration
+    return max(1, min(MAX_WARMUP_S, duration // 5))
 
 
 @dataclass(frozen=True)
@@ -391,7 +393,7 @@ def _report(
     print(
         f"\nmachine: nproc={cpus}, load average before the run {averages}, "
         f"{platform.system()} {platform.machine()}, Python {platform.python_version()}\n"
-        f"settings: {args.duration:g} s per phase after {_warmup_s(args):g} s of warm-up, "
+        f"settings: {args.duration} s per phase after {_warmup_s(args)} s of warm-up, "
         f"{args.concurrency} connections, {args.workers} gateway workers, "
         f"db pool {db.pool_min_size}..{db.pool_max_size} per worker, generator wrk (1 thread)\n"
         f"stores: database {servers.database_kind} {redact_url(database_url)}, "

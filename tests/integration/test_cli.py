@@ -5,11 +5,13 @@ from __future__ import annotations
 import ast
 import asyncio
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from gateway.auth.keys import hash_key
 from gateway.config import default_migrations_dir
@@ -121,3 +123,26 @@ async def test_migrate_command_is_idempotent(
         assert applied == len(load_migrations(default_migrations_dir()))
     finally:
         await conn.close()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="gateway bench drives its load with wrk")
+async def test_bench_measures_every_phase(servers: Servers, tmp_path: Path) -> None:
+    env = {
+        "GATEWAY_DATABASE__URL": servers.database_url,
+        "GATEWAY_REDIS__URL": servers.redis_url,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+    }
+    code, stdout, stderr = await _run(
+        env, "bench", "--duration", "1", "--concurrency", "8", "--workers", "1"
+    )
+
+    assert code == 0, stderr
+    rates = {
+        " ".join(line.split()[:2]): float(line.split()[2])
+        for line in stdout.splitlines()
+        if line.startswith(("gateway ", "upstream ")) and "(" in line
+    }
+    phases = {"gateway submit", "gateway fetch", "upstream submit", "upstream fetch"}
+    assert set(rates) == phases
+    assert all(rate > 0 for rate in rates.values())
+    assert "0 (0.00%)" in stdout
