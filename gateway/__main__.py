@@ -4,7 +4,8 @@ gateway serve      run the gateway (``--workers N`` processes)
 gateway demo       embedded stores, a simulator channel, a demo user and key, the gateway
 gateway migrate    apply pending migrations
 gateway simulate   run the midjourney-proxy simulator alone
-gateway admin ...  users, keys and channels, straight in the database
+gateway admin ...  users, keys, channels and money, straight in the database
+gateway reconcile  check that the money adds up; exit 1 on any gap
 gateway bench      submits/s, fetches/s and latency, through the gateway and straight
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -77,6 +79,21 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     with open_servers(settings) as servers:
         asyncio.run(_migrate(settings, servers))
         asyncio.run(run_demo(settings, servers))
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.billing.reconciliation import reconcile
+
+    outcome: dict[str, Any] = {}
+
+    async def act(pool: asyncpg.Pool) -> None:
+        outcome["report"] = await reconcile(pool, args.hold_grace)
+
+    _with_pool(settings, act)
+    report = outcome["report"]
+    print(json.dumps(report.summary(), default=str, indent=2), flush=True)
+    if not report.ok:
+        sys.exit(1)
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
@@ -159,6 +176,26 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> None:
                     actions=_csv(args.actions),
                 )
                 result = {"channel_id": channel_id, "name": args.name}
+            case "topup" | "adjust":
+                user_id = await admin.user_id_by_name(pool, args.user)
+                done = await admin.credit(
+                    pool,
+                    user_id,
+                    args.units,
+                    kind=args.admin_command.upper(),
+                    reason=args.reason,
+                    reference=args.reference,
+                )
+                result = {
+                    "user": args.user,
+                    "applied": done.applied,
+                    "balance_units": done.balance_units,
+                    "source": done.source,
+                }
+            case "key-limit":
+                limit = None if args.units == "unlimited" else int(args.units)
+                await admin.set_key_limit(pool, args.key_id, limit, args.reason)
+                result = {"key_id": args.key_id, "limit_units": limit}
             case _:
                 raise SystemExit(f"unknown admin command {args.admin_command}")
         print(result, flush=True)
@@ -188,6 +225,23 @@ def _admin_parser(commands: Any) -> None:
 
     revoke = sub.add_parser("key-revoke", help="revoke an API key at once")
     revoke.add_argument("key_id", type=int)
+
+    for kind, help_text in (
+        ("topup", "add to a user's balance (a TOPUP ledger row)"),
+        ("adjust", "correct a user's balance, either way (an ADJUST ledger row)"),
+    ):
+        credit = sub.add_parser(kind, help=help_text)
+        credit.add_argument("user", help="user name")
+        credit.add_argument("units", type=int, help="quota units (adjust: negative takes away)")
+        credit.add_argument("--reason", required=True, help="why, kept in the ledger")
+        credit.add_argument(
+            "--reference", help="a payment or ticket id: the same one never moves money twice"
+        )
+
+    limit = sub.add_parser("key-limit", help="set what a key may still spend (or unlimited)")
+    limit.add_argument("key_id", type=int)
+    limit.add_argument("units", help="quota units, or 'unlimited'")
+    limit.add_argument("--reason", default="key limit set", help="kept in the ledger")
 
     channel = sub.add_parser("channel-add", help="add an upstream channel")
     channel.add_argument("name")
@@ -226,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", type=int, default=64, help="connections at once")
     bench.add_argument("--workers", type=int, default=2, help="gateway worker processes")
     bench.set_defaults(run=cmd_bench)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="check that every balance, key limit, hold and task adds up"
+    )
+    reconcile.add_argument(
+        "--hold-grace",
+        type=float,
+        default=60.0,
+        help="seconds an open hold may be past its deadline before it counts as a gap",
+    )
+    reconcile.set_defaults(run=cmd_reconcile)
 
     _admin_parser(commands)
     return parser

@@ -1,4 +1,4 @@
-"""What an operator does: create users, issue and revoke keys, add channels.
+"""What an operator does: create users, issue and revoke keys, add channels, move money.
 
 Used by the ``gateway admin`` CLI (which talks to the database directly) and by the demo.
 """
@@ -6,14 +6,15 @@ Used by the ``gateway admin`` CLI (which talks to the database directly) and by 
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from gateway.auth.keys import generate_key, hash_key, key_hint
-from gateway.errors import BadRequest
-from gateway.storage import accounts, channels
+from gateway.errors import BadRequest, NotFound
+from gateway.storage import accounts, billing, channels
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +117,52 @@ async def revoke_key(pool: asyncpg.Pool, key_id: int) -> bytes:
     if key_hash is None:
         raise BadRequest(f"no active key {key_id}")
     return key_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    applied: bool  # False: this reference was applied before, nothing moved now
+    balance_units: int
+    source: str
+
+
+async def credit(
+    pool: asyncpg.Pool,
+    user_id: int,
+    amount_units: int,
+    *,
+    kind: str,
+    reason: str,
+    reference: str | None = None,
+) -> Credit:
+    """A top-up (TOPUP, positive) or an adjustment (ADJUST, either sign), with its ledger row.
+
+    ``reference`` (a payment id, a ticket) makes it idempotent: the same reference of the same
+    kind moves money once, however often it is sent."""
+    if kind == "TOPUP" and amount_units <= 0:
+        raise BadRequest("a top-up must be positive")
+    if kind == "ADJUST" and amount_units == 0:
+        raise BadRequest("an adjustment must not be zero")
+    if not reason.strip():
+        raise BadRequest("a reason is required")
+    source = f"{kind.lower()}:{reference or uuid.uuid4()}"
+    balance = await billing.credit_user(pool, user_id, amount_units, kind, source, reason)
+    if balance is not None:
+        return Credit(True, balance, source)
+    current = await accounts.user_balance(pool, user_id)
+    if current is None:
+        raise NotFound(f"no user {user_id}")
+    if await billing.ledger_entry_exists(pool, source, kind):
+        return Credit(False, current, source)
+    raise BadRequest(f"the balance ({current}) cannot go below zero")
+
+
+async def set_key_limit(
+    pool: asyncpg.Pool, key_id: int, limit_units: int | None, reason: str
+) -> None:
+    """A key's remaining limit from now on (None: unlimited); recorded in the ledger."""
+    if limit_units is not None and limit_units < 0:
+        raise BadRequest("a key limit must not be negative")
+    source = f"key-limit:{uuid.uuid4()}"
+    if not await billing.set_key_limit(pool, key_id, limit_units, source, reason or "key limit"):
+        raise NotFound(f"no key {key_id}")

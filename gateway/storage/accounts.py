@@ -94,26 +94,39 @@ async def create_key(
     requests_per_minute: int | None = None,
     max_open_tasks: int | None = None,
 ) -> int:
-    key_id: int = await pool.fetchval(
-        """
-        INSERT INTO api_keys (user_id, name, key_hash, key_hint, quota_remaining_units,
-                              expires_at, allowed_actions, allowed_cidrs, requests_per_minute,
-                              max_open_tasks)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::CIDR[], $9, $10)
-        RETURNING id
-        """,
-        user_id,
-        name,
-        key_hash,
-        key_hint,
-        quota_units,
-        expires_at,
-        allowed_actions,
-        allowed_cidrs,
-        requests_per_minute,
-        max_open_tasks,
-    )
-    return key_id
+    """A new key; a limited key's opening limit is an ADJUST ledger row (key_amount_units), so
+    its remaining limit == the sum of its rows."""
+    async with pool.acquire() as conn, conn.transaction():
+        key_id: int = await conn.fetchval(
+            """
+            INSERT INTO api_keys (user_id, name, key_hash, key_hint, quota_remaining_units,
+                                  expires_at, allowed_actions, allowed_cidrs,
+                                  requests_per_minute, max_open_tasks)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8::CIDR[], $9, $10)
+            RETURNING id
+            """,
+            user_id,
+            name,
+            key_hash,
+            key_hint,
+            quota_units,
+            expires_at,
+            allowed_actions,
+            allowed_cidrs,
+            requests_per_minute,
+            max_open_tasks,
+        )
+        if quota_units is not None:
+            await conn.execute(
+                "INSERT INTO ledger"
+                " (user_id, api_key_id, kind, amount_units, key_amount_units, source, reason)"
+                " VALUES ($1, $2, 'ADJUST', 0, $3, $4, 'opening key limit')",
+                user_id,
+                key_id,
+                quota_units,
+                f"key-limit:opening:{key_id}",
+            )
+        return key_id
 
 
 async def revoke_key(pool: asyncpg.Pool, key_id: int) -> bytes | None:

@@ -94,10 +94,12 @@ async def open_upstream_tasks(pool: asyncpg.Pool, limit: int) -> list[tuple[int,
 
 
 # Refunds the settled charge of every task in ``t`` (id, status) that now is FAILURE or CANCEL,
-# to the user and to a limited key, at most once per task ever (the ledger's unique source).
+# to the user and to the key if it was debited and still has a limit, at most once per task
+# ever (the ledger's unique source).
 _REFUND_ENDED = """refundable AS (
-    SELECT h.task_id, h.user_id, h.api_key_id, h.amount_units, h.key_limited, t.status
-    FROM holds h JOIN t ON h.task_id = t.id
+    SELECT h.task_id, h.user_id, h.api_key_id, h.amount_units, t.status,
+           h.key_limited AND k.quota_remaining_units IS NOT NULL AS key_limited
+    FROM holds h JOIN t ON h.task_id = t.id JOIN api_keys k ON k.id = h.api_key_id
     WHERE h.status = 'SETTLED' AND t.status IN ('FAILURE', 'CANCEL')
 ), refund AS (
     INSERT INTO ledger

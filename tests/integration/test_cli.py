@@ -146,3 +146,39 @@ async def test_bench_measures_every_phase(servers: Servers, tmp_path: Path) -> N
     assert set(rates) == phases
     assert all(rate > 0 for rate in rates.values())
     assert "0 (0.00%)" in stdout
+
+
+async def test_money_commands_and_reconcile_exit_codes(
+    database_url: str, servers: Servers, tmp_path: Path
+) -> None:
+    async def gateway(*args: str) -> dict[str, Any]:
+        return await _gateway(database_url, servers, tmp_path, *args)
+
+    await gateway("admin", "user-create", "hana", "--balance", "1000")
+    key = await gateway("admin", "key-create", "--user", "hana", "--quota", "400")
+    topup = await gateway("admin", "topup", "hana", "500", "--reason", "card", "--reference", "p1")
+    again = await gateway("admin", "topup", "hana", "500", "--reason", "card", "--reference", "p1")
+    adjust = await gateway("admin", "adjust", "hana", "-200", "--reason", "correction")
+    await gateway("admin", "key-limit", str(key["key_id"]), "250")
+    assert (topup["applied"], topup["balance_units"]) == (True, 1500)
+    assert (again["applied"], again["balance_units"]) == (False, 1500)
+    assert adjust["balance_units"] == 1300
+
+    env = {
+        "GATEWAY_DATABASE__URL": database_url,
+        "GATEWAY_REDIS__URL": servers.redis_url,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+    }
+    code, stdout, _ = await _run(env, "reconcile")
+    assert code == 0, stdout
+    assert '"ok": true' in stdout
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE api_keys SET quota_remaining_units = 1 WHERE id = $1", key["key_id"]
+        )
+    finally:
+        await conn.close()
+    code, stdout, _ = await _run(env, "reconcile")
+    assert code == 1
+    assert '"key_limits": 1' in stdout

@@ -1,0 +1,95 @@
+"""The reconciliation's queries: every place where the money does not add up.
+
+Each query answers the rows that break one rule (so an empty answer is a pass). They read whole
+tables: run them off-peak on a large database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+# A user's balance is the sum of their ledger rows.
+_USER_BALANCES = """
+SELECT u.id AS user_id, u.balance_units, coalesce(l.total, 0) AS ledger_units
+FROM users u
+LEFT JOIN (SELECT user_id, sum(amount_units) AS total FROM ledger GROUP BY user_id) l
+       ON l.user_id = u.id
+WHERE u.balance_units <> coalesce(l.total, 0)
+ORDER BY u.id
+"""
+
+# A limited key's remaining quota is the sum of its ledger rows' key amounts.
+_KEY_LIMITS = """
+SELECT k.id AS key_id, k.quota_remaining_units, coalesce(l.total, 0) AS ledger_units
+FROM api_keys k
+LEFT JOIN (SELECT api_key_id, sum(key_amount_units) AS total FROM ledger
+           WHERE api_key_id IS NOT NULL GROUP BY api_key_id) l
+       ON l.api_key_id = k.id
+WHERE k.quota_remaining_units IS NOT NULL AND k.quota_remaining_units <> coalesce(l.total, 0)
+ORDER BY k.id
+"""
+
+# Every ledger row names a user, and a key of that user when it names one.
+_ORPHAN_ROWS = """
+SELECT l.id AS ledger_id, l.user_id, l.api_key_id
+FROM ledger l
+LEFT JOIN users u ON u.id = l.user_id
+LEFT JOIN api_keys k ON k.id = l.api_key_id
+WHERE u.id IS NULL OR (l.api_key_id IS NOT NULL AND k.user_id IS DISTINCT FROM l.user_id)
+ORDER BY l.id
+"""
+
+# No hold stays open past its deadline (the poller's sweep resolves it within a round).
+_STALE_HOLDS = """
+SELECT id AS hold_id, task_id, deadline
+FROM holds
+WHERE status = 'OPEN' AND deadline < now() - make_interval(secs => $1)
+ORDER BY deadline
+"""
+
+# Per task: charged at most once, refunded at most once and only when it ended FAILURE or
+# CANCEL after a charge, and what its ledger rows add up to is what it should cost now: its
+# settled charge (nothing once refunded) plus any hold still open.
+_TASK_MONEY = """
+WITH money AS (
+    SELECT task_id, sum(amount_units) AS net_units,
+           count(*) FILTER (WHERE kind = 'REFUND') AS refunds
+    FROM ledger WHERE task_id IS NOT NULL GROUP BY task_id
+), held AS (
+    SELECT task_id,
+           count(*) FILTER (WHERE status = 'SETTLED') AS charges,
+           coalesce(sum(amount_units) FILTER (WHERE status = 'SETTLED'), 0) AS charged_units,
+           coalesce(sum(amount_units) FILTER (WHERE status = 'OPEN'), 0) AS open_units
+    FROM holds GROUP BY task_id
+), due AS (
+    SELECT t.id AS task_id, t.status, m.net_units, m.refunds,
+           coalesce(h.charges, 0) AS charges,
+           -(CASE WHEN t.status IN ('FAILURE', 'CANCEL') THEN 0
+                  ELSE coalesce(h.charged_units, 0) END)
+           - coalesce(h.open_units, 0) AS due_units
+    FROM tasks t JOIN money m ON m.task_id = t.id LEFT JOIN held h ON h.task_id = t.id
+)
+SELECT task_id, status, net_units, due_units, charges, refunds
+FROM due
+WHERE charges > 1 OR refunds > 1 OR net_units <> due_units
+   OR (refunds = 1 AND NOT (charges = 1 AND status IN ('FAILURE', 'CANCEL')))
+ORDER BY task_id
+"""
+
+CHECKS = {
+    "user_balances": _USER_BALANCES,
+    "key_limits": _KEY_LIMITS,
+    "orphan_ledger_rows": _ORPHAN_ROWS,
+    "task_money": _TASK_MONEY,
+}
+
+
+async def find_gaps(pool: asyncpg.Pool, hold_grace_s: float) -> dict[str, list[dict[str, Any]]]:
+    """Every rule's offending rows (as dicts), by rule name, read in one snapshot."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        gaps = {name: [dict(row) for row in await conn.fetch(sql)] for name, sql in CHECKS.items()}
+        stale = await conn.fetch(_STALE_HOLDS, hold_grace_s)
+        gaps["holds_past_deadline"] = [dict(row) for row in stale]
+    return gaps

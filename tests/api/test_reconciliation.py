@@ -1,0 +1,129 @@
+"""Money the operator can audit: top-ups, adjustments and key limits in the ledger, and a
+reconciliation that passes after real traffic and names every gap planted afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway import admin
+from gateway.billing.reconciliation import reconcile
+from gateway.errors import BadRequest
+from tests.conftest import Client, StartGateway, StartSimulator
+
+IMAGINE_UNITS = 100_000
+
+
+async def test_reconciliation_passes_after_traffic_and_names_planted_gaps(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway = await gateway_factory()
+    simulator = await simulator_factory(task_timeout_s=5000)
+    await gateway.add_channel(simulator)
+    pool = gateway.services.pool
+    user_id = await gateway.create_user("erin", 10 * IMAGINE_UNITS)
+    key = await gateway.issue_key(user_id, quota_units=6 * IMAGINE_UNITS)
+    client = Client(gateway, user_id, key)
+
+    prompts = ["a heron", "a heron [[sim:fail_banned]]", "a heron [[sim:queue_full]]"]
+    answers = [await client.post("/mj/submit/imagine", {"prompt": p}) for p in prompts]
+    assert [a.json()["code"] for a in answers] == [1, 1, 23]
+    done = await client.wait_for(answers[0].json()["result"], {"SUCCESS", "FAILURE"})
+    failed = await client.wait_for(answers[1].json()["result"], {"SUCCESS", "FAILURE"})
+    assert (done["status"], failed["status"]) == ("SUCCESS", "FAILURE")
+    await admin.credit(pool, user_id, 5 * IMAGINE_UNITS, kind="TOPUP", reason="paid")
+    await admin.credit(pool, user_id, -IMAGINE_UNITS, kind="ADJUST", reason="goodwill undone")
+    await admin.set_key_limit(pool, await _key_id(client), 3 * IMAGINE_UNITS, "raised")
+
+    report = await reconcile(pool, hold_grace_s=0)
+    assert report.ok, report.summary()
+    assert await client.balance() == (10 - 1 + 5 - 1) * IMAGINE_UNITS  # one charge kept
+    ledger_key = await pool.fetchval(
+        "SELECT sum(key_amount_units) FROM ledger WHERE api_key_id = $1", await _key_id(client)
+    )
+    assert ledger_key == 3 * IMAGINE_UNITS
+
+    failed_id = int(failed["id"])
+    await pool.execute("UPDATE users SET balance_units = balance_units + 1 WHERE id = $1", user_id)
+    await pool.execute(
+        "INSERT INTO ledger"
+        " (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)"
+        " VALUES ($1, $2, $3, 'REFUND', $4, $4, 'task:again')",
+        user_id,
+        await _key_id(client),
+        failed_id,
+        IMAGINE_UNITS,
+    )
+    await pool.execute(
+        "INSERT INTO holds (task_id, user_id, api_key_id, amount_units, key_limited, deadline)"
+        " VALUES ($1, $2, $3, 1, FALSE, now() - interval '1 hour')",
+        int(done["id"]),
+        user_id,
+        await _key_id(client),
+    )
+
+    report = await reconcile(pool, hold_grace_s=60)
+    assert not report.ok
+    counts = report.summary()["gaps"]
+    assert counts["user_balances"] == 1  # +1 by hand, and the planted refund
+    assert counts["key_limits"] == 1  # the planted refund's key amount
+    assert counts["holds_past_deadline"] == 1
+    bad_tasks = {row["task_id"] for row in report.gaps["task_money"]}
+    assert bad_tasks == {failed_id, int(done["id"])}  # refunded twice; an extra open hold
+
+
+async def _key_id(client: Client) -> int:
+    key_id: int = await client.gateway.services.pool.fetchval(
+        "SELECT id FROM api_keys WHERE user_id = $1", client.user_id
+    )
+    return key_id
+
+
+async def test_a_reference_moves_money_once_even_when_sent_at_once(
+    gateway_factory: StartGateway,
+) -> None:
+    gateway = await gateway_factory()
+    pool = gateway.services.pool
+    user_id = await gateway.create_user("frank", 0)
+
+    credits = await asyncio.gather(
+        *(
+            admin.credit(pool, user_id, 700, kind="TOPUP", reason="invoice", reference="inv-42")
+            for _ in range(10)
+        )
+    )
+
+    assert sorted(c.applied for c in credits) == [False] * 9 + [True]
+    assert await gateway.balance(user_id) == 700
+    rows = await pool.fetchval(
+        "SELECT count(*) FROM ledger WHERE source = 'topup:inv-42' AND kind = 'TOPUP'"
+    )
+    assert rows == 1
+    assert (await reconcile(pool, hold_grace_s=0)).ok
+
+
+async def test_an_adjustment_never_takes_a_balance_below_zero(
+    gateway_factory: StartGateway,
+) -> None:
+    gateway = await gateway_factory()
+    pool = gateway.services.pool
+    user_id = await gateway.create_user("grace", 300)
+
+    with pytest.raises(BadRequest, match="cannot go below zero"):
+        await admin.credit(pool, user_id, -301, kind="ADJUST", reason="too much")
+    with pytest.raises(BadRequest, match="must be positive"):
+        await admin.credit(pool, user_id, -5, kind="TOPUP", reason="wrong sign")
+    with pytest.raises(BadRequest, match="reason"):
+        await admin.credit(pool, user_id, 5, kind="TOPUP", reason=" ")
+    done = await admin.credit(pool, user_id, -300, kind="ADJUST", reason="closed")
+
+    assert (done.applied, done.balance_units) == (True, 0)
+    assert await gateway.balance(user_id) == 0
+    reasons = await pool.fetch(
+        "SELECT kind, amount_units, reason FROM ledger WHERE user_id = $1 ORDER BY id", user_id
+    )
+    assert [tuple(r) for r in reasons] == [
+        ("TOPUP", 300, "opening balance"),
+        ("ADJUST", -300, "closed"),
+    ]
