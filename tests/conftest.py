@@ -258,12 +258,14 @@ async def gateway_factory(
     ``server`` keyword arguments override those settings groups."""
     running: list[tuple[RunningServer, httpx.AsyncClient]] = []
 
-    async def start(**groups: dict[str, Any]) -> Gateway:
+    async def start(*, through: str | None = None, **groups: dict[str, Any]) -> Gateway:
+        """``through``: another URL of the test's database (a proxy, say) for the gateway."""
+        url = through or database_url
         sock = bind_socket("127.0.0.1", 0)
         port = sock.getsockname()[1]
         settings = Settings(
             data_dir=tmp_path,
-            database={"url": database_url, "pool_min_size": 1, "pool_max_size": 10},
+            database={"url": url, "pool_min_size": 1, "pool_max_size": 10},
             redis={"url": servers.redis_url, "key_prefix": redis_prefix},
             server={"port": port, "public_base_url": f"http://127.0.0.1:{port}"}
             | groups.get("server", {}),
@@ -271,7 +273,7 @@ async def gateway_factory(
             | groups.get("relay", {}),
             upstream={"submit_timeout_s": 5.0, "fetch_timeout_s": 5.0} | groups.get("upstream", {}),
         )
-        app = create_app(settings, dataclasses.replace(servers, database_url=database_url))
+        app = create_app(settings, dataclasses.replace(servers, database_url=url))
         server = await start_server(app, sock)
         http = httpx.AsyncClient(base_url=server.base_url, timeout=30.0)
         running.append((server, http))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import asyncio
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 TASK_KEY_ORDER = (
     "id",
@@ -29,3 +31,73 @@ def with_database(url: str, database: str) -> str:
     """``url`` pointing at another database on the same server (TCP or Unix-socket URLs)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class TcpProxy:
+    """A TCP forwarder on loopback that a test can cut (every connection closed, no new ones
+    accepted) and restore on the same port: a network fault between the gateway and a store."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Streams]]) -> None:
+        self._connect = connect
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    @classmethod
+    def to_database(cls, url: str) -> tuple[TcpProxy, Callable[[int], str]]:
+        """A proxy to the PostgreSQL of ``url`` (TCP, or the Unix socket of an embedded server),
+        and how to make the URL that goes through it from the proxy's port."""
+        parts = urlsplit(url)
+        socket_dir = parse_qs(parts.query).get("host", [""])[0]
+        port = parts.port or 5432
+        if socket_dir.startswith("/"):
+            path = f"{socket_dir}/.s.PGSQL.{port}"
+            proxy = cls(lambda: asyncio.open_unix_connection(path))
+        else:
+            host = parts.hostname or "127.0.0.1"
+            proxy = cls(lambda: asyncio.open_connection(host, port))
+        user = parts.username or "postgres"
+        password = f":{parts.password}" if parts.password else ""
+
+        def through(proxy_port: int) -> str:
+            netloc = f"{user}{password}@127.0.0.1:{proxy_port}"
+            return urlunsplit(parts._replace(netloc=netloc, query=""))
+
+        return proxy, through
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await self._connect()
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()

@@ -12,7 +12,8 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, Unavailable
+from gateway.storage.database import DATABASE_UNREACHABLE
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,12 @@ def render_http_exception(
     return Response(error_body(21, str(exc.detail)), status_code=status)
 
 
+def render_unreachable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The database cannot be reached: nothing was held, so nothing went upstream."""
+    log.warning("database_unreachable", path=request.url.path, error=repr(exc))
+    return render_api_error(request, Unavailable("the service is unavailable; try again later"))
+
+
 def render_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unexpected_error", path=request.url.path, error=repr(exc))
     return Response(error_body(23, "internal error"), status_code=500)
@@ -51,6 +58,7 @@ def render_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ApiError: render_api_error,
+    **dict.fromkeys(DATABASE_UNREACHABLE, render_unreachable),
     HTTPException: render_http_exception,
     Exception: render_unexpected,
 }

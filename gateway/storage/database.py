@@ -13,6 +13,16 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     transaction left open."""
 
 
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, no route
+    TimeoutError,  # connect, acquire or statement timeout
+    asyncpg.PostgresConnectionError,  # lost or never made
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.TooManyConnectionsError,
+)
+"""What the database's absence looks like to a caller: such a request fails closed (503/23)."""
+
+
 async def create_pool(
     url: str, settings: DatabaseSettings, *, synchronous_commit: bool = True
 ) -> asyncpg.Pool:
