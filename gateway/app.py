@@ -13,6 +13,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from gateway.api.account import admin_router, me
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.health import healthz, readyz
 from gateway.api.middleware import request_log_middleware
@@ -150,7 +151,7 @@ def create_app(settings: Settings, servers: Servers, *, run_background: bool = T
             yield
 
     return Litestar(
-        route_handlers=[*mj_routers(), healthz, readyz],
+        route_handlers=[*mj_routers(), me, admin_router(), healthz, readyz],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_log_middleware],

@@ -54,6 +54,13 @@ class ServerSettings(BaseModel):
     )
 
 
+class AdminSettings(BaseModel):
+    tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description='bearer tokens of the admin API, a JSON list (["..."]); none = API closed',
+    )
+
+
 class RelaySettings(BaseModel):
     secret_key: SecretStr | None = Field(
         default=None,
@@ -161,6 +168,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)

@@ -254,8 +254,8 @@ StartGateway = Callable[..., Awaitable[Gateway]]
 async def gateway_factory(
     servers: Servers, database_url: str, redis_prefix: str, tmp_path: Path
 ) -> AsyncIterator[StartGateway]:
-    """Start gateways on the test's database and Redis prefix; ``relay``, ``upstream`` and
-    ``server`` keyword arguments override those settings groups."""
+    """Start gateways on the test's database and Redis prefix; ``relay``, ``upstream``,
+    ``server`` and ``admin`` keyword arguments override those settings groups."""
     running: list[tuple[RunningServer, httpx.AsyncClient]] = []
 
     async def start(*, through: str | None = None, **groups: dict[str, Any]) -> Gateway:
@@ -272,6 +272,7 @@ async def gateway_factory(
             relay={"secret_key": "test-signing-key", "poll_interval_s": 0.05}
             | groups.get("relay", {}),
             upstream={"submit_timeout_s": 5.0, "fetch_timeout_s": 5.0} | groups.get("upstream", {}),
+            admin=groups.get("admin", {}),
         )
         app = create_app(settings, dataclasses.replace(servers, database_url=url))
         server = await start_server(app, sock)

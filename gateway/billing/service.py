@@ -14,6 +14,7 @@ the client got no task id, and no money moved.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,10 +22,13 @@ import asyncpg
 from gateway.billing.prices import PriceBook
 from gateway.billing.settling import Settler
 from gateway.domain import Principal
-from gateway.errors import BadRequest, InsufficientBalance
-from gateway.storage import billing
+from gateway.errors import BadRequest, InsufficientBalance, NotFound
+from gateway.storage import accounts, billing
+from gateway.storage.accounts import Account
 from gateway.storage.billing import Held, HoldRefusal, NewTask, Settle
+from gateway.storage.usage import UsageRow, usage_rows
 
+MAX_USAGE_SPAN = timedelta(days=366)
 _REFUSALS = {
     HoldRefusal.USER_BALANCE: "insufficient balance",
     HoldRefusal.KEY_LIMIT: "insufficient quota left on this API key",
@@ -125,6 +129,20 @@ class Billing:
             description=description,
             properties=properties,
         )
+
+    async def account(self, principal: Principal) -> Account:
+        found = await accounts.account(self._pool, principal.user_id, principal.key_id)
+        if found is None:  # the key was authenticated a moment ago; its rows are never deleted
+            raise NotFound("account not found")
+        return found
+
+    async def usage(
+        self, user_id: int | None, key_id: int | None, since: datetime, until: datetime
+    ) -> list[UsageRow]:
+        """Charges kept and refunds by action and UTC day in [since, until), at most a year."""
+        if not since < until <= since + MAX_USAGE_SPAN:
+            raise BadRequest("the usage period must be from 1 second to 366 days long")
+        return await usage_rows(self._pool, user_id, key_id, since, until)
 
     async def sweep_expired_holds(self, limit: int = 1000) -> int:
         """Release holds nobody resolved by their deadline (the process that took them died

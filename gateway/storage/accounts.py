@@ -144,3 +144,28 @@ async def key_quota(pool: asyncpg.Pool, key_id: int) -> int | None:
         "SELECT quota_remaining_units FROM api_keys WHERE id = $1", key_id
     )
     return quota
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user and one of their keys, as the key's holder may see them."""
+
+    user_id: int
+    name: str
+    group_name: str
+    balance_units: int
+    key_id: int
+    key_name: str
+    key_hint: str
+    key_limit_units: int | None  # what the key may still spend; None = only the balance limits
+
+
+async def account(pool: asyncpg.Pool, user_id: int, key_id: int) -> Account | None:
+    row = await pool.fetchrow(
+        "SELECT u.id AS user_id, u.name, u.group_name, u.balance_units, k.id AS key_id,"
+        "       k.name AS key_name, k.key_hint, k.quota_remaining_units AS key_limit_units"
+        " FROM users u JOIN api_keys k ON k.user_id = u.id WHERE u.id = $1 AND k.id = $2",
+        user_id,
+        key_id,
+    )
+    return Account(**dict(row)) if row else None

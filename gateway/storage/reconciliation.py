@@ -12,7 +12,7 @@ import asyncpg
 
 # A user's balance is the sum of their ledger rows.
 _USER_BALANCES = """
-SELECT u.id AS user_id, u.balance_units, coalesce(l.total, 0) AS ledger_units
+SELECT u.id AS user_id, u.balance_units, coalesce(l.total, 0)::BIGINT AS ledger_units
 FROM users u
 LEFT JOIN (SELECT user_id, sum(amount_units) AS total FROM ledger GROUP BY user_id) l
        ON l.user_id = u.id
@@ -22,7 +22,7 @@ ORDER BY u.id
 
 # A limited key's remaining quota is the sum of its ledger rows' key amounts.
 _KEY_LIMITS = """
-SELECT k.id AS key_id, k.quota_remaining_units, coalesce(l.total, 0) AS ledger_units
+SELECT k.id AS key_id, k.quota_remaining_units, coalesce(l.total, 0)::BIGINT AS ledger_units
 FROM api_keys k
 LEFT JOIN (SELECT api_key_id, sum(key_amount_units) AS total FROM ledger
            WHERE api_key_id IS NOT NULL GROUP BY api_key_id) l
@@ -54,7 +54,7 @@ ORDER BY deadline
 # settled charge (nothing once refunded) plus any hold still open.
 _TASK_MONEY = """
 WITH money AS (
-    SELECT task_id, sum(amount_units) AS net_units,
+    SELECT task_id, sum(amount_units)::BIGINT AS net_units,
            count(*) FILTER (WHERE kind = 'REFUND') AS refunds
     FROM ledger WHERE task_id IS NOT NULL GROUP BY task_id
 ), held AS (
@@ -66,9 +66,9 @@ WITH money AS (
 ), due AS (
     SELECT t.id AS task_id, t.status, m.net_units, m.refunds,
            coalesce(h.charges, 0) AS charges,
-           -(CASE WHEN t.status IN ('FAILURE', 'CANCEL') THEN 0
+           (-(CASE WHEN t.status IN ('FAILURE', 'CANCEL') THEN 0
                   ELSE coalesce(h.charged_units, 0) END)
-           - coalesce(h.open_units, 0) AS due_units
+           - coalesce(h.open_units, 0))::BIGINT AS due_units
     FROM tasks t JOIN money m ON m.task_id = t.id LEFT JOIN held h ON h.task_id = t.id
 )
 SELECT task_id, status, net_units, due_units, charges, refunds

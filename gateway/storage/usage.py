@@ -1,0 +1,48 @@
+"""Usage read from the ledger: charges kept and refunds, by priced action and UTC day."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    day: date  # UTC
+    action: str  # the priced action, e.g. mj_imagine
+    charges: int  # tasks whose charge was kept that day
+    charged_units: int
+    refunds: int
+    refunded_units: int
+
+
+# A kept charge is the task's SETTLE row (its amount is the task's stored price); a refund is its
+# REFUND row. Both carry the user and the key, and are found through the ledger's indexes.
+_USAGE = """
+SELECT (l.created_at AT TIME ZONE 'UTC')::DATE AS day, t.price_action AS action,
+       count(*) FILTER (WHERE l.kind = 'SETTLE') AS charges,
+       coalesce(sum(t.price_units) FILTER (WHERE l.kind = 'SETTLE'), 0)::BIGINT AS charged_units,
+       count(*) FILTER (WHERE l.kind = 'REFUND') AS refunds,
+       coalesce(sum(l.amount_units) FILTER (WHERE l.kind = 'REFUND'), 0)::BIGINT AS refunded_units
+FROM ledger l JOIN tasks t ON t.id = l.task_id
+WHERE l.kind IN ('SETTLE', 'REFUND')
+  AND ($1::BIGINT IS NULL OR l.user_id = $1)
+  AND ($2::BIGINT IS NULL OR l.api_key_id = $2)
+  AND l.created_at >= $3 AND l.created_at < $4
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+
+async def usage_rows(
+    pool: asyncpg.Pool,
+    user_id: int | None,
+    key_id: int | None,
+    since: datetime,
+    until: datetime,
+) -> list[UsageRow]:
+    """Rows of [since, until), for one user and/or one key (None: all)."""
+    rows = await pool.fetch(_USAGE, user_id, key_id, since, until)
+    return [UsageRow(**dict(row)) for row in rows]
