@@ -36,6 +36,7 @@ from gateway.storage.database import create_pool
 from gateway.storage.migrations import apply_migrations
 from gateway.storage.redis import create_redis
 from gateway.storage.servers import Servers, open_servers
+from tests.processes import StartGatewayProcess, gateway_processes
 from tests.support import with_database
 
 _database_numbers = itertools.count()
@@ -248,6 +249,26 @@ class Client:
 
 
 StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def gateway_process_factory(
+    servers: Servers, database_url: str, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[StartGatewayProcess]:
+    """Start ``gateway serve`` processes on the test's database and Redis prefix; keyword
+    arguments are more settings, as environment variables (``GATEWAY_RELAY__...="..."``)."""
+    base_env = {
+        "GATEWAY_DATABASE__URL": database_url,
+        "GATEWAY_REDIS__URL": servers.redis_url,
+        "GATEWAY_REDIS__KEY_PREFIX": redis_prefix,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_RELAY__SECRET_KEY": "test-signing-key",
+        "GATEWAY_RELAY__POLL_INTERVAL_S": "0.1",
+        "GATEWAY_LOG__LEVEL": "WARNING",
+        "GATEWAY_LOG__FORMAT": "json",
+    }
+    async with gateway_processes(base_env, tmp_path) as start:
+        yield start
 
 
 @pytest.fixture

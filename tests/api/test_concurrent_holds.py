@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+import httpx
+
+from gateway import admin
+from gateway.billing.reconciliation import reconcile
 from gateway.simulator import RunningSimulator
-from tests.conftest import StartGateway, StartSimulator
+from tests.conftest import SIMULATOR_SECRET, StartGateway, StartSimulator
+from tests.processes import StartGatewayProcess
 
 IMAGINE_UNITS = 100_000
 
@@ -71,3 +77,41 @@ async def test_a_key_limit_holds_under_concurrency(
         "SELECT quota_remaining_units FROM api_keys WHERE user_id = $1", user_id
     )
     assert quota == 0
+
+
+async def test_200_submits_through_two_gateway_processes_against_a_balance_for_37(
+    gateway_process_factory: StartGatewayProcess,
+    simulator_factory: StartSimulator,
+    db_pool: asyncpg.Pool,
+) -> None:
+    simulator = await simulator_factory(accounts=20, task_timeout_s=5000)
+    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET)
+    user_id = await admin.create_user(db_pool, "ivy", 37 * IMAGINE_UNITS)
+    key = (await admin.issue_key(db_pool, user_id)).key
+    first, second = await asyncio.gather(gateway_process_factory(), gateway_process_factory())
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async with (
+        httpx.AsyncClient(base_url=first.base_url, timeout=30) as a,
+        httpx.AsyncClient(base_url=second.base_url, timeout=30) as b,
+    ):
+        responses = await asyncio.gather(
+            *(
+                (a if n % 2 else b).post(
+                    "/mj/submit/imagine", json={"prompt": f"owl {n}"}, headers=headers
+                )
+                for n in range(200)
+            )
+        )
+
+    codes = [r.json()["code"] for r in responses]
+    assert codes.count(1) == 37
+    assert codes.count(25) == 163
+    assert {r.status_code for r in responses} == {200, 403}
+    balance = await db_pool.fetchval("SELECT balance_units FROM users WHERE id = $1", user_id)
+    assert balance == 0
+    settled = await db_pool.fetchval(
+        "SELECT count(*) FROM holds WHERE user_id = $1 AND status = 'SETTLED'", user_id
+    )
+    assert settled == 37
+    assert (await reconcile(db_pool, hold_grace_s=0)).ok
