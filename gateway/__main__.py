@@ -192,6 +192,26 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> None:
                     "balance_units": done.balance_units,
                     "source": done.source,
                 }
+            case "price-set":
+                await admin.set_price(pool, args.action, args.units)
+                result = {"action": args.action, "price_units": args.units}
+            case "mode-ratio-set":
+                await admin.set_mode_ratio(pool, args.mode, args.ratio_bp)
+                result = {"mode": args.mode, "ratio_bp": args.ratio_bp}
+            case "group-set":
+                await admin.set_group(pool, args.name, args.ratio_bp, args.description)
+                result = {"group": args.name, "ratio_bp": args.ratio_bp}
+            case "user-group":
+                user_id = await admin.user_id_by_name(pool, args.user)
+                await admin.set_user_group(pool, user_id, args.group)
+                result = {"user": args.user, "group": args.group}
+            case "prices":
+                book = await admin.price_list(pool)
+                result = {
+                    "prices_units": book.prices_units,
+                    "mode_ratios_bp": book.mode_ratios_bp,
+                    "groups": {g.name: g.ratio_bp for g in book.groups},
+                }
             case "key-limit":
                 limit = None if args.units == "unlimited" else int(args.units)
                 await admin.set_key_limit(pool, args.key_id, limit, args.reason)
@@ -237,6 +257,21 @@ def _admin_parser(commands: Any) -> None:
         credit.add_argument(
             "--reference", help="a payment or ticket id: the same one never moves money twice"
         )
+
+    sub.add_parser("prices", help="the price book: prices, mode ratios, groups")
+    price = sub.add_parser("price-set", help="set the base price of a priced action")
+    price.add_argument("action", help="e.g. mj_imagine")
+    price.add_argument("units", type=int)
+    mode = sub.add_parser("mode-ratio-set", help="set a speed mode's multiplier")
+    mode.add_argument("mode", choices=["FAST", "RELAX", "TURBO"])
+    mode.add_argument("ratio_bp", type=int, help="basis points, 10000 = x1")
+    group = sub.add_parser("group-set", help="create a user group or change its ratio")
+    group.add_argument("name")
+    group.add_argument("ratio_bp", type=int, help="basis points, 10000 = x1")
+    group.add_argument("--description")
+    user_group = sub.add_parser("user-group", help="move a user to a group")
+    user_group.add_argument("user", help="user name")
+    user_group.add_argument("group")
 
     limit = sub.add_parser("key-limit", help="set what a key may still spend (or unlimited)")
     limit.add_argument("key_id", type=int)

@@ -5,6 +5,7 @@ Used by the ``gateway admin`` CLI (which talks to the database directly) and by 
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -15,6 +16,10 @@ import asyncpg
 from gateway.auth.keys import generate_key, hash_key, key_hint
 from gateway.errors import BadRequest, NotFound
 from gateway.storage import accounts, billing, channels
+
+PRICE_ACTION = re.compile(r"mj_[a-z0-9_]+")
+GROUP_NAME = re.compile(r"[a-z0-9_-]{1,64}")
+MODES = ("FAST", "RELAX", "TURBO")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,3 +171,53 @@ async def set_key_limit(
     source = f"key-limit:{uuid.uuid4()}"
     if not await billing.set_key_limit(pool, key_id, limit_units, source, reason or "key limit"):
         raise NotFound(f"no key {key_id}")
+
+
+async def set_price(pool: asyncpg.Pool, action: str, price_units: int) -> None:
+    """The base price of a priced action (``mj_...``); tasks already held keep their price."""
+    if price_units < 0:
+        raise BadRequest("a price must not be negative")
+    if not PRICE_ACTION.fullmatch(action):
+        raise BadRequest("a priced action is mj_ and lower-case letters, digits or _")
+    await billing.set_price(pool, action, price_units)
+
+
+async def set_mode_ratio(pool: asyncpg.Pool, mode: str, ratio_bp: int) -> None:
+    """The multiplier of a speed mode, in basis points (10000 = x1)."""
+    if mode not in MODES:
+        raise BadRequest(f"mode is one of {', '.join(MODES)}")
+    if ratio_bp < 0:
+        raise BadRequest("a ratio must not be negative")
+    await billing.set_mode_ratio(pool, mode, ratio_bp)
+
+
+async def set_group(
+    pool: asyncpg.Pool, name: str, ratio_bp: int, description: str | None = None
+) -> None:
+    """Create a user group or change its price ratio, in basis points (10000 = x1)."""
+    if ratio_bp < 0:
+        raise BadRequest("a ratio must not be negative")
+    if not GROUP_NAME.fullmatch(name):
+        raise BadRequest("a group name is 1-64 of a-z, 0-9, _ and -")
+    await billing.set_group(pool, name, ratio_bp, description)
+
+
+async def set_user_group(pool: asyncpg.Pool, user_id: int, group: str) -> None:
+    try:
+        found = await billing.set_user_group(pool, user_id, group)
+    except asyncpg.ForeignKeyViolationError:
+        raise BadRequest(f"no group {group}") from None
+    if not found:
+        raise NotFound(f"no user {user_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class PriceList:
+    prices_units: dict[str, int]
+    mode_ratios_bp: dict[str, int]
+    groups: list[billing.Group]
+
+
+async def price_list(pool: asyncpg.Pool) -> PriceList:
+    prices, modes = await billing.load_price_book(pool)
+    return PriceList(dict(sorted(prices.items())), modes, await billing.groups(pool))

@@ -78,7 +78,9 @@ async def build_services(
     keys = RedisKeys(settings.redis.key_prefix)
     limits = KeyLimits(pool, redis, keys)
     auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
-    billing = Billing(pool, hold_pool, settings.relay.hold_deadline_s)
+    billing = Billing(
+        pool, hold_pool, settings.relay.hold_deadline_s, refresh_s=settings.relay.price_cache_s
+    )
     idempotency = Idempotency(pool)
     images = ImageSigner(
         load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s

@@ -72,6 +72,9 @@ class RelaySettings(BaseModel):
     )
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     auth_cache_ttl_s: float = Field(default=5.0, ge=0, description="API key cache lifetime")
+    price_cache_s: float = Field(
+        default=5.0, ge=0, description="how long a process keeps the price book before rereading"
+    )
     hold_deadline_s: float = Field(
         default=600.0, gt=0, description="an unresolved hold is swept after this"
     )

@@ -44,6 +44,19 @@ class KeyLimitBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason = "key limit set"
 
 
+class PriceBody(msgspec.Struct, forbid_unknown_fields=True):
+    units: Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+
+
+class RatioBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    ratio_bp: Annotated[int, msgspec.Meta(ge=0, le=10**9)]
+    description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class UserGroupBody(msgspec.Struct, forbid_unknown_fields=True):
+    group: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
 def _usage(rows: list[UsageRow]) -> list[dict[str, Any]]:
     return [
         {
@@ -157,6 +170,52 @@ async def usage(
     return {"since": start.date().isoformat(), "usage": _usage(rows)}
 
 
+@get("/prices")
+async def prices(services: Svc) -> dict[str, Any]:
+    """The price book: base prices by priced action, mode ratios and group ratios (bp)."""
+    book = await admin.price_list(services.pool)
+    return {
+        "pricesUnits": book.prices_units,
+        "modeRatiosBp": book.mode_ratios_bp,
+        "groups": [
+            {"name": g.name, "ratioBp": g.ratio_bp, "description": g.description}
+            for g in book.groups
+        ],
+    }
+
+
+@put("/prices/{action:str}")
+async def set_price(request: AnyRequest, services: Svc, action: FromPath[str]) -> dict[str, Any]:
+    """A priced action's base price; tasks already held keep the price they were held at."""
+    body = decode_json(PriceBody, await request.body(), services.settings.relay.max_body_bytes)
+    await admin.set_price(services.pool, action, body.units)
+    return {"action": action, "units": body.units}
+
+
+@put("/modes/{mode:str}")
+async def set_mode_ratio(request: AnyRequest, services: Svc, mode: FromPath[str]) -> dict[str, Any]:
+    body = decode_json(RatioBody, await request.body(), services.settings.relay.max_body_bytes)
+    await admin.set_mode_ratio(services.pool, mode, body.ratio_bp)
+    return {"mode": mode, "ratioBp": body.ratio_bp}
+
+
+@put("/groups/{name:str}")
+async def set_group(request: AnyRequest, services: Svc, name: FromPath[str]) -> dict[str, Any]:
+    """Create a user group or change its ratio."""
+    body = decode_json(RatioBody, await request.body(), services.settings.relay.max_body_bytes)
+    await admin.set_group(services.pool, name, body.ratio_bp, body.description)
+    return {"name": name, "ratioBp": body.ratio_bp}
+
+
+@put("/users/{user_id:int}/group")
+async def set_user_group(
+    request: AnyRequest, services: Svc, user_id: FromPath[int]
+) -> dict[str, Any]:
+    body = decode_json(UserGroupBody, await request.body(), services.settings.relay.max_body_bytes)
+    await admin.set_user_group(services.pool, user_id, body.group)
+    return {"userId": user_id, "group": body.group}
+
+
 @get("/reconciliation")
 async def reconciliation(services: Svc) -> dict[str, Any]:
     """``gateway reconcile`` over HTTP: whether the money adds up, and where it does not."""
@@ -167,6 +226,17 @@ async def reconciliation(services: Svc) -> dict[str, Any]:
 def admin_router() -> Router:
     return Router(
         path="/api/admin",
-        route_handlers=[topup, adjust, key_limit, usage, reconciliation],
+        route_handlers=[
+            topup,
+            adjust,
+            key_limit,
+            usage,
+            prices,
+            set_price,
+            set_mode_ratio,
+            set_group,
+            set_user_group,
+            reconciliation,
+        ],
         guards=[require_admin_token],
     )

@@ -153,3 +153,49 @@ async def test_admin_topups_adjustments_key_limits_and_usage(
         assert (answer.status_code, answer.json()["code"]) == (status, 21), (path, answer.text)
     assert (await admin("PUT", "/keys/999999/limit", {"units": 1})).status_code == 404
     assert await client.balance() == 100_000
+
+
+async def test_operator_prices_modes_and_groups_apply_to_new_tasks_only(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway = await gateway_factory(
+        admin={"tokens": [ADMIN_TOKEN]}, relay={"price_cache_s": 0, "auth_cache_ttl_s": 0}
+    )
+    simulator = await simulator_factory(task_timeout_s=100_000, speed_factor=1.0)
+    await gateway.add_channel(simulator)
+    client = await gateway.client_with_key(balance_units=10_000_000)
+    http = gateway.http
+
+    async def admin(method: str, path: str, body: object = None) -> httpx.Response:
+        answer = await http.request(method, f"/api/admin{path}", json=body, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        return answer
+
+    before = await client.post("/mj/submit/imagine", {"prompt": "a slow fox"})
+    await admin("PUT", "/prices/mj_imagine", {"units": 300_000})
+    await admin("PUT", "/modes/RELAX", {"ratioBp": 2_500})
+    await admin("PUT", "/groups/resellers", {"ratioBp": 8_000, "description": "20% off"})
+    await admin("PUT", f"/users/{client.user_id}/group", {"group": "resellers"})
+    after = await client.post("/mj-relax/mj/submit/imagine", {"prompt": "a slow fox"})
+
+    prices = {
+        int(answer.json()["result"]): await gateway.services.pool.fetchval(
+            "SELECT price_units FROM tasks WHERE id = $1", int(answer.json()["result"])
+        )
+        for answer in (before, after)
+    }
+    assert list(prices.values()) == [IMAGINE_UNITS, 300_000 * 2_500 * 8_000 // 10_000**2]
+    assert await client.balance() == 10_000_000 - IMAGINE_UNITS - 60_000
+    book = (await admin("GET", "/prices")).json()
+    assert book["pricesUnits"]["mj_imagine"] == 300_000
+    assert book["modeRatiosBp"]["RELAX"] == 2_500
+    assert {"name": "resellers", "ratioBp": 8_000, "description": "20% off"} in book["groups"]
+    for path, body in [
+        ("/prices/imagine", {"units": 1}),
+        ("/prices/mj_imagine", {"units": -1}),
+        ("/modes/SLOW", {"ratioBp": 1}),
+        ("/groups/Bad Name", {"ratioBp": 1}),
+        (f"/users/{client.user_id}/group", {"group": "nobody"}),
+    ]:
+        answer = await http.put(f"/api/admin{path}", json=body, headers=ADMIN)
+        assert (answer.status_code, answer.json()["code"]) == (400, 21), (path, answer.text)

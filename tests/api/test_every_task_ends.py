@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 
 from gateway.storage.billing import NewTask
-from tests.conftest import StartGateway, StartSimulator
+from tests.conftest import SIMULATOR_SECRET, Client, StartGateway, StartSimulator
 
 IMAGINE_UNITS = 100_000
 START_UNITS = 1_000_000
@@ -115,3 +115,37 @@ async def test_a_hold_left_by_a_dead_submit_is_released_after_its_deadline(
     assert await pool.fetchval("SELECT status FROM tasks WHERE id = $1", held.task_id) == "REJECTED"
     response = await client.get(f"/mj/task/{held.task_id}/fetch")
     assert response.status_code == 404
+
+
+async def test_a_task_cancelled_upstream_is_refunded_once_to_user_and_key(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway = await gateway_factory()
+    simulator = await simulator_factory(task_timeout_s=100_000, speed_factor=1.0)
+    await gateway.add_channel(simulator)
+    pool = gateway.services.pool
+    user_id = await gateway.create_user("jack", START_UNITS)
+    key = await gateway.issue_key(user_id, quota_units=5 * IMAGINE_UNITS)
+    client = Client(gateway, user_id, key)
+
+    response = await client.post("/mj/submit/imagine", {"prompt": "a slow tortoise"})
+    task_id = response.json()["result"]
+    upstream_id = await pool.fetchval(
+        "SELECT upstream_task_id FROM tasks WHERE id = $1", int(task_id)
+    )
+    cancelled = await gateway.http.post(
+        f"{simulator.base_url}/mj/task/{upstream_id}/cancel",
+        headers={"mj-api-secret": SIMULATOR_SECRET},
+    )
+    assert cancelled.json()["code"] == 1, cancelled.text
+
+    task = await client.wait_for(task_id, {"CANCEL", "FAILURE", "SUCCESS"}, timeout_s=15)
+    assert task["status"] == "CANCEL"
+    for _ in range(3):
+        await gateway.services.poller.run_once()
+    assert await client.balance() == START_UNITS
+    key_left = await pool.fetchval(
+        "SELECT quota_remaining_units FROM api_keys WHERE user_id = $1", user_id
+    )
+    assert key_left == 5 * IMAGINE_UNITS
+    assert await _refunds(pool, task_id) == 1

@@ -163,6 +163,14 @@ async def test_money_commands_and_reconcile_exit_codes(
     assert (topup["applied"], topup["balance_units"]) == (True, 1500)
     assert (again["applied"], again["balance_units"]) == (False, 1500)
     assert adjust["balance_units"] == 1300
+    await gateway("admin", "price-set", "mj_imagine", "120000")
+    await gateway("admin", "mode-ratio-set", "TURBO", "30000")
+    await gateway("admin", "group-set", "vip", "5000", "--description", "half price")
+    await gateway("admin", "user-group", "hana", "vip")
+    book = await gateway("admin", "prices")
+    assert book["prices_units"]["mj_imagine"] == 120_000
+    assert book["mode_ratios_bp"]["TURBO"] == 30_000
+    assert book["groups"] == {"default": 10_000, "vip": 5_000}
 
     env = {
         "GATEWAY_DATABASE__URL": database_url,
