@@ -63,6 +63,7 @@ class Account:
     user_id: int
     key: str
     start_units: int
+    key_limit_units: int | None
     accepted: list[str] = field(default_factory=list)  # task ids the client was given
 
 
@@ -163,7 +164,7 @@ async def test_fault_injection_run_leaves_every_balance_exact(
         user_id = await admin.create_user(db_pool, f"user{n}", start_units)
         quota = rng.randrange(10, 80) * IMAGINE_UNITS if n % 2 else None
         key = (await admin.issue_key(db_pool, user_id, quota_units=quota)).key
-        accounts.append(Account(user_id, key, start_units))
+        accounts.append(Account(user_id, key, start_units, quota))
     first = await gateway_process_factory(**GATEWAY_ENV)
     second = await gateway_process_factory(**GATEWAY_ENV)
     kill, restart = asyncio.Event(), asyncio.Event()
@@ -209,6 +210,11 @@ async def test_fault_injection_run_leaves_every_balance_exact(
             "SELECT balance_units FROM users WHERE id = $1", account.user_id
         )
         assert balance == account.start_units - delivered, account
+        key_left = await db_pool.fetchval(
+            "SELECT quota_remaining_units FROM api_keys WHERE user_id = $1", account.user_id
+        )
+        if account.key_limit_units is not None:
+            assert key_left == account.key_limit_units - delivered, account
         handed_out = {int(task_id) for task_id in account.accepted}
         recorded = await db_pool.fetch(
             "SELECT id FROM tasks WHERE user_id = $1 AND status <> 'REJECTED'", account.user_id
