@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from gateway.api.account import admin_router, me
+from gateway.api.callbacks import upstream_callback
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.health import healthz, readyz
 from gateway.api.middleware import request_log_middleware
@@ -30,10 +31,12 @@ from gateway.storage.database import create_pool
 from gateway.storage.redis import create_redis
 from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.servers import Servers
+from gateway.tasks.callbacks import Callbacks
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.poller import Poller
 from gateway.tasks.service import TaskReader
 from gateway.tasks.submit import Submitter
+from gateway.tasks.sweeper import HoldSweeper
 from gateway.upstream.client import UpstreamClient
 
 
@@ -103,15 +106,17 @@ async def build_services(
             limits,
             max_attempts=settings.upstream.max_attempts,
             queued_passthrough=settings.relay.queued_passthrough,
+            callback_base_url=settings.upstream.callback_base_url,
             rng=random.Random(settings.upstream.routing_seed),  # noqa: S311 - not security
         ),
         tasks=TaskReader(pool, channels, upstream, images),
+        callbacks=Callbacks(pool, channels),
         poller=Poller(
             pool,
             servers.database_url,
             channels,
             upstream,
-            billing,
+            HoldSweeper(pool, billing, channels, upstream),
             idempotency,
             interval_s=settings.relay.poll_interval_s,
             batch_size=settings.relay.poll_batch_size,
@@ -153,7 +158,7 @@ def create_app(settings: Settings, servers: Servers, *, run_background: bool = T
             yield
 
     return Litestar(
-        route_handlers=[*mj_routers(), me, admin_router(), healthz, readyz],
+        route_handlers=[*mj_routers(), me, admin_router(), upstream_callback, healthz, readyz],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_log_middleware],

@@ -91,6 +91,11 @@ class RelaySettings(BaseModel):
 
 
 class UpstreamSettings(BaseModel):
+    callback_base_url: str | None = Field(
+        default=None,
+        description="the gateway's URL as upstreams reach it: set, every submit asks its "
+        "channel to call back on each change of the task; unset, the poller alone tracks tasks",
+    )
     connect_timeout_s: float = Field(default=3.0, gt=0)
     submit_timeout_s: float = Field(default=30.0, gt=0, description="whole submit call")
     fetch_timeout_s: float = Field(default=10.0, gt=0, description="polls and image-seed")

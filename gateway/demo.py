@@ -45,6 +45,9 @@ async def run_demo(settings: Settings, servers: Servers) -> None:
         await pool.close()
 
     base = public_base_url(settings)
+    if settings.upstream.callback_base_url is None:  # the simulator runs here: it can call back
+        upstream = settings.upstream.model_copy(update={"callback_base_url": base})
+        settings = settings.model_copy(update={"upstream": upstream})
     app = create_app(settings, servers)
     server = await start_server(app, bind_socket(settings.server.host, settings.server.port))
     print(

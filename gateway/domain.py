@@ -54,6 +54,7 @@ class Channel:
     actions: frozenset[str] | None
     bot_types: frozenset[str]
     enabled: bool
+    callback_token: str  # names the channel in the callback URLs it is given; a secret
 
     def serves(self, price_action: str, mode: str, bot_type: str) -> bool:
         return (

@@ -15,6 +15,7 @@ from gateway.config import Settings
 from gateway.errors import MigrationError
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage.migrations import pending_migrations
+from gateway.tasks.callbacks import Callbacks
 from gateway.tasks.poller import Poller
 from gateway.tasks.service import TaskReader
 from gateway.tasks.submit import Submitter
@@ -32,6 +33,7 @@ class Services:
     channels: ChannelDirectory
     submitter: Submitter
     tasks: TaskReader
+    callbacks: Callbacks
     poller: Poller
     settings: Settings
 

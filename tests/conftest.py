@@ -279,11 +279,17 @@ async def gateway_factory(
     ``server`` and ``admin`` keyword arguments override those settings groups."""
     running: list[tuple[RunningServer, httpx.AsyncClient]] = []
 
-    async def start(*, through: str | None = None, **groups: dict[str, Any]) -> Gateway:
-        """``through``: another URL of the test's database (a proxy, say) for the gateway."""
+    async def start(
+        *, through: str | None = None, callbacks: bool = False, **groups: dict[str, Any]
+    ) -> Gateway:
+        """``through``: another URL of the test's database (a proxy, say) for the gateway;
+        ``callbacks``: upstreams are asked to call back to this gateway."""
         url = through or database_url
         sock = bind_socket("127.0.0.1", 0)
         port = sock.getsockname()[1]
+        if callbacks:
+            own = {"callback_base_url": f"http://127.0.0.1:{port}"}
+            groups["upstream"] = own | groups.get("upstream", {})
         settings = Settings(
             data_dir=tmp_path,
             database={"url": url, "pool_min_size": 1, "pool_max_size": 10},

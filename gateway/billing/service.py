@@ -143,16 +143,3 @@ class Billing:
         if not since < until <= since + MAX_USAGE_SPAN:
             raise BadRequest("the usage period must be from 1 second to 366 days long")
         return await usage_rows(self._pool, user_id, key_id, since, until)
-
-    async def sweep_expired_holds(self, limit: int = 1000) -> int:
-        """Release holds nobody resolved by their deadline (the process that took them died
-        mid-submit); the client never got a task id for them. Returns how many were released."""
-        released = 0
-        for hold_id, task_status in await billing.expired_holds(self._pool, limit):
-            released += await billing.release_hold(
-                self._pool,
-                hold_id,
-                "MODAL" if task_status == "MODAL" else "REJECTED",
-                "hold expired unresolved",
-            )
-        return released

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
 import asyncpg
@@ -29,6 +30,14 @@ class ChannelDirectory:
             self._loaded_at = float("-inf")
         await self.channels()
         return self._channels.get(channel_id)
+
+    async def by_callback_token(self, token: str) -> Channel | None:
+        """The channel whose callback URLs carry ``token`` (compared in constant time)."""
+        found = None
+        for channel in await self.channels():
+            if hmac.compare_digest(channel.callback_token.encode(), token.encode()):
+                found = channel
+        return found
 
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")

@@ -291,14 +291,14 @@ async def set_user_group(pool: asyncpg.Pool, user_id: int, group: str) -> bool:
     return updated != "UPDATE 0"
 
 
-async def expired_holds(pool: asyncpg.Pool, limit: int) -> list[tuple[int, str]]:
-    """(hold id, its task's status) of open holds past their deadline, oldest first."""
+async def expired_holds(pool: asyncpg.Pool, limit: int) -> list[tuple[Held, str]]:
+    """Open holds past their deadline, with their task's status, oldest first."""
     rows = await pool.fetch(
-        "SELECT h.id, t.status FROM holds h JOIN tasks t ON t.id = h.task_id"
+        "SELECT h.id, h.task_id, t.status FROM holds h JOIN tasks t ON t.id = h.task_id"
         " WHERE h.status = 'OPEN' AND h.deadline < now() ORDER BY h.deadline LIMIT $1",
         limit,
     )
-    return [(row["id"], row["status"]) for row in rows]
+    return [(Held(row["task_id"], row["id"]), row["status"]) for row in rows]
 
 
 _CREDIT = """

@@ -8,7 +8,10 @@ import asyncpg
 
 from gateway.domain import Channel
 
-_COLUMNS = "id, name, base_url, secret, weight, priority, modes, actions, bot_types, enabled"
+_COLUMNS = """
+    id, name, base_url, secret, weight, priority, modes, actions, bot_types, enabled,
+    callback_token
+"""
 
 
 def _channel(row: asyncpg.Record) -> Channel:
@@ -23,6 +26,7 @@ def _channel(row: asyncpg.Record) -> Channel:
         actions=frozenset(row["actions"]) if row["actions"] is not None else None,
         bot_types=frozenset(row["bot_types"]),
         enabled=row["enabled"],
+        callback_token=row["callback_token"],
     )
 
 

@@ -248,3 +248,26 @@ async def overdue_tasks(pool: asyncpg.Pool, submitted_before_ms: int, limit: int
         limit,
     )
     return [row["id"] for row in rows]
+
+
+async def record_claim(
+    pool: asyncpg.Pool, task_id: int, channel_id: int, upstream_task_id: str
+) -> None:
+    """Keep what a channel's callback said of a task whose submit answer was never seen."""
+    await pool.execute(
+        "INSERT INTO upstream_claims (task_id, channel_id, upstream_task_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING",
+        task_id,
+        channel_id,
+        upstream_task_id,
+    )
+
+
+async def claims(pool: asyncpg.Pool, task_id: int) -> list[tuple[int, str]]:
+    """(channel id, upstream task id) of every claim on a task, oldest first."""
+    rows = await pool.fetch(
+        "SELECT channel_id, upstream_task_id FROM upstream_claims WHERE task_id = $1"
+        " ORDER BY created_at",
+        task_id,
+    )
+    return [(row["channel_id"], row["upstream_task_id"]) for row in rows]

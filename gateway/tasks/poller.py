@@ -21,10 +21,10 @@ import asyncpg
 import structlog
 
 from gateway.billing.idempotency import Idempotency
-from gateway.billing.service import Billing
 from gateway.domain import Channel
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
+from gateway.tasks.sweeper import HoldSweeper
 from gateway.upstream.client import UpstreamClient, UpstreamError
 from gateway.upstream.task_objects import parse_task_object
 
@@ -45,6 +45,7 @@ class RoundStats:
     channel_errors: int = 0
     timed_out: int = 0
     forgotten: int = 0
+    holds_settled: int = 0
     holds_released: int = 0
 
 
@@ -55,7 +56,7 @@ class Poller:
         database_url: str,
         channels: ChannelDirectory,
         upstream: UpstreamClient,
-        billing: Billing,
+        sweeper: HoldSweeper,
         idempotency: Idempotency,
         *,
         interval_s: float = 2.0,
@@ -68,7 +69,7 @@ class Poller:
         self._database_url = database_url
         self._channels = channels
         self._upstream = upstream
-        self._billing = billing
+        self._sweeper = sweeper
         self._idempotency = idempotency
         self._interval_s = interval_s
         self._batch_size = batch_size
@@ -80,7 +81,7 @@ class Poller:
         """One round: release expired holds, forget expired idempotency keys, end overdue tasks,
         sync open tasks from their channels."""
         stats = RoundStats()
-        stats.holds_released = await self._billing.sweep_expired_holds()
+        stats.holds_settled, stats.holds_released = await self._sweeper.sweep()
         await self._idempotency.purge_expired()
         cutoff_ms = int((time.time() - self._task_timeout_s) * 1000)
         overdue = await task_store.overdue_tasks(self._pool, cutoff_ms, self._max_tasks)

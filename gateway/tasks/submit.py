@@ -36,6 +36,7 @@ from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.storage.billing import Held, NewTask
+from gateway.tasks.callbacks import callback_url
 from gateway.upstream.client import UpstreamAnswer, UpstreamClient, UpstreamError, encode_body
 from gateway.upstream.outcomes import Verdict, classify
 
@@ -108,6 +109,7 @@ class Submitter:
         *,
         max_attempts: int,
         queued_passthrough: bool = False,
+        callback_base_url: str | None = None,
         rng: random.Random,
     ) -> None:
         self._pool = pool
@@ -119,6 +121,7 @@ class Submitter:
         self._limits = limits
         self._max_attempts = max_attempts
         self._queued_passthrough = queued_passthrough
+        self._callback_base_url = callback_base_url
         self._rng = rng
 
     async def submit(self, principal: Principal, order: SubmitOrder) -> Submitted:
@@ -256,9 +259,12 @@ class Submitter:
         self, order: SubmitOrder, held: Held, channels: list[Channel], unresolved_status: str
     ) -> Submitted:
         attempts = _Attempts()
-        payload = encode_body(order.upstream_body)
         for channel in channels:
-            outcome, verdict = await self._attempt(channel, order, payload)
+            body = order.upstream_body
+            if self._callback_base_url is not None:
+                hook = callback_url(self._callback_base_url, channel, held.task_id)
+                body = {**body, "notifyHook": hook}
+            outcome, verdict = await self._attempt(channel, order, encode_body(body))
             if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
                 return await self._conclude(held, channel, outcome, verdict, unresolved_status)
             attempts.verdicts.append(verdict)

@@ -25,6 +25,7 @@ RELAY_TABLES = {
     "holds",
     "ledger",
     "idempotency_keys",
+    "upstream_claims",
     "schema_migrations",
 }
 

@@ -1,0 +1,71 @@
+"""Upstream callbacks: each submit may ask its channel to POST the task object on every change to
+``/upstream/callbacks/{channel's callback token}/{gateway task id}``.
+
+A callback is a hint that arrives early; the poller stays the truth, so a late, duplicate or
+out-of-order callback is harmless (an ended task never changes). A callback about a task whose
+submit answer the gateway never saw is kept as a claim for the hold sweeper; one about a task
+that ended up elsewhere (failed over, refused) is an orphan upstream task, logged for the operator.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+import structlog
+
+from gateway.domain import Channel
+from gateway.errors import BadRequest, NotFound
+from gateway.routing.directory import ChannelDirectory
+from gateway.storage import tasks as task_store
+from gateway.upstream.task_objects import parse_task_object
+
+log = structlog.get_logger(__name__)
+
+CALLBACK_PATH = "/upstream/callbacks"
+
+
+def callback_url(base_url: str, channel: Channel, task_id: int) -> str:
+    return f"{base_url.rstrip('/')}{CALLBACK_PATH}/{channel.callback_token}/{task_id}"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    CLAIMED = "claimed"
+    ORPHAN = "orphan"
+
+
+class Callbacks:
+    def __init__(self, pool: asyncpg.Pool, channels: ChannelDirectory) -> None:
+        self._pool = pool
+        self._channels = channels
+
+    async def receive(self, token: str, task_id: int, payload: Any) -> Outcome:
+        """Take one callback; NotFound for an unknown token or task, BadRequest for a body that
+        is not a task object."""
+        channel = await self._channels.by_callback_token(token)
+        if channel is None:
+            raise NotFound("unknown callback")
+        update = parse_task_object(payload) if isinstance(payload, dict) else None
+        if update is None:
+            raise BadRequest("not a task object")
+        task = await task_store.get_task(self._pool, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        upstream_id = update.upstream_task_id
+        if task.channel_id == channel.id and task.upstream_task_id == upstream_id:
+            await task_store.apply_upstream_updates(self._pool, [(task_id, update)])
+            return Outcome.APPLIED
+        if task.status == "SUBMITTING":
+            await task_store.record_claim(self._pool, task_id, channel.id, upstream_id)
+            log.info("upstream_task_claimed", task_id=task_id, channel=channel.name)
+            return Outcome.CLAIMED
+        log.warning(
+            "orphan_upstream_task",
+            task_id=task_id,
+            task_status=task.status,
+            channel=channel.name,
+            upstream_task_id=upstream_id,
+        )
+        return Outcome.ORPHAN

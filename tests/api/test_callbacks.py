@@ -1,0 +1,193 @@
+"""Upstream callbacks: tasks updated at once, lost answers recovered by the hold sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from gateway.billing.reconciliation import reconcile
+from gateway.storage import billing
+from gateway.storage.billing import Held, NewTask
+from gateway.tasks.callbacks import callback_url
+from tests.conftest import SIMULATOR_SECRET, Gateway, StartGateway, StartSimulator
+
+IMAGINE_UNITS = 100_000
+START_UNITS = 1_000_000
+NO_POLLING = {"poll_interval_s": 3600.0}
+
+
+async def test_callbacks_bring_a_task_to_success_without_polling(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    simulator = await simulator_factory(speed_factor=300.0)
+    with_callbacks = await gateway_factory(callbacks=True, relay=NO_POLLING)
+    await with_callbacks.add_channel(simulator)
+    await asyncio.sleep(0.2)  # the poller's first round is behind us
+    client = await with_callbacks.client_with_key(balance_units=START_UNITS)
+
+    answer = await client.post("/mj/submit/imagine", {"prompt": "a quail"})
+    task = await client.wait_for(answer.json()["result"], {"SUCCESS", "FAILURE"}, timeout_s=20)
+
+    assert task["status"] == "SUCCESS"
+    assert task["progress"] == "100%"
+    assert task["buttons"]
+    assert task["imageUrl"].startswith(with_callbacks.base_url)
+    assert await client.balance() == START_UNITS - IMAGINE_UNITS
+
+
+async def test_without_callbacks_the_same_task_waits_for_the_poller(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    simulator = await simulator_factory(speed_factor=300.0)
+    gateway = await gateway_factory(relay=NO_POLLING)
+    await gateway.add_channel(simulator)
+    await asyncio.sleep(0.2)
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+
+    answer = await client.post("/mj/submit/imagine", {"prompt": "a quail"})
+    await asyncio.sleep(2.0)  # the simulator finished it well before this
+    task = (await client.get(f"/mj/task/{answer.json()['result']}/fetch")).json()
+
+    assert task["status"] in {"SUBMITTED", "NOT_START"}
+
+
+async def _held_task(gateway: Gateway, user_id: int) -> Held:
+    key_id = await gateway.services.pool.fetchval(
+        "SELECT id FROM api_keys WHERE user_id = $1", user_id
+    )
+    task = NewTask(
+        user_id=user_id,
+        api_key_id=key_id,
+        parent_id=None,
+        action="IMAGINE",
+        price_action="mj_imagine",
+        mode="FAST",
+        bot_type="MID_JOURNEY",
+        price_units=IMAGINE_UNITS,
+        prompt="a quail",
+        state=None,
+        notify_hook=None,
+        submit_time_ms=int(time.time() * 1000),
+    )
+    held = await billing.hold_new_task(gateway.services.pool, task, 600.0)
+    assert isinstance(held, Held)
+    return held
+
+
+async def _expire(gateway: Gateway, held: Held) -> None:
+    await gateway.services.pool.execute(
+        "UPDATE holds SET deadline = now() - interval '1 second' WHERE id = $1", held.hold_id
+    )
+
+
+async def test_a_submit_whose_process_died_is_kept_when_its_channel_has_the_task(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    simulator = await simulator_factory(speed_factor=300.0)
+    gateway = await gateway_factory(callbacks=True, relay=NO_POLLING)
+    channel_id = await gateway.add_channel(simulator)
+    channel = await gateway.services.channels.get(channel_id)
+    assert channel is not None
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+    held = await _held_task(gateway, client.user_id)
+    hook = callback_url(gateway.base_url, channel, held.task_id)
+    sent = await gateway.http.post(  # what the dead process sent, before it could settle
+        f"{simulator.base_url}/mj/submit/imagine",
+        json={"prompt": "a quail", "notifyHook": hook},
+        headers={"mj-api-secret": SIMULATOR_SECRET},
+    )
+    upstream_id = sent.json()["result"]
+    pool = gateway.services.pool
+    for _ in range(200):
+        if await pool.fetchval(
+            "SELECT count(*) FROM upstream_claims WHERE task_id = $1", held.task_id
+        ):
+            break
+        await asyncio.sleep(0.02)
+    assert await client.balance() == START_UNITS - IMAGINE_UNITS  # held, not yet kept
+
+    await _expire(gateway, held)
+    stats = await gateway.services.poller.run_once()
+    await gateway.services.poller.run_once()
+
+    assert (stats.holds_settled, stats.holds_released) == (1, 0)
+    row = await pool.fetchrow(
+        "SELECT status, upstream_task_id FROM tasks WHERE id = $1", held.task_id
+    )
+    assert row["upstream_task_id"] == upstream_id
+    task = await client.wait_for(str(held.task_id), {"SUCCESS"}, timeout_s=5)
+    assert task["status"] == "SUCCESS"
+    assert await client.balance() == START_UNITS - IMAGINE_UNITS
+    assert (await reconcile(pool, hold_grace_s=0)).ok
+
+
+async def test_a_submit_no_channel_has_is_released_at_its_deadline(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    simulator = await simulator_factory()
+    gateway = await gateway_factory(callbacks=True, relay=NO_POLLING)
+    channel_id = await gateway.add_channel(simulator)
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+    held = await _held_task(gateway, client.user_id)
+    pool = gateway.services.pool
+    await pool.execute(  # a claim the channel cannot confirm
+        "INSERT INTO upstream_claims (task_id, channel_id, upstream_task_id) VALUES ($1, $2, $3)",
+        held.task_id,
+        channel_id,
+        "1234567890",
+    )
+
+    await _expire(gateway, held)
+    stats = await gateway.services.poller.run_once()
+
+    assert (stats.holds_settled, stats.holds_released) == (0, 1)
+    assert await pool.fetchval("SELECT status FROM tasks WHERE id = $1", held.task_id) == "REJECTED"
+    assert await client.balance() == START_UNITS
+    assert (await reconcile(pool, hold_grace_s=0)).ok
+
+
+async def test_an_answer_lost_mid_flight_is_not_charged_and_its_callback_changes_nothing(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    simulator = await simulator_factory(speed_factor=300.0)
+    gateway = await gateway_factory(
+        callbacks=True, upstream={"submit_timeout_s": 0.3, "max_attempts": 1}
+    )
+    await gateway.add_channel(simulator)
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+
+    answer = await client.post("/mj/submit/imagine", {"prompt": "a quail [[sim:slow=1]]"})
+    assert (answer.status_code, answer.json()["code"]) == (504, 23)
+    await asyncio.sleep(2.0)  # the simulator made the task and called back meanwhile
+
+    pool = gateway.services.pool
+    task = await pool.fetchrow("SELECT id, status FROM tasks WHERE user_id = $1", client.user_id)
+    assert task["status"] == "REJECTED"  # the callbacks that came after changed nothing
+    assert await client.balance() == START_UNITS
+    assert (await reconcile(pool, hold_grace_s=0)).ok
+
+
+async def test_callbacks_are_refused_without_the_channel_token(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    simulator = await simulator_factory()
+    gateway = await gateway_factory(callbacks=True)
+    channel_id = await gateway.add_channel(simulator)
+    channel = await gateway.services.channels.get(channel_id)
+    assert channel is not None
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+    answer = await client.post("/mj/submit/imagine", {"prompt": "a quail"})
+    task_id = int(answer.json()["result"])
+    good = callback_url(gateway.base_url, channel, task_id)
+    http: httpx.AsyncClient = gateway.http
+    fake = {"id": "1", "status": "SUCCESS", "progress": "100%"}
+
+    wrong_token = await http.post(good.replace(channel.callback_token, "guess"), json=fake)
+    not_a_task = await http.post(good, json={"hello": "world"})
+    unknown_task = await http.post(good.replace(str(task_id), "42"), json=fake)
+
+    assert (wrong_token.status_code, wrong_token.json()["code"]) == (404, 21)
+    assert (not_a_task.status_code, not_a_task.json()["code"]) == (400, 21)
+    assert unknown_task.status_code == 404
