@@ -37,6 +37,7 @@ from gateway.tasks.poller import Poller
 from gateway.tasks.service import TaskReader
 from gateway.tasks.submit import Submitter
 from gateway.tasks.sweeper import HoldSweeper
+from gateway.tasks.webhooks import HookGuard, WebhookDeliverer
 from gateway.upstream.client import UpstreamClient
 
 
@@ -88,6 +89,17 @@ async def build_services(
     images = ImageSigner(
         load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s
     )
+    relay = settings.relay
+    webhooks = WebhookDeliverer(
+        pool,
+        images,
+        allow_private=relay.webhook_allow_private,
+        timeout_s=relay.webhook_timeout_s,
+        retry_for_s=relay.webhook_retry_for_s,
+        backoff_s=relay.webhook_backoff_s,
+        poll_s=relay.webhook_poll_s,
+    )
+    await webhooks.start()
     services = Services(
         pool=pool,
         redis=redis,
@@ -107,10 +119,12 @@ async def build_services(
             max_attempts=settings.upstream.max_attempts,
             queued_passthrough=settings.relay.queued_passthrough,
             callback_base_url=settings.upstream.callback_base_url,
+            hooks=HookGuard(settings.relay.webhook_allow_private),
             rng=random.Random(settings.upstream.routing_seed),  # noqa: S311 - not security
         ),
         tasks=TaskReader(pool, channels, upstream, images),
         callbacks=Callbacks(pool, channels),
+        webhooks=webhooks,
         poller=Poller(
             pool,
             servers.database_url,
@@ -130,6 +144,7 @@ async def build_services(
         background = [
             asyncio.create_task(auth.listen_for_revocations(), name="revocations"),
             asyncio.create_task(services.poller.run(), name="poller"),
+            asyncio.create_task(webhooks.run(), name="webhooks"),
         ]
     try:
         yield services
@@ -137,6 +152,7 @@ async def build_services(
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await webhooks.close()
         await upstream.close()
         await redis.aclose()
         await hold_pool.close()

@@ -72,6 +72,18 @@ class RelaySettings(BaseModel):
     )
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     auth_cache_ttl_s: float = Field(default=5.0, ge=0, description="API key cache lifetime")
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="deliver webhooks to private, loopback and link-local addresses too",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="one delivery attempt")
+    webhook_retry_for_s: float = Field(
+        default=86_400.0, gt=0, description="how long a failing webhook is retried"
+    )
+    webhook_backoff_s: float = Field(
+        default=1.0, gt=0, description="first retry delay; doubles per attempt up to 10 min"
+    )
+    webhook_poll_s: float = Field(default=0.5, gt=0, description="outbox check when idle")
     price_cache_s: float = Field(
         default=5.0, ge=0, description="how long a process keeps the price book before rereading"
     )

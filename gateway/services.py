@@ -19,6 +19,7 @@ from gateway.tasks.callbacks import Callbacks
 from gateway.tasks.poller import Poller
 from gateway.tasks.service import TaskReader
 from gateway.tasks.submit import Submitter
+from gateway.tasks.webhooks import WebhookDeliverer
 from gateway.upstream.client import UpstreamClient
 
 
@@ -34,6 +35,7 @@ class Services:
     submitter: Submitter
     tasks: TaskReader
     callbacks: Callbacks
+    webhooks: WebhookDeliverer
     poller: Poller
     settings: Settings
 

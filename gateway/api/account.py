@@ -89,7 +89,8 @@ async def me(
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    """The caller's balance, key limit, and usage of the user and of this key by action and day."""
+    """The caller's balance, key limit, webhook signing secret, and usage of the user and of
+    this key by action and day."""
     account = await services.billing.account(principal)
     start, end = _period(since, until)
     return {
@@ -97,6 +98,7 @@ async def me(
         "name": account.name,
         "group": account.group_name,
         "balanceUnits": account.balance_units,
+        "webhookSecret": principal.webhook_secret,
         "key": {
             "id": account.key_id,
             "name": account.key_name,

@@ -20,6 +20,8 @@ TASK_COLUMNS = """
     properties
 """
 
+TASK_FIELDS = tuple(name.strip() for name in TASK_COLUMNS.split(","))
+
 _POLLED_STATUSES = ["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS"]
 
 

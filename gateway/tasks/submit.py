@@ -37,6 +37,7 @@ from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.storage.billing import Held, NewTask
 from gateway.tasks.callbacks import callback_url
+from gateway.tasks.webhooks import HookGuard
 from gateway.upstream.client import UpstreamAnswer, UpstreamClient, UpstreamError, encode_body
 from gateway.upstream.outcomes import Verdict, classify
 
@@ -110,6 +111,7 @@ class Submitter:
         max_attempts: int,
         queued_passthrough: bool = False,
         callback_base_url: str | None = None,
+        hooks: HookGuard,
         rng: random.Random,
     ) -> None:
         self._pool = pool
@@ -122,10 +124,13 @@ class Submitter:
         self._max_attempts = max_attempts
         self._queued_passthrough = queued_passthrough
         self._callback_base_url = callback_base_url
+        self._hooks = hooks
         self._rng = rng
 
     async def submit(self, principal: Principal, order: SubmitOrder) -> Submitted:
         self._auth.check_action(principal, order.price_action)
+        if order.notify_hook is not None:
+            await self._hooks.check(order.notify_hook)
         parent = await self._parent(principal, order)
         if parent is not None:
             order = replace(

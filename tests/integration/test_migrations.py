@@ -26,6 +26,7 @@ RELAY_TABLES = {
     "ledger",
     "idempotency_keys",
     "upstream_claims",
+    "webhook_outbox",
     "schema_migrations",
 }
 

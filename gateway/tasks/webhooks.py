@@ -1,0 +1,213 @@
+"""Client webhooks: the task object, signed, POSTed to the task's notifyHook on every change of
+status or progress, in order, at least once.
+
+Events come from the outbox (``gateway.storage.webhooks``), written with each change. Every
+process runs a deliverer; each takes due events under a lease, so a process that dies mid-send
+leaves its events to be sent again when the lease ends. A failed attempt (no 2xx, a timeout, a
+refused connection) is retried after ``backoff_s``, doubling per attempt up to ten minutes,
+until ``retry_for_s`` has passed since the change; then the event is given up.
+
+Signature: ``X-Gateway-Timestamp: <unix seconds>`` and ``X-Gateway-Signature: sha256=<hex
+HMAC-SHA256 of "<timestamp>.<body>" with the user's webhook secret>``.
+
+SSRF guard: a hook must be http(s) and every address its host resolves to must be public, when
+the submit arrives and again at each delivery (the resolver that connects checks them, so a DNS
+answer that changes in between cannot reach inside); redirects are not followed. The operator
+may allow private, loopback and link-local targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import msgspec
+import structlog
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from gateway.errors import BadRequest
+from gateway.storage import webhooks as outbox
+from gateway.storage.webhooks import WebhookEvent
+from gateway.tasks.images import ImageSigner
+from gateway.tasks.views import task_view
+
+log = structlog.get_logger(__name__)
+
+MAX_BACKOFF_S = 600.0
+LEASE_MARGIN_S = 30.0
+BATCH = 100
+KEEP_FINISHED_S = 7 * 86_400.0
+PURGE_EVERY_S = 600.0
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def is_public(address: IpAddress) -> bool:
+    """Routable on the internet: not private, loopback, link-local, multicast or reserved."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def _literal(host: str) -> IpAddress | None:
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host.strip("[]"))
+    return None
+
+
+class HookGuard:
+    """Refuses notifyHook URLs the gateway must not call (400/21)."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._allow_private = allow_private
+
+    async def check(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadRequest("notifyHook must be an http or https URL")
+        if self._allow_private:
+            return
+        literal = _literal(parts.hostname)
+        if literal is not None:
+            addresses = [literal]
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
+                )
+            except OSError:
+                raise BadRequest("notifyHook's host does not resolve") from None
+            addresses = [ipaddress.ip_address(str(info[4][0])) for info in infos]
+        if not addresses or not all(is_public(a) for a in addresses):
+            raise BadRequest("notifyHook must not point at a private, loopback or local address")
+
+
+class PrivateAddressError(OSError):
+    """A hook's host resolved to no public address."""
+
+
+class _PublicResolver(AbstractResolver):
+    """The resolver deliveries connect through: only public addresses come out of it."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        public = [r for r in results if is_public(ipaddress.ip_address(r["host"]))]
+        if not public:
+            raise PrivateAddressError(f"{host} resolves to no public address")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+class WebhookDeliverer:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        images: ImageSigner,
+        *,
+        allow_private: bool,
+        timeout_s: float,
+        retry_for_s: float,
+        backoff_s: float,
+        poll_s: float,
+    ) -> None:
+        self._pool = pool
+        self._images = images
+        self._allow_private = allow_private
+        self._timeout_s = timeout_s
+        self._retry_for_s = retry_for_s
+        self._backoff_s = backoff_s
+        self._poll_s = poll_s
+        self._session: aiohttp.ClientSession | None = None
+        self._purged_at = float("-inf")
+
+    async def start(self) -> None:
+        resolver = None if self._allow_private else _PublicResolver()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=BATCH, resolver=resolver),
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def run(self) -> None:
+        """Until cancelled: deliver what is due, and look again every ``poll_s`` when idle."""
+        while True:
+            try:
+                sent = await self.run_once()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("webhook_round_failed", error=str(exc))
+                sent = 0
+            if sent == 0:
+                await asyncio.sleep(self._poll_s)
+
+    async def run_once(self) -> int:
+        """Claim the due events and attempt each once, concurrently; how many were attempted."""
+        if time.monotonic() - self._purged_at > PURGE_EVERY_S:
+            await outbox.purge_finished(self._pool, KEEP_FINISHED_S)
+            self._purged_at = time.monotonic()
+        events = await outbox.claim_due(self._pool, BATCH, self._timeout_s + LEASE_MARGIN_S)
+        await asyncio.gather(*(self._attempt(event) for event in events))
+        return len(events)
+
+    async def _attempt(self, event: WebhookEvent) -> None:
+        error = await self._send(event)
+        if error is None:
+            await outbox.delivered(self._pool, event.id)
+            return
+        age_s = time.time() - event.created_at.timestamp()
+        delay_s = min(MAX_BACKOFF_S, self._backoff_s * 2 ** (event.attempts - 1))
+        if error.startswith("refused") or age_s + delay_s > self._retry_for_s:
+            await outbox.give_up(self._pool, event.id, error)
+            log.warning("webhook_given_up", event_id=event.id, task_id=event.task.id, error=error)
+            return
+        await outbox.retry_later(self._pool, event.id, delay_s, error)
+
+    async def _send(self, event: WebhookEvent) -> str | None:
+        """None when the hook answered 2xx; else what went wrong."""
+        assert self._session is not None, "start() first"
+        host = urlsplit(event.url).hostname or ""
+        literal = _literal(host)
+        if not self._allow_private and (literal is not None and not is_public(literal)):
+            return "refused: not a public address"
+        body = msgspec.json.encode(task_view(event.task, self._images))
+        timestamp = str(int(time.time()))
+        headers: dict[str, Any] = {
+            "Content-Type": "application/json",
+            "X-Gateway-Timestamp": timestamp,
+            "X-Gateway-Signature": sign(event.secret, timestamp, body),
+        }
+        try:
+            async with self._session.post(
+                event.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if isinstance(getattr(exc, "os_error", None), PrivateAddressError):
+                return "refused: resolves to no public address"
+            return f"{type(exc).__name__}: {exc}"[:500]
+        return None if 200 <= response.status < 300 else f"HTTP {response.status}"
