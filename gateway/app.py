@@ -32,6 +32,7 @@ from gateway.storage.redis import create_redis
 from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.servers import Servers
 from gateway.tasks.callbacks import Callbacks
+from gateway.tasks.cancel import TaskCanceller
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.poller import Poller
 from gateway.tasks.service import TaskReader
@@ -124,6 +125,7 @@ async def build_services(
         ),
         tasks=TaskReader(pool, channels, upstream, images),
         callbacks=Callbacks(pool, channels),
+        cancels=TaskCanceller(pool, channels, upstream),
         webhooks=webhooks,
         poller=Poller(
             pool,

@@ -16,6 +16,7 @@ from gateway.errors import MigrationError
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage.migrations import pending_migrations
 from gateway.tasks.callbacks import Callbacks
+from gateway.tasks.cancel import TaskCanceller
 from gateway.tasks.poller import Poller
 from gateway.tasks.service import TaskReader
 from gateway.tasks.submit import Submitter
@@ -35,6 +36,7 @@ class Services:
     submitter: Submitter
     tasks: TaskReader
     callbacks: Callbacks
+    cancels: TaskCanceller
     webhooks: WebhookDeliverer
     poller: Poller
     settings: Settings

@@ -191,6 +191,12 @@ async def list_tasks(services: Svc, principal: Caller) -> list[dict[str, Any]]:
     return await services.tasks.recent(principal)
 
 
+@post("/task/{task_id:str}/cancel", status_code=200)
+async def cancel_task(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
+    await services.cancels.cancel(principal, orders.task_id_of(task_id))
+    return {"code": 1, "description": "cancelled", "result": task_id}
+
+
 @get("/task/{task_id:str}/image-seed")
 async def image_seed(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
     seed = await services.tasks.image_seed(principal, orders.task_id_of(task_id))
@@ -209,6 +215,7 @@ _AUTHENTICATED = [
     swap_face,
     upload_images,
     fetch_task,
+    cancel_task,
     list_by_condition,
     list_tasks,
     image_seed,

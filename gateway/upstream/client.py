@@ -183,6 +183,11 @@ class UpstreamClient:
         payload = await self._request("GET", channel, path, None, self._settings.fetch_timeout_s)
         return _as_answer(path, payload)
 
+    async def cancel(self, channel: Channel, upstream_task_id: str) -> UpstreamAnswer:
+        path = f"/mj/task/{upstream_task_id}/cancel"
+        payload = await self._request("POST", channel, path, b"{}", self._settings.fetch_timeout_s)
+        return _as_answer(path, payload)
+
     async def list_by_condition(self, channel: Channel, ids: list[str]) -> list[dict[str, Any]]:
         """The upstream task objects it still knows among ``ids`` (any order)."""
         payload = await self._request(
