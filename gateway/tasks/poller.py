@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ POLLER_LOCK_KEY = 0x6D6A_6777_706F_6C6C  # "mjgwpoll"
 
 TIMED_OUT_REASON = "timed out: no result from the upstream in time"
 FORGOTTEN_REASON = "the upstream no longer knows this task"
+
+
+APPLICATION_NAME = "gateway-poller"  # its connection's name in pg_stat_activity, with the pid
 
 
 @dataclass
@@ -153,7 +157,10 @@ class Poller:
         """Until cancelled: hold the poller lock when free, and poll every ``interval_s``."""
         while True:
             try:
-                conn = await asyncpg.connect(self._database_url)
+                conn = await asyncpg.connect(
+                    self._database_url,
+                    server_settings={"application_name": f"{APPLICATION_NAME}:{os.getpid()}"},
+                )
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("poller_connect_failed", error=str(exc))
                 await asyncio.sleep(self._interval_s)
