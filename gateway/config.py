@@ -95,6 +95,19 @@ class RelaySettings(BaseModel):
     task_timeout_s: float = Field(
         default=1800.0, gt=0, description="a task still open this long after submit fails"
     )
+    task_timeouts_s: dict[str, float] = Field(
+        default_factory=dict,
+        description='per task action, e.g. {"UPSCALE": 600}: overrides task_timeout_s',
+    )
+    poll_young_s: float = Field(
+        default=120.0, ge=0, description="a task this young is polled every round"
+    )
+    poll_waiting_every: int = Field(
+        default=5,
+        ge=1,
+        description="older tasks still queued upstream (or awaiting a modal) are polled every "
+        "this many rounds; running ones every round",
+    )
     forgotten_after_polls: int = Field(
         default=5,
         ge=1,

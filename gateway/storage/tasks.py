@@ -78,8 +78,12 @@ async def count_open_tasks(pool: asyncpg.Pool, api_key_id: int) -> int:
     return count
 
 
-async def open_upstream_tasks(pool: asyncpg.Pool, limit: int) -> list[tuple[int, int, str]]:
-    """(task id, channel id, upstream id) of tasks an upstream is still working on.
+async def open_upstream_tasks(
+    pool: asyncpg.Pool, limit: int, *, waiting_too: bool, young_since_ms: int
+) -> list[tuple[int, int, str]]:
+    """(task id, channel id, upstream id) of tasks an upstream is still working on: the running
+    ones and those submitted since ``young_since_ms``, and with ``waiting_too`` also the older
+    ones still queued upstream or awaiting a modal.
 
     A task whose hold is still open (a /modal call in flight) is left alone until the submit
     path has settled or released it, so a poll can never end a task before its charge is known.
@@ -87,10 +91,13 @@ async def open_upstream_tasks(pool: asyncpg.Pool, limit: int) -> list[tuple[int,
     rows = await pool.fetch(
         "SELECT id, channel_id, upstream_task_id FROM tasks t"
         " WHERE status = ANY($1::TEXT[]) AND upstream_task_id IS NOT NULL"
+        " AND ($3 OR status = 'IN_PROGRESS' OR submit_time_ms >= $4)"
         " AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = t.id AND h.status = 'OPEN')"
         " ORDER BY id LIMIT $2",
         _POLLED_STATUSES,
         limit,
+        waiting_too,
+        young_since_ms,
     )
     return [(row["id"], row["channel_id"], row["upstream_task_id"]) for row in rows]
 
@@ -238,15 +245,23 @@ async def count_missing(pool: asyncpg.Pool, missing_ids: Sequence[int], limit: i
     return [row["id"] for row in rows if row["missing_polls"] >= limit]
 
 
-async def overdue_tasks(pool: asyncpg.Pool, submitted_before_ms: int, limit: int) -> list[int]:
-    """Open tasks submitted before the cut-off (whose hold, if any, is resolved)."""
+async def overdue_tasks(
+    pool: asyncpg.Pool, now_ms: int, timeout_s: float, timeouts_s: dict[str, float], limit: int
+) -> list[int]:
+    """Open tasks (whose hold, if any, is resolved) submitted longer ago than their action's
+    timeout (``timeouts_s`` by action, else ``timeout_s``)."""
     rows = await pool.fetch(
         "SELECT id FROM tasks t"
+        " LEFT JOIN unnest($3::TEXT[], $4::FLOAT8[]) AS o (action, timeout_s)"
+        "   ON o.action = t.action"
         " WHERE status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
-        " AND submit_time_ms < $1"
+        " AND submit_time_ms < $1 - (coalesce(o.timeout_s, $2) * 1000)::BIGINT"
         " AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = t.id AND h.status = 'OPEN')"
-        " ORDER BY id LIMIT $2",
-        submitted_before_ms,
+        " ORDER BY id LIMIT $5",
+        now_ms,
+        timeout_s,
+        list(timeouts_s),
+        list(timeouts_s.values()),
         limit,
     )
     return [row["id"] for row in rows]

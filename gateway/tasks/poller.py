@@ -3,10 +3,12 @@
 One process polls at a time: the holder of a PostgreSQL advisory lock on a connection of its
 own, so a process that dies releases it with its connection and another takes over at its next
 try. Each round reads the open tasks, asks each channel for them with list-by-condition in
-batches (channels in parallel), and writes what changed; a task that ends in FAILURE or CANCEL
-is refunded in the same statement. Every task ends: one still open ``task_timeout_s`` after the
-gateway accepted it, or one its channel has answered without for ``forgotten_after_polls`` polls
-in a row, fails and is refunded. ``run_once`` is one round, for tests; ``run`` loops.
+batches (channels in parallel), and writes what changed: running and young tasks every round,
+older ones still queued upstream (or awaiting a modal) every ``waiting_every`` rounds. A task
+that ends in FAILURE or CANCEL is refunded in the same statement. Every task ends: one still
+open ``task_timeout_s`` (or its action's own timeout) after the gateway accepted it, or one its
+channel has answered without for ``forgotten_after_polls`` polls in a row, fails and is
+refunded. ``run_once`` is one round, for tests; ``run`` loops.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class Poller:
         interval_s: float = 2.0,
         batch_size: int = 100,
         task_timeout_s: float = 1800.0,
+        task_timeouts_s: dict[str, float] | None = None,
+        young_s: float = 120.0,
+        waiting_every: int = 5,
         forgotten_after_polls: int = 5,
         max_tasks_per_round: int = 10_000,
     ) -> None:
@@ -78,6 +83,10 @@ class Poller:
         self._interval_s = interval_s
         self._batch_size = batch_size
         self._task_timeout_s = task_timeout_s
+        self._task_timeouts_s = task_timeouts_s or {}
+        self._young_s = young_s
+        self._waiting_every = waiting_every
+        self._rounds = 0
         self._forgotten_after_polls = forgotten_after_polls
         self._max_tasks = max_tasks_per_round
 
@@ -87,17 +96,24 @@ class Poller:
         stats = RoundStats()
         stats.holds_settled, stats.holds_released = await self._sweeper.sweep()
         await self._idempotency.purge_expired()
-        cutoff_ms = int((time.time() - self._task_timeout_s) * 1000)
-        overdue = await task_store.overdue_tasks(self._pool, cutoff_ms, self._max_tasks)
+        now_ms = int(time.time() * 1000)
+        overdue = await task_store.overdue_tasks(
+            self._pool, now_ms, self._task_timeout_s, self._task_timeouts_s, self._max_tasks
+        )
         if overdue:
             stats.timed_out, refunded = await task_store.end_tasks(
                 self._pool, overdue, "FAILURE", TIMED_OUT_REASON
             )
             stats.refunded += refunded
         by_channel: dict[int, dict[str, int]] = defaultdict(dict)
-        for task_id, channel_id, upstream_id in await task_store.open_upstream_tasks(
-            self._pool, self._max_tasks
-        ):
+        self._rounds += 1
+        open_tasks = await task_store.open_upstream_tasks(
+            self._pool,
+            self._max_tasks,
+            waiting_too=(self._rounds - 1) % self._waiting_every == 0,
+            young_since_ms=now_ms - int(self._young_s * 1000),
+        )
+        for task_id, channel_id, upstream_id in open_tasks:
             by_channel[channel_id][upstream_id] = task_id
         jobs = []
         for channel_id, tasks in by_channel.items():

@@ -10,7 +10,12 @@ from gateway.storage.billing import NewTask
 from tests.conftest import SIMULATOR_SECRET, Client, StartGateway, StartSimulator
 
 IMAGINE_UNITS = 100_000
+DESCRIBE_UNITS = 50_000
 START_UNITS = 1_000_000
+TINY_PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 
 async def _refunds(pool: asyncpg.Pool, task_id: str) -> int:
@@ -149,3 +154,22 @@ async def test_a_task_cancelled_upstream_is_refunded_once_to_user_and_key(
     )
     assert key_left == 5 * IMAGINE_UNITS
     assert await _refunds(pool, task_id) == 1
+
+
+async def test_an_action_times_out_after_its_own_timeout(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway = await gateway_factory(relay={"task_timeouts_s": {"IMAGINE": 1.0}})
+    simulator = await simulator_factory(task_timeout_s=100_000, speed_factor=1.0)
+    await gateway.add_channel(simulator)
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+
+    imagine = await client.post("/mj/submit/imagine", {"prompt": "a slow snail"})
+    describe = await client.post("/mj/submit/describe", {"base64": TINY_PNG})
+    task = await client.wait_for(imagine.json()["result"], {"FAILURE", "SUCCESS"}, timeout_s=15)
+    other = (await client.get(f"/mj/task/{describe.json()['result']}/fetch")).json()
+
+    assert task["status"] == "FAILURE"
+    assert task["failReason"].startswith("timed out")
+    assert other["status"] not in {"FAILURE", "SUCCESS"}  # the default timeout is far off
+    assert await client.balance() == START_UNITS - DESCRIBE_UNITS
