@@ -194,10 +194,16 @@ class Gateway:
         return Client(self, user_id, key)
 
     async def add_channel(
-        self, simulator: RunningSimulator, name: str = "sim", **options: Any
+        self,
+        simulator: RunningSimulator,
+        name: str = "sim",
+        base_url: str | None = None,
+        **options: Any,
     ) -> int:
+        """The simulator as a channel; ``base_url``: another way to reach it (a proxy)."""
+        url = base_url or simulator.base_url
         channel_id = await admin.add_channel(
-            self.services.pool, name, simulator.base_url, SIMULATOR_SECRET, **options
+            self.services.pool, name, url, SIMULATOR_SECRET, **options
         )
         self.services.channels.invalidate()
         return channel_id

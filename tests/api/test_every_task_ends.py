@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from gateway.storage.billing import NewTask
 from tests.conftest import SIMULATOR_SECRET, Client, StartGateway, StartSimulator
+from tests.support import TcpProxy
 
 IMAGINE_UNITS = 100_000
 DESCRIBE_UNITS = 50_000
@@ -173,3 +175,31 @@ async def test_an_action_times_out_after_its_own_timeout(
     assert task["failReason"].startswith("timed out")
     assert other["status"] not in {"FAILURE", "SUCCESS"}  # the default timeout is far off
     assert await client.balance() == START_UNITS - DESCRIBE_UNITS
+
+
+async def test_tasks_outlive_a_channel_that_stops_answering_for_a_while(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    # Down for ~40 poll rounds (a minute at the default interval), against a limit of 2 missing
+    # polls: a channel that does not answer counts no missing poll, so nothing is "forgotten".
+    gateway = await gateway_factory(relay={"forgotten_after_polls": 2, "poll_interval_s": 0.05})
+    simulator = await simulator_factory(speed_factor=100.0)
+    host, port = urlsplit(simulator.base_url).hostname, urlsplit(simulator.base_url).port
+    proxy = await TcpProxy(lambda: asyncio.open_connection(host, port)).start()
+    await gateway.add_channel(simulator, base_url=f"http://127.0.0.1:{proxy.port}")
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+    ids = [
+        (await client.post("/mj/submit/imagine", {"prompt": f"a crab {n}"})).json()["result"]
+        for n in range(5)
+    ]
+
+    await proxy.cut()
+    await asyncio.sleep(2.0)
+    during = {(await client.get(f"/mj/task/{i}/fetch")).json()["status"] for i in ids}
+    await proxy.start()
+    tasks = [await client.wait_for(i, {"SUCCESS", "FAILURE"}, timeout_s=20) for i in ids]
+
+    await proxy.cut()
+    assert not during & {"SUCCESS", "FAILURE"}
+    assert {t["status"] for t in tasks} == {"SUCCESS"}
+    assert await client.balance() == START_UNITS - 5 * IMAGINE_UNITS
