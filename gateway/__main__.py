@@ -97,8 +97,11 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
-    from gateway.bench import run_bench
+    from gateway.bench import run_bench, run_latency
 
+    if args.latency:
+        run_latency(settings, args)
+        return
     run_bench(settings, args)
 
 
@@ -314,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=int, default=10, help="seconds per phase")
     bench.add_argument("--concurrency", type=int, default=64, help="connections at once")
     bench.add_argument("--workers", type=int, default=2, help="gateway worker processes")
+    bench.add_argument(
+        "--latency",
+        action="store_true",
+        help="instead: how soon after the upstream finishes a task the gateway shows it, "
+        "with callbacks and with polling only",
+    )
+    bench.add_argument("--tasks", type=int, default=30, help="tasks watched (--latency)")
     bench.set_defaults(run=cmd_bench)
 
     reconcile = commands.add_parser(

@@ -342,6 +342,21 @@ def _env(group: str, **values: str) -> dict[str, str]:
     return {f"GATEWAY_{group}{name}": value for name, value in values.items()}
 
 
+def _simulator_env(secret: str) -> dict[str, str]:
+    slots = str(SIM_SLOTS_PER_ACCOUNT)
+    env = _env("SIMULATOR__", HOST="127.0.0.1", SECRET=secret, ACCOUNTS=str(SIM_ACCOUNTS))
+    return env | _env("SIMULATOR__", CORE_SIZE=slots, QUEUE_SIZE=slots)
+
+
+def _gateway_env(
+    folder: str, port: str, database_url: str, servers: Servers, prefix: str
+) -> dict[str, str]:
+    env = _env("", DATA_DIR=folder, SERVER__HOST="127.0.0.1", SERVER__PORT=port)
+    env |= _env("DATABASE__", URL=database_url) | _env("REDIS__", URL=servers.redis_url)
+    env |= _env("REDIS__", KEY_PREFIX=f"{prefix}:")
+    return env | _env("RELAY__", SECRET_KEY=RELAY_SECRET_KEY)
+
+
 def _bench(
     settings: Settings, servers: Servers, database_url: str, prefix: str, wrk: str, args: Any
 ) -> list[PhaseResult]:
@@ -351,21 +366,17 @@ def _bench(
     secret = secrets.token_urlsafe(24)
     key = eventloop.run(_seed(settings, database_url, urls["simulator"], secret))
     common = {**os.environ, **_env("LOG__", LEVEL="WARNING", FORMAT="json")}
-    slots = str(SIM_SLOTS_PER_ACCOUNT)
-    simulator_env = _env("SIMULATOR__", HOST="127.0.0.1", SECRET=secret, ACCOUNTS=str(SIM_ACCOUNTS))
-    simulator_env |= _env("SIMULATOR__", CORE_SIZE=slots, QUEUE_SIZE=slots)
     with (
         tempfile.TemporaryDirectory(prefix=f"{prefix}_") as folder,
         contextlib.ExitStack() as stack,
     ):
-        gateway_env = _env("", DATA_DIR=folder, SERVER__HOST="127.0.0.1", SERVER__PORT=ports[1])
-        gateway_env |= _env("DATABASE__", URL=database_url) | _env("REDIS__", URL=servers.redis_url)
-        gateway_env |= _env("REDIS__", KEY_PREFIX=f"{prefix}:")
-        gateway_env |= _env("RELAY__", SECRET_KEY=RELAY_SECRET_KEY)
         simulate = ["simulate", "--port", ports[0], "--speed", str(SIM_SPEED)]
         commands = {
-            "simulator": (simulate, simulator_env),
-            "gateway": (["serve", "--workers", str(args.workers)], gateway_env),
+            "simulator": (simulate, _simulator_env(secret)),
+            "gateway": (
+                ["serve", "--workers", str(args.workers)],
+                _gateway_env(folder, ports[1], database_url, servers, prefix),
+            ),
         }
         children = {
             name: stack.enter_context(_child(name, argv, common | env, Path(folder, f"{name}.log")))
@@ -438,3 +449,94 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> None:
     _report(settings, servers, database_url, args, load, results)
     if any(r.error_rate > ERROR_RATE_LIMIT for r in results):
         sys.exit(1)
+
+
+# ``gateway bench --latency``: how long after the upstream finishes a task does the gateway's
+# fetch show SUCCESS, with upstream callbacks and with the poller alone.
+LATENCY_SIM_SPEED = 60.0  # an imagine takes about a second: the task finishes while watched
+LATENCY_WATCH_S = 0.01
+
+
+async def _watch(http: aiohttp.ClientSession, base_url: str, key: str, tasks: int) -> list[float]:
+    """Submit ``tasks`` imagines at once and watch each until SUCCESS: for each, the seconds
+    between the upstream's finishTime and the first fetch that showed SUCCESS."""
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def one(n: int) -> float:
+        async with http.post(
+            f"{base_url}/mj/submit/imagine", json={"prompt": f"a buoy {n}"}, headers=headers
+        ) as response:
+            task_id = (await response.json())["result"]
+        while True:
+            async with http.get(f"{base_url}/mj/task/{task_id}/fetch", headers=headers) as got:
+                task = await got.json()
+            if task["status"] == "SUCCESS":
+                finished_s: float = task["finishTime"] / 1000
+                return time.time() - finished_s
+            if task["status"] == "FAILURE":
+                raise StartupError(f"task {task_id} failed: {task['failReason']}")
+            await asyncio.sleep(LATENCY_WATCH_S)
+
+    return sorted(await asyncio.gather(*(one(n) for n in range(tasks))))
+
+
+def _latency(
+    settings: Settings, servers: Servers, database_url: str, prefix: str, args: Any
+) -> dict[str, list[float]]:
+    sim_port, gw_port = _free_ports(2)
+    sim_url, gw_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}"
+    secret = secrets.token_urlsafe(24)
+    key = eventloop.run(_seed(settings, database_url, sim_url, secret))
+    common = {**os.environ, **_env("LOG__", LEVEL="WARNING", FORMAT="json")}
+    urls = {"simulator": sim_url, "gateway": gw_url}
+    results: dict[str, list[float]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix=f"{prefix}_") as folder,
+        contextlib.ExitStack() as stack,
+    ):
+        simulate = ["simulate", "--port", sim_port, "--speed", str(LATENCY_SIM_SPEED)]
+        simulator = _child(
+            "simulator", simulate, common | _simulator_env(secret), Path(folder, "s")
+        )
+        children = {"simulator": stack.enter_context(simulator)}
+        for name, extra in (
+            ("with callbacks", _env("UPSTREAM__", CALLBACK_BASE_URL=gw_url)),
+            ("polling only", {}),
+        ):
+            env = common | _gateway_env(folder, gw_port, database_url, servers, prefix) | extra
+            log_path = Path(folder, f"gateway {name}.log")
+            with _child("gateway", ["serve"], env, log_path) as gateway:
+                children["gateway"] = gateway
+                eventloop.run(_wait_all_ready(children, urls, secret, args))
+
+                async def measure() -> list[float]:
+                    async with aiohttp.ClientSession() as http:
+                        return await _watch(http, gw_url, key, args.tasks)
+
+                results[name] = eventloop.run(measure())
+    return results
+
+
+def run_latency(settings: Settings, args: argparse.Namespace) -> None:
+    """Print the upstream-SUCCESS-to-gateway-fetch latency with callbacks and with polling."""
+    name = f"gw_latency_{os.getpid()}"
+    with open_servers(settings) as servers:
+        database_url = urlunsplit(urlsplit(servers.database_url)._replace(path=f"/{name}"))
+        eventloop.run(_execute(servers.database_url, f'CREATE DATABASE "{name}"'))
+        try:
+            results = _latency(settings, servers, database_url, name, args)
+        finally:
+            drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            eventloop.run(_execute(servers.database_url, drop))
+    interval = settings.relay.poll_interval_s
+    print(
+        f"\nupstream SUCCESS -> gateway fetch shows SUCCESS, {args.tasks} imagines each, "
+        f"simulator x{LATENCY_SIM_SPEED:g}, poll interval {interval:g} s, watched every "
+        f"{LATENCY_WATCH_S * 1000:g} ms\n\n{'':<16}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}"
+    )
+    for label, seconds in results.items():
+        p50, p90 = (
+            seconds[len(seconds) // 2],
+            seconds[min(len(seconds) - 1, len(seconds) * 9 // 10)],
+        )
+        print(f"{label:<16}{p50 * 1000:>9.0f}{p90 * 1000:>9.0f}{seconds[-1] * 1000:>9.0f}")

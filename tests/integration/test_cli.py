@@ -190,3 +190,19 @@ async def test_money_commands_and_reconcile_exit_codes(
     code, stdout, _ = await _run(env, "reconcile")
     assert code == 1
     assert '"key_limits": 1' in stdout
+
+
+async def test_bench_latency_reports_callbacks_and_polling(
+    servers: Servers, tmp_path: Path
+) -> None:
+    env = {
+        "GATEWAY_DATABASE__URL": servers.database_url,
+        "GATEWAY_REDIS__URL": servers.redis_url,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+    }
+    code, stdout, stderr = await _run(env, "bench", "--latency", "--tasks", "3")
+
+    assert code == 0, stderr
+    rows = {line[:16].strip(): line.split()[-3:] for line in stdout.splitlines()[-2:]}
+    assert set(rows) == {"with callbacks", "polling only"}
+    assert all(int(value) >= 0 for values in rows.values() for value in values)
