@@ -1,7 +1,8 @@
 """``POST /upstream/callbacks/{token}/{task_id}``: an upstream's task object, pushed on a change.
 
 No API key: the channel's callback token in the path is the credential (404/21 when unknown).
-The answer is 200 with ``{"outcome": "applied" | "claimed" | "orphan"}``; upstreams ignore it.
+The answer is 200 with ``{"outcome": "applied" | "stale" | "claimed" | "orphan"}``; upstreams
+ignore it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 ``/upstream/callbacks/{channel's callback token}/{gateway task id}``.
 
 A callback is a hint that arrives early; the poller stays the truth, so a late, duplicate or
-out-of-order callback is harmless (an ended task never changes). A callback about a task whose
+out-of-order callback is harmless: one that tells of an earlier stage than the task has reached
+is ignored, and an ended task never changes. A callback about a task whose
 submit answer the gateway never saw is kept as a claim for the hold sweeper; one about a task
 that ended up elsewhere (failed over, refused) is an orphan upstream task, logged for the operator.
 """
@@ -30,8 +31,19 @@ def callback_url(base_url: str, channel: Channel, task_id: int) -> str:
     return f"{base_url.rstrip('/')}{CALLBACK_PATH}/{channel.callback_token}/{task_id}"
 
 
+_STATUS_ORDER = {"NOT_START": 0, "SUBMITTED": 1, "MODAL": 1, "IN_PROGRESS": 2}
+_ENDED_STAGE = 3
+
+
+def _stage(status: str, progress: str) -> tuple[int, int]:
+    """How far along a task is, to tell a late callback from a newer one."""
+    digits = progress.rstrip("%")
+    return _STATUS_ORDER.get(status, _ENDED_STAGE), int(digits) if digits.isdigit() else 0
+
+
 class Outcome(StrEnum):
     APPLIED = "applied"
+    STALE = "stale"
     CLAIMED = "claimed"
     ORPHAN = "orphan"
 
@@ -55,6 +67,8 @@ class Callbacks:
             raise NotFound(f"task {task_id} not found")
         upstream_id = update.upstream_task_id
         if task.channel_id == channel.id and task.upstream_task_id == upstream_id:
+            if _stage(update.status, update.progress) < _stage(task.status, task.progress):
+                return Outcome.STALE  # an older change, arriving late: the task is past it
             await task_store.apply_upstream_updates(self._pool, [(task_id, update)])
             return Outcome.APPLIED
         if task.status == "SUBMITTING":

@@ -191,3 +191,30 @@ async def test_callbacks_are_refused_without_the_channel_token(
     assert (wrong_token.status_code, wrong_token.json()["code"]) == (404, 21)
     assert (not_a_task.status_code, not_a_task.json()["code"]) == (400, 21)
     assert unknown_task.status_code == 404
+
+
+async def test_late_callbacks_change_nothing_and_a_follow_up_needs_no_poll(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    simulator = await simulator_factory(speed_factor=300.0)
+    gateway = await gateway_factory(callbacks=True, relay=NO_POLLING)
+    channel_id = await gateway.add_channel(simulator)
+    channel = await gateway.services.channels.get(channel_id)
+    assert channel is not None
+    await asyncio.sleep(0.2)
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+    task_id = (await client.post("/mj/submit/imagine", {"prompt": "a swan"})).json()["result"]
+    done = await client.wait_for(task_id, {"SUCCESS"}, timeout_s=20)
+    upstream_id = await gateway.services.pool.fetchval(
+        "SELECT upstream_task_id FROM tasks WHERE id = $1", int(task_id)
+    )
+    hook = callback_url(gateway.base_url, channel, int(task_id))
+
+    late = {"id": upstream_id, "status": "IN_PROGRESS", "progress": "40%"}
+    answers = [(await gateway.http.post(hook, json=late)).json() for _ in range(2)]
+    upscale = next(b["customId"] for b in done["buttons"] if b["label"] == "U1")
+    follow_up = await client.post("/mj/submit/action", {"taskId": task_id, "customId": upscale})
+
+    assert answers == [{"outcome": "stale"}] * 2
+    assert (await client.get(f"/mj/task/{task_id}/fetch")).json() == done
+    assert follow_up.json()["code"] == 1, follow_up.text

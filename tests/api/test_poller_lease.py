@@ -15,6 +15,7 @@ from tests.processes import GatewayProcess, StartGatewayProcess
 
 TAKEOVER_LIMIT_S = 10.0
 POLLING = {"GATEWAY_RELAY__POLL_INTERVAL_S": "0.2"}
+WINDOW_S = 3.0
 
 
 async def _leaders(pool: asyncpg.Pool) -> list[int]:
@@ -46,13 +47,39 @@ async def _submit_and_finish(gateway: GatewayProcess, key: str) -> str:
     raise AssertionError(f"task {task_id} never reached SUCCESS")
 
 
+async def _list_calls(http: httpx.AsyncClient, simulator_url: str) -> int:
+    stats = await http.get(
+        f"{simulator_url}/sim/stats", headers={"mj-api-secret": SIMULATOR_SECRET}
+    )
+    calls: int = stats.json()["requests"].get("task/list-by-condition", 0)
+    return calls
+
+
+async def _rounds_asked_once(gateway: GatewayProcess, slow_url: str, key: str) -> None:
+    """With one task open on the slow channel, that channel is asked once per poll round: no
+    more often than one poller alone can ask (rounds are ``interval`` apart)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        relax = f"{gateway.base_url}/mj-relax/mj/submit/imagine"
+        answer = await http.post(relax, json={"prompt": "a slow gull"}, headers=headers)
+        assert answer.json()["code"] == 1, answer.text
+        await asyncio.sleep(0.5)
+        before = await _list_calls(http, slow_url)
+        await asyncio.sleep(WINDOW_S)
+        calls = await _list_calls(http, slow_url) - before
+    interval_s = float(POLLING["GATEWAY_RELAY__POLL_INTERVAL_S"])
+    assert 0 < calls <= WINDOW_S / interval_s + 2
+
+
 async def test_one_process_polls_and_another_takes_over_when_it_dies(
     gateway_process_factory: StartGatewayProcess,
     simulator_factory: StartSimulator,
     db_pool: asyncpg.Pool,
 ) -> None:
     simulator = await simulator_factory(speed_factor=300.0)
-    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET)
+    slow = await simulator_factory(speed_factor=1.0, task_timeout_s=100_000)
+    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET, modes=["FAST"])
+    await admin.add_channel(db_pool, "slow", slow.base_url, SIMULATOR_SECRET, modes=["RELAX"])
     user_id = await admin.create_user(db_pool, "lena", 10_000_000)
     key = (await admin.issue_key(db_pool, user_id)).key
     gateways = [await gateway_process_factory(**POLLING), await gateway_process_factory(**POLLING)]
@@ -65,6 +92,7 @@ async def test_one_process_polls_and_another_takes_over_when_it_dies(
     leader = _owner(leaders[0], gateways)
     survivor = next(g for g in gateways if g is not leader)
     await _submit_and_finish(survivor, key)  # tasks move while the other one polls
+    await _rounds_asked_once(survivor, slow.base_url, key)
 
     await leader.kill()
     started = asyncio.get_running_loop().time()
