@@ -13,10 +13,11 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from gateway import __version__, metrics
 from gateway.api.account import admin_router, me
 from gateway.api.callbacks import upstream_callback
 from gateway.api.errors import EXCEPTION_HANDLERS
-from gateway.api.health import healthz, readyz
+from gateway.api.health import healthz, metrics_endpoint, readyz
 from gateway.api.middleware import request_log_middleware
 from gateway.api.mj import mj_routers
 from gateway.auth.limits import KeyLimits
@@ -171,6 +172,7 @@ def provide_services(state: State) -> Services:
 
 def create_app(settings: Settings, servers: Servers, *, run_background: bool = True) -> Litestar:
     """The gateway's HTTP app; its services live in ``app.state.services`` while it runs."""
+    metrics.BUILD.labels(__version__).set(1)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -179,7 +181,15 @@ def create_app(settings: Settings, servers: Servers, *, run_background: bool = T
             yield
 
     return Litestar(
-        route_handlers=[*mj_routers(), me, admin_router(), upstream_callback, healthz, readyz],
+        route_handlers=[
+            *mj_routers(),
+            me,
+            admin_router(),
+            upstream_callback,
+            healthz,
+            readyz,
+            metrics_endpoint,
+        ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_log_middleware],

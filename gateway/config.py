@@ -45,6 +45,9 @@ class RedisSettings(BaseModel):
 
 
 class ServerSettings(BaseModel):
+    metrics_token: SecretStr | None = Field(
+        default=None, description="if set, /metrics wants Authorization: Bearer <this>"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,7 @@ import uvicorn
 
 from gateway import eventloop
 from gateway.config import Settings
+from gateway.metrics import MULTIPROC_ENV
 from gateway.storage.servers import Servers
 
 
@@ -82,8 +86,19 @@ def _worker(settings: Settings, servers: Servers) -> None:
     eventloop.run(server.serve(sockets=[sock]))
 
 
+def _share_metrics() -> str | None:
+    """Workers write their metrics to files in one folder, so that each answers for all: a
+    fresh folder of this run (returned, to be removed at exit) unless the operator named one."""
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    folder = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    return folder
+
+
 def run_workers(settings: Settings, servers: Servers) -> None:
     """Run ``settings.server.workers`` worker processes until interrupted or one dies."""
+    metrics_folder = _share_metrics()
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker, args=(settings, servers), name=f"gateway-worker-{n}")
@@ -106,3 +121,5 @@ def run_workers(settings: Settings, servers: Servers) -> None:
         stop()
         for worker in workers:
             worker.join(timeout=10)
+        if metrics_folder is not None:
+            shutil.rmtree(metrics_folder, ignore_errors=True)

@@ -1,7 +1,9 @@
-"""Per-request plumbing below the routes: a request id on every log line, one summary line.
+"""Per-request plumbing below the routes: a request id on every log line, one summary line,
+the HTTP metrics, and the gateway's own share of the time.
 
 The id comes from the client's ``X-Request-Id`` when it sent a sane one, else it is generated;
-it is echoed in the response's ``X-Request-Id``.
+it is echoed in the response's ``X-Request-Id``. ``X-Gateway-Overhead-Ms`` is the time to the
+response less the time spent waiting on upstreams.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import metrics
 from gateway.logging import bind_request_id
 
 log = structlog.get_logger("gateway.request")
@@ -37,25 +40,37 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
         bind_request_id(request_id.decode())
         started = time.perf_counter()
         status = 500
+        overhead_s = 0.0
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers: list[Any] = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id))
-                message = {**message, "headers": headers}
-            await send(message)
+        with metrics.request_upstream_time() as upstream_s:
 
-        try:
-            await app(scope, receive, send_with_id)
-        finally:
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            async def send_with_id(message: Message) -> None:
+                nonlocal status, overhead_s
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    overhead_s = max(0.0, time.perf_counter() - started - sum(upstream_s))
+                    headers: list[Any] = list(message.get("headers", []))
+                    headers.append((b"x-request-id", request_id))
+                    headers.append((b"x-gateway-overhead-ms", f"{overhead_s * 1000:.1f}".encode()))
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            try:
+                await app(scope, receive, send_with_id)
+            finally:
+                duration_s = time.perf_counter() - started
+                route = scope.get("path_template") or "unmatched"
+                metrics.HTTP_REQUESTS.labels(
+                    route, scope["method"], metrics.status_class(status)
+                ).inc()
+                metrics.HTTP_DURATION.labels(route).observe(duration_s)
+                metrics.OVERHEAD.labels(route).observe(overhead_s)
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(duration_s * 1000, 2),
+                )
 
     return middleware

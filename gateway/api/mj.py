@@ -14,6 +14,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, SkipValidation
 
+from gateway import metrics
 from gateway.api import orders
 from gateway.api.errors import error_body
 from gateway.api.image import image
@@ -86,7 +87,10 @@ async def _once(
         produce,
         lambda exc: error_body(exc.code, exc.description, exc.properties),
     )
-    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    headers = None
+    if answer.replayed:
+        metrics.IDEMPOTENT_REPLAYS.inc()
+        headers = {"Idempotent-Replayed": "true"}
     return Response(answer.body, status_code=answer.status, headers=headers)
 
 

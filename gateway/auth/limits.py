@@ -14,6 +14,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
+from gateway import metrics
 from gateway.domain import Principal
 from gateway.errors import RateLimited
 from gateway.storage import tasks as task_store
@@ -55,6 +56,7 @@ class KeyLimits:
             log.warning("rate_limit_unavailable", error=str(exc))
             return
         if int(count) > limit:
+            metrics.RATE_LIMITED.labels("requests_per_minute").inc()
             retry_after_s = max(1, int((window + 1) * _WINDOW_S - now + 0.999))
             raise RateLimited(
                 f"more than {limit} requests a minute with this key", retry_after_s=retry_after_s
@@ -66,6 +68,7 @@ class KeyLimits:
         if limit is None:
             return
         if await task_store.count_open_tasks(self._pool, principal.key_id) >= limit:
+            metrics.RATE_LIMITED.labels("open_tasks").inc()
             raise RateLimited(
                 f"this key already has {limit} unfinished tasks",
                 retry_after_s=OPEN_TASKS_RETRY_AFTER_S,

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway import metrics
 from gateway.billing.prices import PriceBook
 from gateway.billing.settling import Settler
 from gateway.domain import Principal
@@ -70,6 +71,7 @@ class Billing:
         """Hold the task's price and record it as SUBMITTING; InsufficientBalance (403/25)."""
         held = await billing.hold_new_task(self._hold_pool, task, self._hold_deadline_s)
         if isinstance(held, HoldRefusal):
+            metrics.BILLING_REFUSALS.labels(held.value).inc()
             raise InsufficientBalance(_REFUSALS[held])
         return held
 
@@ -89,6 +91,7 @@ class Billing:
         if held is None:
             raise BadRequest("task is not waiting for a modal confirmation")
         if isinstance(held, HoldRefusal):
+            metrics.BILLING_REFUSALS.labels(held.value).inc()
             raise InsufficientBalance(_REFUSALS[held])
         return held
 

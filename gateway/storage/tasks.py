@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -102,6 +103,33 @@ async def open_upstream_tasks(
     return [(row["id"], row["channel_id"], row["upstream_task_id"]) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write of upstream news did: tasks changed, tasks that ended now (by status), and
+    the refunds those ends earned."""
+
+    changed: int
+    finished: dict[str, int]
+    refunded: int
+    refunded_units: int
+
+
+# The result row of a statement whose CTE ``t`` (id, status) holds the tasks it changed.
+_WRITTEN = """
+SELECT (SELECT count(*) FROM t) AS changed,
+       (SELECT count(*) FROM t WHERE status = 'SUCCESS') AS success,
+       (SELECT count(*) FROM t WHERE status = 'FAILURE') AS failure,
+       (SELECT count(*) FROM t WHERE status = 'CANCEL') AS cancel,
+       (SELECT count(*) FROM refund) AS refunded,
+       (SELECT coalesce(sum(amount_units), 0)::BIGINT FROM refund) AS refunded_units
+"""
+
+
+def _written(row: asyncpg.Record) -> Written:
+    finished = {s: row[s.lower()] for s in ("SUCCESS", "FAILURE", "CANCEL") if row[s.lower()]}
+    return Written(row["changed"], finished, row["refunded"], row["refunded_units"])
+
+
 # Refunds the settled charge of every task in ``t`` (id, status) that now is FAILURE or CANCEL,
 # to the user and to the key if it was debited and still has a limit, at most once per task
 # ever (the ledger's unique source).
@@ -169,20 +197,20 @@ WITH u AS (
                             u.fail_reason, u.buttons, 0)
     RETURNING tasks.id, tasks.status
 ), {_REFUND_ENDED}
-SELECT (SELECT count(*) FROM t) AS changed, (SELECT count(*) FROM refund) AS refunded
+{_WRITTEN}
 """
 
 
 async def apply_upstream_updates(
     pool: asyncpg.Pool, updates: Sequence[tuple[int, UpstreamTaskUpdate]]
-) -> tuple[int, int]:
-    """Write what the upstream says of open tasks, (task id, update) pairs; (changed, refunded).
+) -> Written:
+    """Write what the upstream says of open tasks, (task id, update) pairs.
 
     A task already ended is never changed. Ending in FAILURE or CANCEL refunds its settled
     charge to the user and the key's limit in the same statement, at most once ever.
     """
     if not updates:
-        return 0, 0
+        return Written(0, {}, 0, 0)
     columns: list[list[Any]] = [[] for _ in range(13)]
     for task_id, update in updates:
         values = (
@@ -203,7 +231,7 @@ async def apply_upstream_updates(
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     (row,) = await pool.fetch(_APPLY_UPDATES, *columns)
-    return row["changed"], row["refunded"]
+    return _written(row)
 
 
 def jsonb(value: Any) -> str:
@@ -221,17 +249,17 @@ WITH t AS (
       AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = tasks.id AND h.status = 'OPEN')
     RETURNING id, status
 ), {_REFUND_ENDED}
-SELECT (SELECT count(*) FROM t) AS ended, (SELECT count(*) FROM refund) AS refunded
+{_WRITTEN}
 """
 
 
 async def end_tasks(
     pool: asyncpg.Pool, task_ids: Sequence[int], status: str, reason: str
-) -> tuple[int, int]:
-    """End open tasks as ``status`` (FAILURE or CANCEL) with ``reason``, refunding each once;
-    (tasks ended, tasks refunded). Tasks already ended are left as they are."""
+) -> Written:
+    """End open tasks as ``status`` (FAILURE or CANCEL) with ``reason``, refunding each once.
+    Tasks already ended are left as they are."""
     (row,) = await pool.fetch(_END_TASKS, list(task_ids), status, reason)
-    return row["ended"], row["refunded"]
+    return _written(row)
 
 
 async def count_missing(pool: asyncpg.Pool, missing_ids: Sequence[int], limit: int) -> list[int]:

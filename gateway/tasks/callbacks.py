@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from gateway import metrics
 from gateway.domain import Channel
 from gateway.errors import BadRequest, NotFound
 from gateway.routing.directory import ChannelDirectory
@@ -69,7 +70,8 @@ class Callbacks:
         if task.channel_id == channel.id and task.upstream_task_id == upstream_id:
             if _stage(update.status, update.progress) < _stage(task.status, task.progress):
                 return Outcome.STALE  # an older change, arriving late: the task is past it
-            await task_store.apply_upstream_updates(self._pool, [(task_id, update)])
+            written = await task_store.apply_upstream_updates(self._pool, [(task_id, update)])
+            metrics.count_ends(written.finished, written.refunded_units)
             return Outcome.APPLIED
         if task.status == "SUBMITTING":
             await task_store.record_claim(self._pool, task_id, channel.id, upstream_id)

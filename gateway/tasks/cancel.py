@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
+from gateway import metrics
 from gateway.domain import Principal, Task
 from gateway.errors import BadRequest, NotFound
 from gateway.routing.directory import ChannelDirectory
@@ -42,9 +43,10 @@ class TaskCanceller:
         if task.status == "SUBMITTING":
             raise BadRequest(f"task {task_id} is still being submitted; cancel it once accepted")
         await self._forward(task)
-        ended, _ = await task_store.end_tasks(self._pool, [task.id], "CANCEL", CANCEL_REASON)
-        if not ended:
+        written = await task_store.end_tasks(self._pool, [task.id], "CANCEL", CANCEL_REASON)
+        if not written.changed:
             raise BadRequest(f"task {task_id} can no longer be cancelled")
+        metrics.count_ends(written.finished, written.refunded_units)
 
     async def _forward(self, task: Task) -> None:
         channel = await self._channels.get(task.channel_id) if task.channel_id else None
@@ -61,5 +63,6 @@ class TaskCanceller:
         updates = [u for u in map(parse_task_object, found) if u is not None]
         ended = [u for u in updates if u.status in ENDED]
         if ended:
-            await task_store.apply_upstream_updates(self._pool, [(task.id, ended[0])])
+            written = await task_store.apply_upstream_updates(self._pool, [(task.id, ended[0])])
+            metrics.count_ends(written.finished, written.refunded_units)
             raise BadRequest(f"task {task.id} has already ended ({ended[0].status})")

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
+from gateway import metrics
 from gateway.billing.idempotency import Idempotency
 from gateway.domain import Channel
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
+from gateway.storage.backlog import backlog
 from gateway.tasks.sweeper import HoldSweeper
 from gateway.upstream.client import UpstreamClient, UpstreamError
 from gateway.upstream.task_objects import parse_task_object
@@ -101,10 +103,10 @@ class Poller:
             self._pool, now_ms, self._task_timeout_s, self._task_timeouts_s, self._max_tasks
         )
         if overdue:
-            stats.timed_out, refunded = await task_store.end_tasks(
-                self._pool, overdue, "FAILURE", TIMED_OUT_REASON
-            )
-            stats.refunded += refunded
+            written = await task_store.end_tasks(self._pool, overdue, "FAILURE", TIMED_OUT_REASON)
+            metrics.count_ends(written.finished, written.refunded_units)
+            stats.timed_out = written.changed
+            stats.refunded += written.refunded
         by_channel: dict[int, dict[str, int]] = defaultdict(dict)
         self._rounds += 1
         open_tasks = await task_store.open_upstream_tasks(
@@ -121,7 +123,18 @@ class Poller:
             if channel is not None:
                 jobs.append(self._poll_channel(channel, tasks, stats))
         await asyncio.gather(*jobs)
+        await self._export_backlog()
+        metrics.POLL_LAST_ROUND.set(time.time())
         return stats
+
+    async def _export_backlog(self) -> None:
+        waiting = await backlog(self._pool)
+        metrics.HOLDS_OPEN.set(waiting.holds_open)
+        metrics.HOLDS_PAST_DEADLINE.set(waiting.holds_past_deadline)
+        metrics.WEBHOOK_BACKLOG.set(waiting.webhooks_pending)
+        metrics.TASKS_OPEN.labels("none").set(waiting.tasks_open.get(None, 0))
+        for channel in await self._channels.channels():
+            metrics.TASKS_OPEN.labels(channel.name).set(waiting.tasks_open.get(channel.id, 0))
 
     async def _poll_channel(
         self, channel: Channel, tasks: dict[str, int], stats: RoundStats
@@ -132,7 +145,9 @@ class Poller:
             stats.asked += len(batch)
             try:
                 await self._poll_batch(channel, tasks, batch, stats)
+                metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "answered").inc()
             except UpstreamError as exc:
+                metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "failed").inc()
                 stats.channel_errors += 1
                 log.warning("poll_failed", channel=channel.name, error=str(exc))
                 return
@@ -150,9 +165,10 @@ class Poller:
             for update in map(parse_task_object, objects)
             if update is not None and update.upstream_task_id in tasks
         ]
-        changed, refunded = await task_store.apply_upstream_updates(self._pool, updates)
-        stats.changed += changed
-        stats.refunded += refunded
+        written = await task_store.apply_upstream_updates(self._pool, updates)
+        metrics.count_ends(written.finished, written.refunded_units)
+        stats.changed += written.changed
+        stats.refunded += written.refunded
         seen = {update.upstream_task_id for _, update in updates}
         await self._count_missing([tasks[i] for i in batch if i not in seen], stats)
 
@@ -162,12 +178,11 @@ class Poller:
             return
         lost = await task_store.count_missing(self._pool, missing, self._forgotten_after_polls)
         if lost:
-            forgotten, refunded = await task_store.end_tasks(
-                self._pool, lost, "FAILURE", FORGOTTEN_REASON
-            )
-            stats.forgotten += forgotten
-            stats.refunded += refunded
-            log.warning("tasks_forgotten_upstream", count=forgotten)
+            written = await task_store.end_tasks(self._pool, lost, "FAILURE", FORGOTTEN_REASON)
+            metrics.count_ends(written.finished, written.refunded_units)
+            stats.forgotten += written.changed
+            stats.refunded += written.refunded
+            log.warning("tasks_forgotten_upstream", count=written.changed)
 
     async def run(self) -> None:
         """Until cancelled: hold the poller lock when free, and poll every ``interval_s``."""

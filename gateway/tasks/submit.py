@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from gateway import metrics
 from gateway.auth.limits import KeyLimits
 from gateway.auth.service import Authenticator
 from gateway.billing.service import Billing
@@ -44,6 +45,7 @@ from gateway.upstream.outcomes import Verdict, classify
 log = structlog.get_logger(__name__)
 
 QUEUE_FULL_RETRY_AFTER_S = 10
+MODAL_CODE = 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +151,16 @@ class Submitter:
         unresolved_status = "MODAL" if order.kind == "modal" else "REJECTED"
         try:
             channels = await self._route(order, parent)
-            return await self._forward(order, held, channels, unresolved_status)
+            submitted = await self._forward(order, held, channels, unresolved_status)
         except ApiError:
             raise
         except BaseException:
             await self._billing.release(held, task_status=unresolved_status, reason="gateway error")
             raise
+        if submitted.code != MODAL_CODE:
+            metrics.TASKS_SUBMITTED.labels(order.price_action, order.mode).inc()
+            metrics.QUOTA_CHARGED.labels(order.price_action).inc(price)
+        return submitted
 
     async def upload(self, principal: Principal, order: SubmitOrder) -> list[str]:
         """Upload images through a channel; charged like a task that succeeds at once."""
@@ -242,6 +248,8 @@ class Submitter:
         except UpstreamError as exc:
             outcome = exc
         verdict = classify(outcome)
+        metrics.CHANNEL_SELECTIONS.labels(channel.name, order.price_action).inc()
+        metrics.UPSTREAM_REQUESTS.labels(channel.name, "submit", verdict.value).inc()
         # A follow-up's 3 may only mean the upstream lost its parent: no reason to rest the channel.
         if verdict is Verdict.AUTH_FAILED or (
             verdict is Verdict.NO_ACCOUNT and order.parent_id is None
@@ -310,7 +318,7 @@ class Submitter:
                 upstream_task_id=upstream_id,
                 description=answer.description,
             )
-            return Submitted(21, held.task_id, answer.description, answer.properties)
+            return Submitted(MODAL_CODE, held.task_id, answer.description, answer.properties)
         await self._billing.release(held, task_status=unresolved_status, reason=answer.description)
         if verdict is Verdict.BANNED:
             banned = answer.properties.get("bannedWord")

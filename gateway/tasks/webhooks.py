@@ -35,6 +35,7 @@ import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from gateway import metrics
 from gateway.errors import BadRequest
 from gateway.storage import webhooks as outbox
 from gateway.storage.webhooks import WebhookEvent
@@ -177,14 +178,17 @@ class WebhookDeliverer:
     async def _attempt(self, event: WebhookEvent) -> None:
         error = await self._send(event)
         if error is None:
+            metrics.WEBHOOK_ATTEMPTS.labels("delivered").inc()
             await outbox.delivered(self._pool, event.id)
             return
         age_s = time.time() - event.created_at.timestamp()
         delay_s = min(MAX_BACKOFF_S, self._backoff_s * 2 ** (event.attempts - 1))
         if error.startswith("refused") or age_s + delay_s > self._retry_for_s:
+            metrics.WEBHOOK_ATTEMPTS.labels("given_up").inc()
             await outbox.give_up(self._pool, event.id, error)
             log.warning("webhook_given_up", event_id=event.id, task_id=event.task.id, error=error)
             return
+        metrics.WEBHOOK_ATTEMPTS.labels("failed").inc()
         await outbox.retry_later(self._pool, event.id, delay_s, error)
 
     async def _send(self, event: WebhookEvent) -> str | None:

@@ -25,6 +25,7 @@ import msgspec
 
 from gateway.config import UpstreamSettings
 from gateway.domain import Channel
+from gateway.metrics import upstream_call
 
 IMAGE_CHUNK_BYTES = 64 * 1024
 _STREAMED_BODY_BYTES = 1024 * 1024  # larger bodies are sent from a buffer, in chunks
@@ -148,7 +149,13 @@ class UpstreamClient:
         return self._session
 
     async def _request(
-        self, method: str, channel: Channel, path: str, body: bytes | None, timeout_s: float
+        self,
+        method: str,
+        channel: Channel,
+        path: str,
+        body: bytes | None,
+        timeout_s: float,
+        call: str,
     ) -> Any:
         url = f"{channel.base_url.rstrip('/')}{path}"
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -157,7 +164,7 @@ class UpstreamClient:
         data: bytes | io.BytesIO | None = body
         if body is not None and len(body) > _STREAMED_BODY_BYTES:
             data = io.BytesIO(body)
-        with _map_transport_errors(url):
+        with upstream_call(channel.name, call), _map_transport_errors(url):
             async with self.session.request(
                 method,
                 url,
@@ -175,17 +182,20 @@ class UpstreamClient:
 
         ``body`` is the JSON already encoded (``encode_body``), so failover re-sends the same bytes.
         """
-        payload = await self._request("POST", channel, path, body, self._settings.submit_timeout_s)
+        timeout_s = self._settings.submit_timeout_s
+        payload = await self._request("POST", channel, path, body, timeout_s, "submit")
         return _as_answer(path, payload)
 
     async def image_seed(self, channel: Channel, upstream_task_id: str) -> UpstreamAnswer:
         path = f"/mj/task/{upstream_task_id}/image-seed"
-        payload = await self._request("GET", channel, path, None, self._settings.fetch_timeout_s)
+        timeout_s = self._settings.fetch_timeout_s
+        payload = await self._request("GET", channel, path, None, timeout_s, "image-seed")
         return _as_answer(path, payload)
 
     async def cancel(self, channel: Channel, upstream_task_id: str) -> UpstreamAnswer:
         path = f"/mj/task/{upstream_task_id}/cancel"
-        payload = await self._request("POST", channel, path, b"{}", self._settings.fetch_timeout_s)
+        timeout_s = self._settings.fetch_timeout_s
+        payload = await self._request("POST", channel, path, b"{}", timeout_s, "cancel")
         return _as_answer(path, payload)
 
     async def list_by_condition(self, channel: Channel, ids: list[str]) -> list[dict[str, Any]]:
@@ -196,6 +206,7 @@ class UpstreamClient:
             "/mj/task/list-by-condition",
             encode_body({"ids": ids}),
             self._settings.fetch_timeout_s,
+            "list",
         )
         if payload is None:
             return []

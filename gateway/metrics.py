@@ -1,0 +1,160 @@
+"""Every Prometheus metric the gateway exports, and how ``/metrics`` is rendered.
+
+Names follow the Prometheus conventions (base units, ``_total`` counters, ``_seconds``); labels
+are bounded: route templates, priced actions, modes, channel names, status classes, outcomes,
+never a key, user or task id. With several worker processes (``gateway serve --workers N``)
+each process writes its samples to files under ``PROMETHEUS_MULTIPROC_DIR`` and any process's
+``/metrics`` answers for all of them; gauges then report the most recent value written.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+TASK_BUCKETS_S = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+HTTP_REQUESTS = Counter(
+    "gateway_http_requests_total", "HTTP requests answered", ["route", "method", "status_class"]
+)
+HTTP_DURATION = Histogram(
+    "gateway_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["route"],
+    buckets=LATENCY_BUCKETS_S,
+)
+OVERHEAD = Histogram(
+    "gateway_overhead_seconds",
+    "Time to answer an HTTP request, less the time spent waiting on upstreams",
+    ["route"],
+    buckets=LATENCY_BUCKETS_S,
+)
+UPSTREAM_REQUESTS = Counter(
+    "gateway_upstream_requests_total",
+    "Requests to upstream channels, by what came of them",
+    ["channel", "call", "outcome"],
+)
+UPSTREAM_DURATION = Histogram(
+    "gateway_upstream_request_duration_seconds",
+    "Time an upstream channel took to answer",
+    ["channel", "call"],
+    buckets=LATENCY_BUCKETS_S,
+)
+CHANNEL_SELECTIONS = Counter(
+    "gateway_channel_selections_total", "Submits sent to a channel", ["channel", "action"]
+)
+TASKS_SUBMITTED = Counter(
+    "gateway_tasks_submitted_total", "Tasks an upstream accepted", ["action", "mode"]
+)
+TASKS_FINISHED = Counter("gateway_tasks_finished_total", "Tasks that ended, by status", ["status"])
+QUOTA_CHARGED = Counter(
+    "gateway_quota_charged_units_total", "Quota units kept for accepted tasks", ["action"]
+)
+QUOTA_REFUNDED = Counter(
+    "gateway_quota_refunded_units_total", "Quota units refunded for failed tasks"
+)
+BILLING_REFUSALS = Counter(
+    "gateway_billing_refusals_total", "Submits refused for want of quota", ["reason"]
+)
+RATE_LIMITED = Counter(
+    "gateway_rate_limited_total", "Requests refused by a key's limits", ["limit"]
+)
+IDEMPOTENT_REPLAYS = Counter(
+    "gateway_idempotent_replays_total", "Submits answered from an earlier Idempotency-Key"
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "gateway_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
+)
+HOLDS_OPEN = Gauge(
+    "gateway_holds_open", "Holds not yet settled or released", multiprocess_mode="mostrecent"
+)
+HOLDS_PAST_DEADLINE = Gauge(
+    "gateway_holds_past_deadline",
+    "Open holds past their deadline (the sweep resolves them)",
+    multiprocess_mode="mostrecent",
+)
+TASKS_OPEN = Gauge(
+    "gateway_tasks_open",
+    "Tasks not yet ended, by channel",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_BACKLOG = Gauge(
+    "gateway_webhook_backlog", "Webhook events not yet delivered", multiprocess_mode="mostrecent"
+)
+POLL_LAST_ROUND = Gauge(
+    "gateway_poller_last_round_timestamp_seconds",
+    "When the poller last finished a round (Unix time); now minus this is the poll lag",
+    multiprocess_mode="max",
+)
+BUILD = Gauge(
+    "gateway_build_info",
+    "The running gateway's version (always 1)",
+    ["version"],
+    multiprocess_mode="max",
+)
+
+_upstream_seconds: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
+    "upstream_seconds", default=None
+)
+
+
+@contextmanager
+def request_upstream_time() -> Iterator[list[float]]:
+    """Collect, for the current request, the seconds spent waiting on upstreams."""
+    spent: list[float] = []
+    token = _upstream_seconds.set(spent)
+    try:
+        yield spent
+    finally:
+        _upstream_seconds.reset(token)
+
+
+@contextmanager
+def upstream_call(channel: str, call: str) -> Iterator[None]:
+    """Time one upstream request (also towards the current request's upstream time)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - started
+        UPSTREAM_DURATION.labels(channel, call).observe(elapsed)
+        spent = _upstream_seconds.get()
+        if spent is not None:
+            spent.append(elapsed)
+
+
+def count_ends(finished: dict[str, int], refunded_units: int) -> None:
+    """Tasks that just ended (by status) and the units their ends refunded."""
+    for status, count in finished.items():
+        TASKS_FINISHED.labels(status).inc(count)
+    if refunded_units:
+        QUOTA_REFUNDED.inc(refunded_units)
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition of this process, or of every worker when they share a multiprocess dir."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,124 @@
+"""``/metrics`` after a mixed run: every metric moved as the run says it should."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Client, Gateway, StartGateway, StartSimulator
+
+IMAGINE_UNITS = 100_000
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+async def _scrape(gateway: Gateway) -> str:
+    answer = await gateway.http.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    return answer.text
+
+
+@pytest.fixture
+async def hook_url() -> AsyncIterator[str]:
+    async def ok(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    await runner.cleanup()
+
+
+async def test_metrics_move_with_a_mixed_run(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator, hook_url: str
+) -> None:
+    relay = {"webhook_allow_private": True, "webhook_poll_s": 0.02}
+    gateway = await gateway_factory(relay=relay)
+    simulator = await simulator_factory()
+    await gateway.add_channel(simulator, name="metered")
+    rich = await gateway.client_with_key(balance_units=10 * IMAGINE_UNITS)
+    poor = await gateway.client_with_key(balance_units=0, name="poor")
+    limited_user = await gateway.create_user("lim", 10 * IMAGINE_UNITS)
+    limited = Client(
+        gateway, limited_user, await gateway.issue_key(limited_user, requests_per_minute=1)
+    )
+    before = await _scrape(gateway)
+
+    ok = await rich.post("/mj/submit/imagine", {"prompt": "a fox", "notifyHook": hook_url})
+    failed = await rich.post("/mj/submit/imagine", {"prompt": "a fox [[sim:fail_banned]]"})
+    replay = {"Idempotency-Key": "k-1"}
+    await rich.post("/mj/submit/imagine", {"prompt": "an owl"}, headers=replay)
+    replayed = await rich.post("/mj/submit/imagine", {"prompt": "an owl"}, headers=replay)
+    refused = await poor.post("/mj/submit/imagine", {"prompt": "a fox"})
+    await limited.get("/api/me")
+    throttled = await limited.get("/api/me")
+    await rich.wait_for(ok.json()["result"], {"SUCCESS"})
+    await rich.wait_for(failed.json()["result"], {"FAILURE"})
+    await gateway.services.poller.run_once()
+    for _ in range(100):
+        delivered = _value(
+            await _scrape(gateway), "gateway_webhook_attempts_total", outcome="delivered"
+        )
+        if delivered > _value(before, "gateway_webhook_attempts_total", outcome="delivered"):
+            break
+        await asyncio.sleep(0.05)
+    after = await _scrape(gateway)
+
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert (refused.status_code, throttled.status_code) == (403, 429)
+    assert float(ok.headers["X-Gateway-Overhead-Ms"]) >= 0
+
+    def moved(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    route = "/mj/submit/imagine"
+    assert moved("gateway_http_requests_total", route=route, status_class="2xx") == 4
+    assert moved("gateway_http_requests_total", route=route, status_class="4xx") == 1
+    assert moved("gateway_http_request_duration_seconds_count", route=route) == 5
+    assert moved("gateway_overhead_seconds_count", route=route) == 5
+    assert (
+        moved(
+            "gateway_upstream_requests_total", channel="metered", call="submit", outcome="accepted"
+        )
+        == 3
+    )
+    assert (
+        moved("gateway_upstream_requests_total", channel="metered", call="list", outcome="answered")
+        >= 1
+    )
+    assert (
+        moved("gateway_upstream_request_duration_seconds_count", channel="metered", call="submit")
+        == 3
+    )
+    assert moved("gateway_channel_selections_total", channel="metered", action="mj_imagine") == 3
+    assert moved("gateway_tasks_submitted_total", action="mj_imagine", mode="FAST") == 3
+    assert moved("gateway_tasks_finished_total", status="SUCCESS") >= 1
+    assert moved("gateway_tasks_finished_total", status="FAILURE") == 1
+    assert moved("gateway_quota_charged_units_total", action="mj_imagine") == 3 * IMAGINE_UNITS
+    assert moved("gateway_quota_refunded_units_total") == IMAGINE_UNITS
+    assert moved("gateway_billing_refusals_total", reason="user_balance") == 1
+    assert moved("gateway_idempotent_replays_total") == 1
+    assert moved("gateway_rate_limited_total", limit="requests_per_minute") == 1
+    assert moved("gateway_webhook_attempts_total", outcome="delivered") >= 1
+    assert _value(after, "gateway_holds_open") == 0
+    assert _value(after, "gateway_holds_past_deadline") == 0
+    assert _value(after, "gateway_tasks_open", channel="metered") >= 0
+    assert _value(after, "gateway_webhook_backlog") >= 0
+    assert _value(after, "gateway_poller_last_round_timestamp_seconds") > 0
+    assert _value(after, "gateway_build_info") == 1
