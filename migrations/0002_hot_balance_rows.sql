@@ -43,9 +43,12 @@ LANGUAGE sql STABLE AS $$
     END
 $$;
 
--- The hold on task p_task_id and its ledger row, then the debits: the user's balance, then the
--- key's limit when the key had one as the hold was recorded. A key whose limit is lifted in
--- between refuses this one hold ('key_limit'), which the client may retry.
+-- The hold on task p_task_id and its ledger row, then the debits: the key's limit when the key
+-- had one as the hold was recorded, then the user's balance (key before user, as releases and
+-- refunds run their writes; should two transactions still lock the rows the other way round,
+-- PostgreSQL aborts one, whole: a refused hold, or a release or refund that is tried again). A
+-- key whose limit is lifted in between refuses this one hold ('key_limit'), which the client
+-- may retry.
 CREATE FUNCTION record_hold(
     p_task_id BIGINT, p_user_id BIGINT, p_key_id BIGINT, p_amount BIGINT,
     p_deadline_s DOUBLE PRECISION
@@ -63,17 +66,17 @@ BEGIN
     INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)
     VALUES (p_user_id, p_key_id, p_task_id, 'HOLD', -p_amount,
             CASE WHEN v_key_limited THEN -p_amount ELSE 0 END, 'hold:' || v_hold_id);
-    UPDATE users SET balance_units = balance_units - p_amount, updated_at = now()
-    WHERE id = p_user_id AND enabled AND balance_units >= p_amount;
-    IF NOT FOUND THEN
-        PERFORM refuse_hold('user_balance');
-    END IF;
     IF v_key_limited THEN
         UPDATE api_keys SET quota_remaining_units = quota_remaining_units - p_amount
         WHERE id = p_key_id AND quota_remaining_units >= p_amount;
         IF NOT FOUND THEN
             PERFORM refuse_hold('key_limit');
         END IF;
+    END IF;
+    UPDATE users SET balance_units = balance_units - p_amount, updated_at = now()
+    WHERE id = p_user_id AND enabled AND balance_units >= p_amount;
+    IF NOT FOUND THEN
+        PERFORM refuse_hold('user_balance');
     END IF;
     RETURN v_hold_id;
 END

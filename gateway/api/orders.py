@@ -90,7 +90,7 @@ def _generation(
         bot_type=body.botType,
         prompt=prompt,
         state=body.state,
-        notify_hook=body.notifyHook,
+        notify_hook=body.notifyHook or None,
     )
 
 
@@ -128,7 +128,7 @@ def action(body: ActionBody) -> SubmitOrder:
         action=_SHOWN_ACTIONS[price_action],
         mode="FAST",
         state=body.state,
-        notify_hook=body.notifyHook,
+        notify_hook=body.notifyHook or None,
         parent_id=task_id_of(body.taskId),
         custom_id=body.customId,
     )
@@ -149,7 +149,7 @@ def modal(body: ModalBody) -> SubmitOrder:
         mode="FAST",
         prompt=body.prompt,
         state=body.state,
-        notify_hook=body.notifyHook,
+        notify_hook=body.notifyHook or None,
         parent_id=task_id_of(body.taskId),
     )
 
@@ -168,7 +168,7 @@ def _change(
         action=change,
         mode="FAST",
         state=state,
-        notify_hook=hook,
+        notify_hook=hook or None,
         parent_id=task_id_of(task_id),
     )
 
@@ -196,7 +196,7 @@ def swap_face(body: SwapFaceBody, path_mode: str | None) -> SubmitOrder:
         action="SWAP_FACE",
         mode=mode,
         state=body.state,
-        notify_hook=body.notifyHook,
+        notify_hook=body.notifyHook or None,
     )
 
 

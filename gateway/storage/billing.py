@@ -128,15 +128,21 @@ class Settle:
 
 
 # Settles many holds in one statement and one commit; each hold at most once (its status is
-# compared and set), so a hold resolved meanwhile is simply not in the answer.
+# compared and set), so a hold resolved meanwhile is simply not in the answer. Nor is one whose
+# task has ended meanwhile (cancelled, timed out): its task row is locked and checked first.
 _SETTLE = """
 WITH s AS (
     SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
                          $6::JSONB[])
         AS s (hold_id, status, channel_id, upstream_task_id, description, properties)
+), live AS (
+    SELECT t.id FROM tasks t JOIN holds ON holds.task_id = t.id JOIN s ON s.hold_id = holds.id
+    WHERE t.status IN ('SUBMITTING', 'MODAL')
+    FOR UPDATE OF t
 ), h AS (
     UPDATE holds SET status = 'SETTLED', resolved_at = now()
     FROM s WHERE holds.id = s.hold_id AND holds.status = 'OPEN'
+      AND holds.task_id IN (SELECT id FROM live)
     RETURNING holds.id, holds.task_id, holds.user_id, holds.api_key_id
 ), t AS (
     UPDATE tasks SET status = s.status, channel_id = s.channel_id,
@@ -177,7 +183,7 @@ WITH h AS (
                      properties = properties || $6::JSONB,
                      price_units = CASE WHEN $2 = 'MODAL' THEN 0 ELSE price_units END,
                      updated_at = now()
-    WHERE id = (SELECT task_id FROM h)
+    WHERE id = (SELECT task_id FROM h) AND status IN ('SUBMITTING', 'MODAL')
     RETURNING id
 ), l AS (
     INSERT INTO ledger

@@ -82,6 +82,11 @@ class Submitted:
 
 
 @dataclass
+class _Progress:
+    accepted: bool = False  # a channel took the task: from then on only its settle resolves it
+
+
+@dataclass
 class _Attempts:
     verdicts: list[Verdict] = field(default_factory=list)
 
@@ -149,13 +154,16 @@ class Submitter:
         else:
             held = await self._billing.hold_new_task(self._new_task(principal, order, price))
         unresolved_status = "MODAL" if order.kind == "modal" else "REJECTED"
+        progress = _Progress()
         try:
             channels = await self._route(order, parent)
-            submitted = await self._forward(order, held, channels, unresolved_status)
+            submitted = await self._forward(order, held, channels, unresolved_status, progress)
         except ApiError:
             raise
         except BaseException:
-            await self._billing.release(held, task_status=unresolved_status, reason="gateway error")
+            if not progress.accepted:  # once a channel took the task, its settle decides
+                reason = "gateway error"
+                await self._billing.release(held, task_status=unresolved_status, reason=reason)
             raise
         if submitted.code != MODAL_CODE:
             metrics.TASKS_SUBMITTED.labels(order.price_action, order.mode).inc()
@@ -269,7 +277,12 @@ class Submitter:
         return outcome, verdict
 
     async def _forward(
-        self, order: SubmitOrder, held: Held, channels: list[Channel], unresolved_status: str
+        self,
+        order: SubmitOrder,
+        held: Held,
+        channels: list[Channel],
+        unresolved_status: str,
+        progress: _Progress,
     ) -> Submitted:
         attempts = _Attempts()
         for channel in channels:
@@ -279,6 +292,7 @@ class Submitter:
                 body = {**body, "notifyHook": hook}
             outcome, verdict = await self._attempt(channel, order, encode_body(body))
             if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
+                progress.accepted = verdict is Verdict.ACCEPTED
                 return await self._conclude(held, channel, outcome, verdict, unresolved_status)
             attempts.verdicts.append(verdict)
         error = attempts.failure()
@@ -304,8 +318,10 @@ class Submitter:
                 description=answer.description,
                 properties=_kept_properties(answer.properties),
             )
-            if not settled:
-                log.error("hold_released_before_settle", task_id=held.task_id, channel=channel.name)
+            if not settled:  # the hold expired, or the task was ended meanwhile (a cancel)
+                log.error("settle_refused", task_id=held.task_id, channel=channel.name)
+                reason = "the task ended before its charge was kept"
+                await self._billing.release(held, task_status=unresolved_status, reason=reason)
                 raise InternalError("the submit outlived its hold; nothing was charged")
             code = 22 if queued and self._queued_passthrough else 1
             return Submitted(code, held.task_id, answer.description, answer.properties)

@@ -128,3 +128,24 @@ async def test_a_lone_settle_is_written_at_once(db_pool: asyncpg.Pool) -> None:
     assert await asyncio.wait_for(settler.settle(_settle(held, channel_id)), timeout=5)
     status = await db_pool.fetchval("SELECT status FROM holds WHERE id = $1", held.hold_id)
     assert status == "SETTLED"
+
+
+async def test_a_hold_whose_task_ended_meanwhile_is_not_settled_and_its_release_keeps_the_end(
+    db_pool: asyncpg.Pool,
+) -> None:
+    user_id, (held,) = await _holds(db_pool, 1)
+    channel_id = await _channel(db_pool)
+    await db_pool.execute(  # a cancel or a timeout got there first
+        "UPDATE tasks SET status = 'CANCEL' WHERE id = $1", held.task_id
+    )
+
+    settled = await Settler(db_pool).settle(_settle(held, channel_id))
+    released = await billing.release_hold(db_pool, held.hold_id, "REJECTED", "ended first")
+
+    assert (settled, released) == (False, True)
+    assert (
+        await db_pool.fetchval("SELECT status FROM tasks WHERE id = $1", held.task_id) == "CANCEL"
+    )
+    assert await db_pool.fetchval("SELECT balance_units FROM users WHERE id = $1", user_id) == (
+        PRICE_UNITS
+    )
