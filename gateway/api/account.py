@@ -28,7 +28,8 @@ from gateway.services import Services
 from gateway.storage.usage import UsageRow
 
 DEFAULT_USAGE_DAYS = 30
-Units = Annotated[int, msgspec.Meta(ge=-(2**62), le=2**62)]
+MAX_UNITS = 10**15  # a top-up, an adjustment or a price; keeps every balance far from BIGINT's end
+Units = Annotated[int, msgspec.Meta(ge=-MAX_UNITS, le=MAX_UNITS)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 
@@ -40,12 +41,12 @@ class CreditBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class KeyLimitBody(msgspec.Struct, forbid_unknown_fields=True):
-    units: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None
+    units: Annotated[int, msgspec.Meta(ge=0, le=MAX_UNITS)] | None
     reason: Reason = "key limit set"
 
 
 class PriceBody(msgspec.Struct, forbid_unknown_fields=True):
-    units: Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+    units: Annotated[int, msgspec.Meta(ge=0, le=MAX_UNITS)]
 
 
 class RatioBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import post
 from litestar.params import FromPath
 
 from gateway.api.mj import AnyRequest, Svc
-from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.errors import PayloadTooLarge
 from gateway.tasks.callbacks import CALLBACK_PATH
 
 MAX_CALLBACK_BYTES = 1024 * 1024
@@ -27,8 +26,4 @@ async def upstream_callback(
     raw = await request.body()
     if len(raw) > MAX_CALLBACK_BYTES:
         raise PayloadTooLarge(f"a callback is at most {MAX_CALLBACK_BYTES} bytes")
-    try:
-        payload = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise BadRequest("not JSON") from None
-    return {"outcome": (await services.callbacks.receive(token, task_id, payload)).value}
+    return {"outcome": (await services.callbacks.receive(token, task_id, raw)).value}

@@ -12,6 +12,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from gateway.api.middleware import loggable_path
 from gateway.errors import ApiError, Unavailable
 from gateway.storage.database import DATABASE_UNREACHABLE
 
@@ -47,12 +48,12 @@ def render_http_exception(
 
 def render_unreachable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """The database cannot be reached: nothing was held, so nothing went upstream."""
-    log.warning("database_unreachable", path=request.url.path, error=repr(exc))
+    log.warning("database_unreachable", path=loggable_path(request.url.path), error=repr(exc))
     return render_api_error(request, Unavailable("the service is unavailable; try again later"))
 
 
 def render_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unexpected_error", path=request.url.path, error=repr(exc))
+    log.exception("unexpected_error", path=loggable_path(request.url.path), error=repr(exc))
     return Response(error_body(23, "internal error"), status_code=500)
 
 

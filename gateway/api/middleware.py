@@ -19,6 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
 from gateway.logging import bind_request_id
+from gateway.tasks.callbacks import CALLBACK_PATH
 
 log = structlog.get_logger("gateway.request")
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
@@ -29,6 +30,15 @@ def _request_id(scope: Scope) -> bytes:
         if name == b"x-request-id" and _SANE_ID.match(value):
             return bytes(value)
     return secrets.token_hex(8).encode()
+
+
+def loggable_path(path: str) -> str:
+    """The path without the secrets some paths carry (a channel's callback token)."""
+    if path.startswith(CALLBACK_PATH + "/"):
+        token_and_rest = path[len(CALLBACK_PATH) + 1 :]
+        _token, _sep, rest = token_and_rest.partition("/")
+        return f"{CALLBACK_PATH}/***/{rest}"
+    return path
 
 
 def request_log_middleware(app: ASGIApp) -> ASGIApp:
@@ -68,7 +78,7 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
                 log.info(
                     "request",
                     method=scope["method"],
-                    path=scope["path"],
+                    path=loggable_path(scope["path"]),
                     status=status,
                     duration_ms=round(duration_s * 1000, 2),
                 )

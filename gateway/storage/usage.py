@@ -27,13 +27,17 @@ SELECT (l.created_at AT TIME ZONE 'UTC')::DATE AS day, t.price_action AS action,
        count(*) FILTER (WHERE l.kind = 'REFUND') AS refunds,
        coalesce(sum(l.amount_units) FILTER (WHERE l.kind = 'REFUND'), 0)::BIGINT AS refunded_units
 FROM ledger l JOIN tasks t ON t.id = l.task_id
-WHERE l.kind IN ('SETTLE', 'REFUND')
-  AND ($1::BIGINT IS NULL OR l.user_id = $1)
-  AND ($2::BIGINT IS NULL OR l.api_key_id = $2)
-  AND l.created_at >= $3 AND l.created_at < $4
+WHERE l.kind IN ('SETTLE', 'REFUND') AND l.created_at >= $1 AND l.created_at < $2 {only}
 GROUP BY 1, 2
 ORDER BY 1, 2
 """
+# One statement per filter, each able to use its index (ledger_user_idx, ledger_key_idx).
+_FILTERS = {
+    (False, False): "",
+    (True, False): "AND l.user_id = $3",
+    (False, True): "AND l.api_key_id = $3",
+    (True, True): "AND l.user_id = $3 AND l.api_key_id = $4",
+}
 
 
 async def usage_rows(
@@ -44,5 +48,7 @@ async def usage_rows(
     until: datetime,
 ) -> list[UsageRow]:
     """Rows of [since, until), for one user and/or one key (None: all)."""
-    rows = await pool.fetch(_USAGE, user_id, key_id, since, until)
+    sql = _USAGE.format(only=_FILTERS[user_id is not None, key_id is not None])
+    ids = [i for i in (user_id, key_id) if i is not None]
+    rows = await pool.fetch(sql, since, until, *ids)
     return [UsageRow(**dict(row)) for row in rows]

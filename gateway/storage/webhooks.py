@@ -47,7 +47,7 @@ RETURNING o.id, o.url, o.task, o.attempts, o.created_at, u.webhook_secret
 
 def _task(snapshot: str) -> Task:
     row: dict[str, Any] = json.loads(snapshot)
-    return Task(**{name: row[name] for name in TASK_FIELDS})
+    return Task(**{name: row[name] for name in TASK_FIELDS if name in row})
 
 
 async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[WebhookEvent]:

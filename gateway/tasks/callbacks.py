@@ -11,9 +11,9 @@ that ended up elsewhere (failed over, refused) is an orphan upstream task, logge
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 
 from gateway import metrics
@@ -54,12 +54,16 @@ class Callbacks:
         self._pool = pool
         self._channels = channels
 
-    async def receive(self, token: str, task_id: int, payload: Any) -> Outcome:
-        """Take one callback; NotFound for an unknown token or task, BadRequest for a body that
-        is not a task object."""
+    async def receive(self, token: str, task_id: int, body: bytes) -> Outcome:
+        """Take one callback; NotFound for an unknown token (checked before the body is read)
+        or task, BadRequest for a body that is not a task object."""
         channel = await self._channels.by_callback_token(token)
         if channel is None:
             raise NotFound("unknown callback")
+        try:
+            payload = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            raise BadRequest("not JSON") from None
         update = parse_task_object(payload) if isinstance(payload, dict) else None
         if update is None:
             raise BadRequest("not a task object")

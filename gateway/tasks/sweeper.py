@@ -10,6 +10,8 @@ confirmation). A channel that cannot be asked counts as not having the task.
 
 from __future__ import annotations
 
+import time
+
 import asyncpg
 import structlog
 
@@ -24,6 +26,7 @@ from gateway.upstream.client import UpstreamClient, UpstreamError
 log = structlog.get_logger(__name__)
 
 EXPIRED_REASON = "hold expired unresolved"
+SWEEP_BUDGET_S = 10.0
 
 
 class HoldSweeper:
@@ -42,18 +45,30 @@ class HoldSweeper:
     async def sweep(self, limit: int = 1000) -> tuple[int, int]:
         """Resolve up to ``limit`` expired holds, oldest first: (settled, released)."""
         settled = released = 0
+        deadline = time.monotonic() + SWEEP_BUDGET_S
         for held, task_status in await billing_store.expired_holds(self._pool, limit):
-            found = await self._upstream_task(held.task_id) if task_status == "SUBMITTING" else None
-            if found is not None:
-                channel, upstream_id = found
-                settled += await self._settle(held, channel, upstream_id)
+            if time.monotonic() > deadline:
+                break  # the rest in the next round: polling must not wait on the sweep
+            try:
+                kept, freed = await self._resolve(held, task_status)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("hold_sweep_failed", hold_id=held.hold_id, error=str(exc))
                 continue
-            released += await self._billing.release(
-                held,
-                task_status="MODAL" if task_status == "MODAL" else "REJECTED",
-                reason=EXPIRED_REASON,
-            )
+            settled += kept
+            released += freed
         return settled, released
+
+    async def _resolve(self, held: Held, task_status: str) -> tuple[int, int]:
+        found = await self._upstream_task(held.task_id) if task_status == "SUBMITTING" else None
+        if found is not None:
+            channel, upstream_id = found
+            return int(await self._settle(held, channel, upstream_id)), 0
+        freed = await self._billing.release(
+            held,
+            task_status="MODAL" if task_status == "MODAL" else "REJECTED",
+            reason=EXPIRED_REASON,
+        )
+        return 0, int(freed)
 
     async def _settle(self, held: Held, channel: Channel, upstream_id: str) -> bool:
         settled = await self._billing.settle(

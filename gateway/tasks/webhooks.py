@@ -53,10 +53,19 @@ PURGE_EVERY_S = 600.0
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def is_public(address: IpAddress) -> bool:
-    """Routable on the internet: not private, loopback, link-local, multicast or reserved."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Routable on the internet: not private, loopback, link-local, multicast or reserved, nor
+    an IPv6 address that carries such an IPv4 address (mapped, 6to4, NAT64)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            return is_public(address.sixtofour)
+        if address in _NAT64:
+            return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return address.is_global and not address.is_multicast
 
 
@@ -163,6 +172,9 @@ class WebhookDeliverer:
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("webhook_round_failed", error=str(exc))
                 sent = 0
+            except Exception:  # a bug must not stop deliveries for good: log it, go on
+                log.exception("webhook_round_broken")
+                sent = 0
             if sent == 0:
                 await asyncio.sleep(self._poll_s)
 
@@ -176,7 +188,11 @@ class WebhookDeliverer:
         return len(events)
 
     async def _attempt(self, event: WebhookEvent) -> None:
-        error = await self._send(event)
+        try:
+            error = await self._send(event)
+        except Exception as exc:  # an event that cannot even be sent is given up, not retried
+            log.exception("webhook_unsendable", event_id=event.id)
+            error = f"refused: {type(exc).__name__}"
         if error is None:
             metrics.WEBHOOK_ATTEMPTS.labels("delivered").inc()
             await outbox.delivered(self._pool, event.id)

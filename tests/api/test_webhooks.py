@@ -150,6 +150,8 @@ async def test_a_failing_hook_is_retried_then_given_up_and_money_is_untouched(
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]:9/hook",
         "http://[::ffff:127.0.0.1]/hook",
+        "http://[64:ff9b::a00:1]/hook",
+        "http://[2002:7f00:1::1]/hook",
         "ftp://example.com/hook",
     ],
 )
