@@ -14,7 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from gateway.auth.keys import generate_key, hash_key, key_hint
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.storage import accounts, billing, channels
 
 PRICE_ACTION = re.compile(r"mj_[a-z0-9_]+")
@@ -157,8 +157,11 @@ async def credit(
     current = await accounts.user_balance(pool, user_id)
     if current is None:
         raise NotFound(f"no user {user_id}")
-    if await billing.ledger_entry_exists(pool, source, kind):
+    earlier = await billing.ledger_entry(pool, source, kind)
+    if earlier == (user_id, amount_units):
         return Credit(False, current, source)
+    if earlier is not None:
+        raise Conflict(f"reference {reference} was used for another {kind.lower()}")
     raise BadRequest(f"the balance ({current}) cannot go below zero")
 
 

@@ -336,11 +336,12 @@ async def credit_user(
     return balance
 
 
-async def ledger_entry_exists(pool: asyncpg.Pool, source: str, kind: str) -> bool:
-    found: bool = await pool.fetchval(
-        "SELECT EXISTS (SELECT FROM ledger WHERE source = $1 AND kind = $2)", source, kind
+async def ledger_entry(pool: asyncpg.Pool, source: str, kind: str) -> tuple[int, int] | None:
+    """(user id, amount) of the ledger row with this source and kind, if there is one."""
+    row = await pool.fetchrow(
+        "SELECT user_id, amount_units FROM ledger WHERE source = $1 AND kind = $2", source, kind
     )
-    return found
+    return (row["user_id"], row["amount_units"]) if row else None
 
 
 async def set_key_limit(

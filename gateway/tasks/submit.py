@@ -322,7 +322,7 @@ class Submitter:
                 log.error("settle_refused", task_id=held.task_id, channel=channel.name)
                 reason = "the task ended before its charge was kept"
                 await self._billing.release(held, task_status=unresolved_status, reason=reason)
-                raise InternalError("the submit outlived its hold; nothing was charged")
+                raise InternalError("this submit's outcome could not be recorded")
             code = 22 if queued and self._queued_passthrough else 1
             return Submitted(code, held.task_id, answer.description, answer.properties)
         if verdict is Verdict.MODAL:

@@ -9,7 +9,7 @@ import pytest
 
 from gateway import admin
 from gateway.billing.reconciliation import reconcile
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, Conflict
 from tests.conftest import Client, StartGateway, StartSimulator
 
 IMAGINE_UNITS = 100_000
@@ -95,6 +95,8 @@ async def test_a_reference_moves_money_once_even_when_sent_at_once(
     )
 
     assert sorted(c.applied for c in credits) == [False] * 9 + [True]
+    with pytest.raises(Conflict, match="inv-42"):
+        await admin.credit(pool, user_id, 701, kind="TOPUP", reason="invoice", reference="inv-42")
     assert await gateway.balance(user_id) == 700
     rows = await pool.fetchval(
         "SELECT count(*) FROM ledger WHERE source = 'topup:inv-42' AND kind = 'TOPUP'"
