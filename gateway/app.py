@@ -151,6 +151,10 @@ async def build_services(
             asyncio.create_task(auth.listen_for_revocations(), name="revocations"),
             asyncio.create_task(services.poller.run(), name="poller"),
             asyncio.create_task(webhooks.run(), name="webhooks"),
+            asyncio.create_task(
+                metrics.watch_process(lambda: (pool.get_size(), pool.get_idle_size()), redis.ping),
+                name="process-metrics",
+            ),
         ]
     try:
         yield services

@@ -9,10 +9,11 @@ each process writes its samples to files under ``PROMETHEUS_MULTIPROC_DIR`` and 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client import (
@@ -102,6 +103,29 @@ POLL_LAST_ROUND = Gauge(
     "When the poller last finished a round (Unix time); now minus this is the poll lag",
     multiprocess_mode="max",
 )
+CHANNEL_COOLDOWNS = Counter(
+    "gateway_channel_cooldowns_total",
+    "Times a channel was rested after a no-account or refused-secret answer",
+    ["channel"],
+)
+CHANNEL_ENABLED = Gauge(
+    "gateway_channel_enabled",
+    "1 for a channel the operator has enabled",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+EVENT_LOOP_LAG = Gauge(
+    "gateway_event_loop_lag_seconds",
+    "How late a worker's event loop ran a timer, worst worker",
+    multiprocess_mode="max",
+)
+DB_POOL_CONNECTIONS = Gauge(
+    "gateway_db_pool_connections",
+    "Database connections of the workers' pools",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+REDIS_UP = Gauge("gateway_redis_up", "1 when Redis answered the last ping", multiprocess_mode="min")
 BUILD = Gauge(
     "gateway_build_info",
     "The running gateway's version (always 1)",
@@ -137,6 +161,29 @@ def upstream_call(channel: str, call: str) -> Iterator[None]:
         spent = _upstream_seconds.get()
         if spent is not None:
             spent.append(elapsed)
+
+
+async def watch_process(
+    pool_sizes: Callable[[], tuple[int, int]],
+    redis_ping: Callable[[], Awaitable[object]],
+    interval_s: float = 1.0,
+) -> None:
+    """Until cancelled: this worker's event-loop lag, its pool's (busy, idle) connections and
+    whether Redis answers, every ``interval_s``."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(interval_s)
+        EVENT_LOOP_LAG.set(max(0.0, loop.time() - before - interval_s))
+        size, idle = pool_sizes()
+        DB_POOL_CONNECTIONS.labels("busy").set(size - idle)
+        DB_POOL_CONNECTIONS.labels("idle").set(idle)
+        try:
+            await asyncio.wait_for(redis_ping(), timeout=interval_s)
+        except Exception:  # any failure to answer is "down"
+            REDIS_UP.set(0)
+        else:
+            REDIS_UP.set(1)
 
 
 def count_ends(finished: dict[str, int], refunded_units: int) -> None:

@@ -135,6 +135,7 @@ class Poller:
         metrics.TASKS_OPEN.labels("none").set(waiting.tasks_open.get(None, 0))
         for channel in await self._channels.channels():
             metrics.TASKS_OPEN.labels(channel.name).set(waiting.tasks_open.get(channel.id, 0))
+            metrics.CHANNEL_ENABLED.labels(channel.name).set(int(channel.enabled))
 
     async def _poll_channel(
         self, channel: Channel, tasks: dict[str, int], stats: RoundStats

@@ -263,6 +263,7 @@ class Submitter:
             verdict is Verdict.NO_ACCOUNT and order.parent_id is None
         ):
             await self._cooldowns.cool(channel.id)
+            metrics.CHANNEL_COOLDOWNS.labels(channel.name).inc()
             log.warning("channel_cooled_down", channel=channel.name, verdict=verdict.value)
         if verdict is Verdict.AUTH_FAILED:
             log.error("channel_secret_refused", channel=channel.name, path=order.upstream_path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator
 
 import pytest
@@ -122,3 +124,17 @@ async def test_metrics_move_with_a_mixed_run(
     assert _value(after, "gateway_webhook_backlog") >= 0
     assert _value(after, "gateway_poller_last_round_timestamp_seconds") > 0
     assert _value(after, "gateway_build_info") == 1
+    for _ in range(60):  # the process watch reports every second
+        latest = await _scrape(gateway)
+        if _value(latest, "gateway_redis_up") == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert _value(latest, "gateway_db_pool_connections") >= 1
+    assert _value(latest, "gateway_event_loop_lag_seconds") >= 0
+    promtool = shutil.which("promtool")
+    if promtool is not None:  # Prometheus' own linter on what a real run exports
+        check = await asyncio.create_subprocess_exec(
+            promtool, "check", "metrics", stdin=PIPE, stdout=PIPE, stderr=STDOUT
+        )
+        output, _ = await check.communicate(after.encode())
+        assert check.returncode == 0, output.decode()
