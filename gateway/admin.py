@@ -20,6 +20,7 @@ from gateway.storage import accounts, billing, channels
 PRICE_ACTION = re.compile(r"mj_[a-z0-9_]+")
 GROUP_NAME = re.compile(r"[a-z0-9_-]{1,64}")
 MODES = ("FAST", "RELAX", "TURBO")
+MAX_UNITS = 10**15  # one top-up, adjustment, limit or price: keeps balances far from BIGINT's end
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,8 @@ async def credit(
 
     ``reference`` (a payment id, a ticket) makes it idempotent: the same reference of the same
     kind moves money once, however often it is sent."""
+    if abs(amount_units) > MAX_UNITS:
+        raise BadRequest(f"at most {MAX_UNITS} units at a time")
     if kind == "TOPUP" and amount_units <= 0:
         raise BadRequest("a top-up must be positive")
     if kind == "ADJUST" and amount_units == 0:
@@ -169,8 +172,8 @@ async def set_key_limit(
     pool: asyncpg.Pool, key_id: int, limit_units: int | None, reason: str
 ) -> None:
     """A key's remaining limit from now on (None: unlimited); recorded in the ledger."""
-    if limit_units is not None and limit_units < 0:
-        raise BadRequest("a key limit must not be negative")
+    if limit_units is not None and not 0 <= limit_units <= MAX_UNITS:
+        raise BadRequest(f"a key limit is 0 to {MAX_UNITS} units")
     source = f"key-limit:{uuid.uuid4()}"
     if not await billing.set_key_limit(pool, key_id, limit_units, source, reason or "key limit"):
         raise NotFound(f"no key {key_id}")
@@ -178,8 +181,8 @@ async def set_key_limit(
 
 async def set_price(pool: asyncpg.Pool, action: str, price_units: int) -> None:
     """The base price of a priced action (``mj_...``); tasks already held keep their price."""
-    if price_units < 0:
-        raise BadRequest("a price must not be negative")
+    if not 0 <= price_units <= MAX_UNITS:
+        raise BadRequest(f"a price is 0 to {MAX_UNITS} units")
     if not PRICE_ACTION.fullmatch(action):
         raise BadRequest("a priced action is mj_ and lower-case letters, digits or _")
     await billing.set_price(pool, action, price_units)

@@ -20,6 +20,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from gateway import admin
+from gateway.admin import MAX_UNITS
 from gateway.api.mj import AnyRequest, Caller, Svc, provide_principal
 from gateway.api.validation import decode_json
 from gateway.billing.reconciliation import reconcile
@@ -28,7 +29,6 @@ from gateway.services import Services
 from gateway.storage.usage import UsageRow
 
 DEFAULT_USAGE_DAYS = 30
-MAX_UNITS = 10**15  # a top-up, an adjustment or a price; keeps every balance far from BIGINT's end
 Units = Annotated[int, msgspec.Meta(ge=-MAX_UNITS, le=MAX_UNITS)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
