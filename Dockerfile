@@ -21,7 +21,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     GATEWAY_SERVER__PORT=8080 \
     GATEWAY_DATA_DIR=/home/gateway/data \
     GATEWAY_MIGRATIONS_DIR=/app/migrations
-USER gateway
+USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"]
 ENTRYPOINT ["gateway"]
