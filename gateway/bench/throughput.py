@@ -12,10 +12,9 @@ Only an HTTP 200 with the expected body is a success (a submit: code 1 or 22 and
 fetch: a task object); anything else, timeouts and socket errors included, is an error. The
 gateway's share of a submit is its p50 minus the simulator's. Exit 1 when a phase has >1% errors.
 
-How: the stores are resolved as every command does (configured URLs, else embedded servers); a
-throw-away database ``gw_bench_<pid>`` on that PostgreSQL is migrated, seeded (a user, a key, one
-channel) and always dropped. The simulator (speed x1000, never "queue full") and the gateway
-(``serve --workers N``) run as subprocesses, always stopped. The load comes from ``wrk`` (one
+How: a throw-away database ``gw_bench_<pid>``, the simulator (speed x1000, never "queue
+full") and the gateway (``serve --workers N``) as ``gateway.bench.stack`` sets them up. The
+load comes from ``wrk`` (one
 thread; a C program, so the generator takes little of the cores it shares with what it
 measures), driven by a Lua script that checks every answer; each phase starts with a warm-up run
 that is not counted. ``gen cpu`` is the cores wrk itself used.
@@ -24,48 +23,44 @@ that is not counted. ``gen cpu`` is the cores wrk itself used.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
 import platform
 import resource
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-import asyncpg
-
-from gateway import admin, eventloop
+from gateway import eventloop
+from gateway.bench.stack import (
+    SIM_ACCOUNTS,
+    SIM_SLOTS_PER_ACCOUNT,
+    bench_database,
+    child,
+    free_ports,
+    gateway_env,
+    new_secret,
+    quiet_env,
+    seed,
+    simulator_env,
+    wait_all_ready,
+)
 from gateway.config import Settings
 from gateway.errors import StartupError
-from gateway.storage.migrations import apply_migrations
-from gateway.storage.servers import Servers, open_servers, redact_url
+from gateway.storage.servers import Servers, redact_url
 
 SIM_SPEED = 1000
-SIM_ACCOUNTS = 8
-SIM_SLOTS_PER_ACCOUNT = 100_000  # core and queue size: the simulator never answers "queue full"
-BALANCE_UNITS = 10**15
 MAX_WARMUP_S = 2
 FETCH_IDS_MAX = 20_000  # newest ids of a submit phase; the simulator evicts old finished tasks
 ERROR_RATE_LIMIT = 0.01
-READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
 REQUEST_TIMEOUT_S = 30
 TARGETS_PER_S = {"gateway submit": 1_000.0, "gateway fetch": 4_000.0}
 SUBMIT_BODY = json.dumps({"prompt": "a lighthouse at dawn, volumetric light --ar 3:2"})
-RELAY_SECRET_KEY = "bench-only-image-signing-key"  # noqa: S105 - signs image URLs of a bench
 RESULT_MARKER = "BENCH_RESULT "
 
 # One wrk script for every phase; the phase's settings come first as Lua globals. Each thread
@@ -214,77 +209,6 @@ def _warmup_s(args: argparse.Namespace) -> int:
     return max(1, min(MAX_WARMUP_S, duration // 5))
 
 
-@dataclass(frozen=True)
-class _Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def failure(self, what: str) -> StartupError:
-        tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
-        return StartupError(f"{self.name} {what}; its last output:\n" + "\n".join(tail))
-
-
-@contextlib.contextmanager
-def _child(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Iterator[_Child]:
-    """``python -m gateway ARGV`` in its own session; SIGTERM at exit, SIGKILL if it lingers."""
-    with log_path.open("wb") as log:
-        command = [sys.executable, "-m", "gateway", *argv]
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield _Child(name, process, log_path)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-async def _answers(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> bool:
-    with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-        timeout = aiohttp.ClientTimeout(total=READY_TIMEOUT_S)
-        async with session.get(url, headers=headers, timeout=timeout) as response:
-            return response.status == 200
-    return False
-
-
-async def _wait_ready(
-    session: aiohttp.ClientSession, child: _Child, url: str, headers: dict[str, str], fresh: int
-) -> None:
-    """Until ``url`` answers 200, then once more on ``fresh`` new connections at once, so that
-    every worker process behind the shared port is serving."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not await _answers(session, url, headers):
-        if child.process.poll() is not None:
-            raise child.failure(f"exited with {child.process.returncode}")
-        if time.monotonic() > deadline:
-            raise child.failure(f"did not answer {url} in time")
-        await asyncio.sleep(0.1)
-    closing = {**headers, "Connection": "close"}
-    if not all(await asyncio.gather(*(_answers(session, url, closing) for _ in range(fresh)))):
-        raise child.failure(f"answers {url} only sometimes")
-
-
-async def _wait_all_ready(
-    children: dict[str, _Child], urls: dict[str, str], secret: str, args: Any
-) -> None:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        sim, gw, sim_auth = urls["simulator"], urls["gateway"], {"mj-api-secret": secret}
-        await _wait_ready(session, children["simulator"], f"{sim}/sim/health", sim_auth, 4)
-        await _wait_ready(session, children["gateway"], f"{gw}/healthz", {}, 8 * args.workers)
-
-
 def _load(
     wrk: str, folder: str, urls: dict[str, str], key: str, secret: str, args: Any
 ) -> list[PhaseResult]:
@@ -308,85 +232,36 @@ def _load(
     return [results[name] for name in order]
 
 
-async def _execute(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _seed(settings: Settings, database_url: str, simulator_url: str, secret: str) -> str:
-    """Migrate the bench database; a rich user, its API key (returned) and the channel."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn, settings.migrations_dir)
-        user_id = await admin.create_user(pool, "bench", BALANCE_UNITS)
-        key = (await admin.issue_key(pool, user_id, name="bench")).key
-        await admin.add_channel(pool, "simulator", simulator_url, secret)
-    finally:
-        await pool.close()
-    return key
-
-
-def _free_ports(count: int) -> list[str]:
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [str(sock.getsockname()[1]) for sock in sockets]
-
-
-def _env(group: str, **values: str) -> dict[str, str]:
-    return {f"GATEWAY_{group}{name}": value for name, value in values.items()}
-
-
-def _simulator_env(secret: str) -> dict[str, str]:
-    slots = str(SIM_SLOTS_PER_ACCOUNT)
-    env = _env("SIMULATOR__", HOST="127.0.0.1", SECRET=secret, ACCOUNTS=str(SIM_ACCOUNTS))
-    return env | _env("SIMULATOR__", CORE_SIZE=slots, QUEUE_SIZE=slots)
-
-
-def _gateway_env(
-    folder: str, port: str, database_url: str, servers: Servers, prefix: str
-) -> dict[str, str]:
-    env = _env("", DATA_DIR=folder, SERVER__HOST="127.0.0.1", SERVER__PORT=port)
-    env |= _env("DATABASE__", URL=database_url) | _env("REDIS__", URL=servers.redis_url)
-    env |= _env("REDIS__", KEY_PREFIX=f"{prefix}:")
-    return env | _env("RELAY__", SECRET_KEY=RELAY_SECRET_KEY)
-
-
 def _bench(
     settings: Settings, servers: Servers, database_url: str, prefix: str, wrk: str, args: Any
 ) -> list[PhaseResult]:
     """Seed the database, start both subprocesses, run the load; both always stopped."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     urls = {"simulator": f"http://127.0.0.1:{ports[0]}", "gateway": f"http://127.0.0.1:{ports[1]}"}
-    secret = secrets.token_urlsafe(24)
-    key = eventloop.run(_seed(settings, database_url, urls["simulator"], secret))
-    common = {**os.environ, **_env("LOG__", LEVEL="WARNING", FORMAT="json")}
+    secret = new_secret()
+    key = eventloop.run(seed(settings, database_url, urls["simulator"], secret))
+    common = quiet_env()
     with (
         tempfile.TemporaryDirectory(prefix=f"{prefix}_") as folder,
         contextlib.ExitStack() as stack,
     ):
         simulate = ["simulate", "--port", ports[0], "--speed", str(SIM_SPEED)]
         commands = {
-            "simulator": (simulate, _simulator_env(secret)),
+            "simulator": (simulate, simulator_env(secret)),
             "gateway": (
                 ["serve", "--workers", str(args.workers)],
-                _gateway_env(folder, ports[1], database_url, servers, prefix),
+                gateway_env(folder, ports[1], database_url, servers, prefix),
             ),
         }
         children = {
-            name: stack.enter_context(_child(name, argv, common | env, Path(folder, f"{name}.log")))
+            name: stack.enter_context(child(name, argv, common | env, Path(folder, f"{name}.log")))
             for name, (argv, env) in commands.items()
         }
-        eventloop.run(_wait_all_ready(children, urls, secret, args))
+        eventloop.run(wait_all_ready(children, urls, secret, args))
         results = _load(wrk, folder, urls, key, secret, args)
-        for child in children.values():
-            if child.process.poll() is not None:
-                raise child.failure("died during the run")
+        for running in children.values():
+            if running.process.poll() is not None:
+                raise running.failure("died during the run")
         return results
 
 
@@ -438,105 +313,8 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit("gateway bench needs wrk on the PATH (Debian: apt-get install wrk)")
     name = f"gw_bench_{os.getpid()}"
     load = os.getloadavg()
-    with open_servers(settings) as servers:
-        database_url = urlunsplit(urlsplit(servers.database_url)._replace(path=f"/{name}"))
-        eventloop.run(_execute(servers.database_url, f'CREATE DATABASE "{name}"'))
-        try:
-            results = _bench(settings, servers, database_url, name, wrk, args)
-        finally:
-            drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-            eventloop.run(_execute(servers.database_url, drop))
+    with bench_database(settings, name) as (servers, database_url):
+        results = _bench(settings, servers, database_url, name, wrk, args)
     _report(settings, servers, database_url, args, load, results)
     if any(r.error_rate > ERROR_RATE_LIMIT for r in results):
         sys.exit(1)
-
-
-# ``gateway bench --latency``: how long after the upstream finishes a task does the gateway's
-# fetch show SUCCESS, with upstream callbacks and with the poller alone.
-LATENCY_SIM_SPEED = 60.0  # an imagine takes about a second: the task finishes while watched
-LATENCY_WATCH_S = 0.01
-
-
-async def _watch(http: aiohttp.ClientSession, base_url: str, key: str, tasks: int) -> list[float]:
-    """Submit ``tasks`` imagines at once and watch each until SUCCESS: for each, the seconds
-    between the upstream's finishTime and the first fetch that showed SUCCESS."""
-    headers = {"Authorization": f"Bearer {key}"}
-
-    async def one(n: int) -> float:
-        async with http.post(
-            f"{base_url}/mj/submit/imagine", json={"prompt": f"a buoy {n}"}, headers=headers
-        ) as response:
-            task_id = (await response.json())["result"]
-        while True:
-            async with http.get(f"{base_url}/mj/task/{task_id}/fetch", headers=headers) as got:
-                task = await got.json()
-            if task["status"] == "SUCCESS":
-                finished_s: float = task["finishTime"] / 1000
-                return time.time() - finished_s
-            if task["status"] == "FAILURE":
-                raise StartupError(f"task {task_id} failed: {task['failReason']}")
-            await asyncio.sleep(LATENCY_WATCH_S)
-
-    return sorted(await asyncio.gather(*(one(n) for n in range(tasks))))
-
-
-def _latency(
-    settings: Settings, servers: Servers, database_url: str, prefix: str, args: Any
-) -> dict[str, list[float]]:
-    sim_port, gw_port = _free_ports(2)
-    sim_url, gw_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}"
-    secret = secrets.token_urlsafe(24)
-    key = eventloop.run(_seed(settings, database_url, sim_url, secret))
-    common = {**os.environ, **_env("LOG__", LEVEL="WARNING", FORMAT="json")}
-    urls = {"simulator": sim_url, "gateway": gw_url}
-    results: dict[str, list[float]] = {}
-    with (
-        tempfile.TemporaryDirectory(prefix=f"{prefix}_") as folder,
-        contextlib.ExitStack() as stack,
-    ):
-        simulate = ["simulate", "--port", sim_port, "--speed", str(LATENCY_SIM_SPEED)]
-        simulator = _child(
-            "simulator", simulate, common | _simulator_env(secret), Path(folder, "s")
-        )
-        children = {"simulator": stack.enter_context(simulator)}
-        for name, extra in (
-            ("with callbacks", _env("UPSTREAM__", CALLBACK_BASE_URL=gw_url)),
-            ("polling only", {}),
-        ):
-            env = common | _gateway_env(folder, gw_port, database_url, servers, prefix) | extra
-            log_path = Path(folder, f"gateway {name}.log")
-            with _child("gateway", ["serve"], env, log_path) as gateway:
-                children["gateway"] = gateway
-                eventloop.run(_wait_all_ready(children, urls, secret, args))
-
-                async def measure() -> list[float]:
-                    async with aiohttp.ClientSession() as http:
-                        return await _watch(http, gw_url, key, args.tasks)
-
-                results[name] = eventloop.run(measure())
-    return results
-
-
-def run_latency(settings: Settings, args: argparse.Namespace) -> None:
-    """Print the upstream-SUCCESS-to-gateway-fetch latency with callbacks and with polling."""
-    name = f"gw_latency_{os.getpid()}"
-    with open_servers(settings) as servers:
-        database_url = urlunsplit(urlsplit(servers.database_url)._replace(path=f"/{name}"))
-        eventloop.run(_execute(servers.database_url, f'CREATE DATABASE "{name}"'))
-        try:
-            results = _latency(settings, servers, database_url, name, args)
-        finally:
-            drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-            eventloop.run(_execute(servers.database_url, drop))
-    interval = settings.relay.poll_interval_s
-    print(
-        f"\nupstream SUCCESS -> gateway fetch shows SUCCESS, {args.tasks} imagines each, "
-        f"simulator x{LATENCY_SIM_SPEED:g}, poll interval {interval:g} s, watched every "
-        f"{LATENCY_WATCH_S * 1000:g} ms\n\n{'':<16}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}"
-    )
-    for label, seconds in results.items():
-        p50, p90 = (
-            seconds[len(seconds) // 2],
-            seconds[min(len(seconds) - 1, len(seconds) * 9 // 10)],
-        )
-        print(f"{label:<16}{p50 * 1000:>9.0f}{p90 * 1000:>9.0f}{seconds[-1] * 1000:>9.0f}")
