@@ -238,6 +238,13 @@ class Client:
     async def balance(self) -> int | None:
         return await self.gateway.balance(self.user_id)
 
+    async def key_id(self) -> int:
+        """The id of this client's key (its user's only key)."""
+        key_id: int = await self.gateway.services.pool.fetchval(
+            "SELECT id FROM api_keys WHERE user_id = $1", self.user_id
+        )
+        return key_id
+
     async def wait_for(
         self, task_id: str, statuses: set[str], timeout_s: float = 10.0
     ) -> dict[str, Any]:

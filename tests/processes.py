@@ -100,3 +100,15 @@ async def gateway_processes(
         yield start
     finally:
         await asyncio.gather(*(gateway.stop() for gateway in started))
+
+
+async def reconcile(database_url: str, data_dir: Path) -> tuple[int, str]:
+    """``gateway reconcile --hold-grace 0`` as an operator runs it: (exit code, its report)."""
+    env = {**os.environ, "GATEWAY_DATABASE__URL": database_url, "GATEWAY_DATA_DIR": str(data_dir)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "reconcile", "--hold-grace", "0",
+        env=env, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    report, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, report.decode()

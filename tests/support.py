@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import asyncpg
+
+from gateway.storage import billing
+from gateway.storage.billing import Held, NewTask
 
 TASK_KEY_ORDER = (
     "id",
@@ -25,6 +31,37 @@ TASK_KEY_ORDER = (
 )
 TASK_KEYS = frozenset(TASK_KEY_ORDER)
 """Every key of a midjourney-proxy-plus task object, always present (null where unknown)."""
+
+
+def imagine_task(
+    user_id: int, key_id: int, price_units: int, prompt: str = "a fox", submit_time_ms: int = -1
+) -> NewTask:
+    """An imagine about to be held, as the submit path records it (submitted now, by default)."""
+    return NewTask(
+        user_id=user_id,
+        api_key_id=key_id,
+        parent_id=None,
+        action="IMAGINE",
+        price_action="mj_imagine",
+        mode="FAST",
+        bot_type="MID_JOURNEY",
+        price_units=price_units,
+        prompt=prompt,
+        state=None,
+        notify_hook=None,
+        submit_time_ms=submit_time_ms if submit_time_ms >= 0 else int(time.time() * 1000),
+    )
+
+
+async def hold_imagine(
+    pool: asyncpg.Pool, user_id: int, key_id: int, price_units: int, prompt: str = "a fox"
+) -> Held:
+    """A SUBMITTING imagine with its open hold, as if its upstream call were under way."""
+    held = await billing.hold_new_task(
+        pool, imagine_task(user_id, key_id, price_units, prompt), 600.0
+    )
+    assert isinstance(held, Held), held
+    return held
 
 
 def with_database(url: str, database: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Router, get, post, put
@@ -28,6 +28,7 @@ from gateway.errors import BadRequest, Unauthorized
 from gateway.services import Services
 from gateway.storage.usage import UsageRow
 
+Body = TypeVar("Body", bound=msgspec.Struct)
 DEFAULT_USAGE_DAYS = 30
 Units = Annotated[int, msgspec.Meta(ge=-MAX_UNITS, le=MAX_UNITS)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
@@ -56,6 +57,10 @@ class RatioBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
 
 class UserGroupBody(msgspec.Struct, forbid_unknown_fields=True):
     group: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+async def _body(kind: type[Body], request: AnyRequest, services: Services) -> Body:
+    return decode_json(kind, await request.body(), services.settings.relay.max_body_bytes)
 
 
 def _usage(rows: list[UsageRow]) -> list[dict[str, Any]]:
@@ -132,7 +137,7 @@ def require_admin_token(
 async def _credit(
     request: AnyRequest, services: Services, user_id: int, kind: str
 ) -> dict[str, Any]:
-    body = decode_json(CreditBody, await request.body(), services.settings.relay.max_body_bytes)
+    body = await _body(CreditBody, request, services)
     done = await admin.credit(
         services.pool, user_id, body.units, kind=kind, reason=body.reason, reference=body.reference
     )
@@ -154,7 +159,7 @@ async def adjust(request: AnyRequest, services: Svc, user_id: FromPath[int]) -> 
 @put("/keys/{key_id:int}/limit")
 async def key_limit(request: AnyRequest, services: Svc, key_id: FromPath[int]) -> dict[str, Any]:
     """What the key may still spend from now on (``units: null``: unlimited)."""
-    body = decode_json(KeyLimitBody, await request.body(), services.settings.relay.max_body_bytes)
+    body = await _body(KeyLimitBody, request, services)
     await admin.set_key_limit(services.pool, key_id, body.units, body.reason)
     return {"keyId": key_id, "limitUnits": body.units}
 
@@ -190,14 +195,14 @@ async def prices(services: Svc) -> dict[str, Any]:
 @put("/prices/{action:str}")
 async def set_price(request: AnyRequest, services: Svc, action: FromPath[str]) -> dict[str, Any]:
     """A priced action's base price; tasks already held keep the price they were held at."""
-    body = decode_json(PriceBody, await request.body(), services.settings.relay.max_body_bytes)
+    body = await _body(PriceBody, request, services)
     await admin.set_price(services.pool, action, body.units)
     return {"action": action, "units": body.units}
 
 
 @put("/modes/{mode:str}")
 async def set_mode_ratio(request: AnyRequest, services: Svc, mode: FromPath[str]) -> dict[str, Any]:
-    body = decode_json(RatioBody, await request.body(), services.settings.relay.max_body_bytes)
+    body = await _body(RatioBody, request, services)
     await admin.set_mode_ratio(services.pool, mode, body.ratio_bp)
     return {"mode": mode, "ratioBp": body.ratio_bp}
 
@@ -205,7 +210,7 @@ async def set_mode_ratio(request: AnyRequest, services: Svc, mode: FromPath[str]
 @put("/groups/{name:str}")
 async def set_group(request: AnyRequest, services: Svc, name: FromPath[str]) -> dict[str, Any]:
     """Create a user group or change its ratio."""
-    body = decode_json(RatioBody, await request.body(), services.settings.relay.max_body_bytes)
+    body = await _body(RatioBody, request, services)
     await admin.set_group(services.pool, name, body.ratio_bp, body.description)
     return {"name": name, "ratioBp": body.ratio_bp}
 
@@ -214,7 +219,7 @@ async def set_group(request: AnyRequest, services: Svc, name: FromPath[str]) -> 
 async def set_user_group(
     request: AnyRequest, services: Svc, user_id: FromPath[int]
 ) -> dict[str, Any]:
-    body = decode_json(UserGroupBody, await request.body(), services.settings.relay.max_body_bytes)
+    body = await _body(UserGroupBody, request, services)
     await admin.set_user_group(services.pool, user_id, body.group)
     return {"userId": user_id, "group": body.group}
 

@@ -6,27 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from tests.api.helpers import RED
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
 
 IMAGINE_UNITS = 100_000
 DESCRIBE_UNITS = 50_000
 ADMIN_TOKEN = "admin-test-token-1"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-TINY_PNG = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 
 
 async def _gateway(gateway_factory: StartGateway) -> Gateway:
     return await gateway_factory(admin={"tokens": [ADMIN_TOKEN, "another-token"]})
-
-
-async def _key_id(client: Client) -> int:
-    key_id: int = await client.gateway.services.pool.fetchval(
-        "SELECT id FROM api_keys WHERE user_id = $1", client.user_id
-    )
-    return key_id
 
 
 async def test_me_shows_balance_key_limit_and_usage_by_action_and_day(
@@ -43,7 +33,7 @@ async def test_me_shows_balance_key_limit_and_usage_by_action_and_day(
 
     ok = await client.post("/mj/submit/imagine", {"prompt": "a crane"})
     bad = await client.post("/mj/submit/imagine", {"prompt": "a crane [[sim:fail_banned]]"})
-    spare = await other.post("/mj/submit/describe", {"base64": TINY_PNG})
+    spare = await other.post("/mj/submit/describe", {"base64": RED})
     for answer in (ok, bad, spare):
         assert answer.json()["code"] == 1, answer.text
     await client.wait_for(ok.json()["result"], {"SUCCESS"})
@@ -80,7 +70,7 @@ async def test_admin_tokens_guard_every_admin_route(gateway_factory: StartGatewa
     routes = [
         ("POST", f"/api/admin/users/{client.user_id}/topups", {"units": 5, "reason": "x"}),
         ("POST", f"/api/admin/users/{client.user_id}/adjustments", {"units": 5, "reason": "x"}),
-        ("PUT", f"/api/admin/keys/{await _key_id(client)}/limit", {"units": 5}),
+        ("PUT", f"/api/admin/keys/{await client.key_id()}/limit", {"units": 5}),
         ("GET", "/api/admin/usage", None),
         ("GET", "/api/admin/reconciliation", None),
     ]
@@ -120,9 +110,9 @@ async def test_admin_topups_adjustments_key_limits_and_usage(
     down = await admin("POST", f"/users/{client.user_id}/adjustments",
                        {"units": -IMAGINE_UNITS, "reason": "chargeback"})  # fmt: skip
     assert down.json()["balanceUnits"] == 200_000
-    limited = await admin("PUT", f"/keys/{await _key_id(client)}/limit",
+    limited = await admin("PUT", f"/keys/{await client.key_id()}/limit",
                           {"units": IMAGINE_UNITS, "reason": "trial"})  # fmt: skip
-    assert limited.json() == {"keyId": await _key_id(client), "limitUnits": IMAGINE_UNITS}
+    assert limited.json() == {"keyId": await client.key_id(), "limitUnits": IMAGINE_UNITS}
 
     ok = await client.post("/mj/submit/imagine", {"prompt": "an owl"})
     over = await client.post("/mj/submit/imagine", {"prompt": "another owl"})

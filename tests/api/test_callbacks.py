@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
 from gateway.billing.reconciliation import reconcile
-from gateway.storage import billing
-from gateway.storage.billing import Held, NewTask
+from gateway.domain import Channel
+from gateway.simulator import RunningSimulator
+from gateway.storage.billing import Held
 from gateway.tasks.callbacks import callback_url
-from tests.conftest import SIMULATOR_SECRET, Gateway, StartGateway, StartSimulator
+from tests.api.helpers import upstream_id
+from tests.conftest import SIMULATOR_SECRET, Client, Gateway, StartGateway, StartSimulator
+from tests.support import hold_imagine
 
 IMAGINE_UNITS = 100_000
 START_UNITS = 1_000_000
@@ -53,27 +55,17 @@ async def test_without_callbacks_the_same_task_waits_for_the_poller(
     assert task["status"] in {"SUBMITTED", "NOT_START"}
 
 
-async def _held_task(gateway: Gateway, user_id: int) -> Held:
-    key_id = await gateway.services.pool.fetchval(
-        "SELECT id FROM api_keys WHERE user_id = $1", user_id
+async def _held_task(client: Client) -> Held:
+    return await hold_imagine(
+        client.gateway.services.pool, client.user_id, await client.key_id(), IMAGINE_UNITS
     )
-    task = NewTask(
-        user_id=user_id,
-        api_key_id=key_id,
-        parent_id=None,
-        action="IMAGINE",
-        price_action="mj_imagine",
-        mode="FAST",
-        bot_type="MID_JOURNEY",
-        price_units=IMAGINE_UNITS,
-        prompt="a quail",
-        state=None,
-        notify_hook=None,
-        submit_time_ms=int(time.time() * 1000),
-    )
-    held = await billing.hold_new_task(gateway.services.pool, task, 600.0)
-    assert isinstance(held, Held)
-    return held
+
+
+async def _channel(gateway: Gateway, simulator: RunningSimulator) -> Channel:
+    """The simulator added as a channel, as the gateway sees it (callback token included)."""
+    channel = await gateway.services.channels.get(await gateway.add_channel(simulator))
+    assert channel is not None
+    return channel
 
 
 async def _expire(gateway: Gateway, held: Held) -> None:
@@ -87,18 +79,16 @@ async def test_a_submit_whose_process_died_is_kept_when_its_channel_has_the_task
 ) -> None:
     simulator = await simulator_factory(speed_factor=300.0)
     gateway = await gateway_factory(callbacks=True, relay=NO_POLLING)
-    channel_id = await gateway.add_channel(simulator)
-    channel = await gateway.services.channels.get(channel_id)
-    assert channel is not None
+    channel = await _channel(gateway, simulator)
     client = await gateway.client_with_key(balance_units=START_UNITS)
-    held = await _held_task(gateway, client.user_id)
+    held = await _held_task(client)
     hook = callback_url(gateway.base_url, channel, held.task_id)
     sent = await gateway.http.post(  # what the dead process sent, before it could settle
         f"{simulator.base_url}/mj/submit/imagine",
         json={"prompt": "a quail", "notifyHook": hook},
         headers={"mj-api-secret": SIMULATOR_SECRET},
     )
-    upstream_id = sent.json()["result"]
+    sent_id = sent.json()["result"]
     pool = gateway.services.pool
     for _ in range(200):
         if await pool.fetchval(
@@ -116,7 +106,7 @@ async def test_a_submit_whose_process_died_is_kept_when_its_channel_has_the_task
     row = await pool.fetchrow(
         "SELECT status, upstream_task_id FROM tasks WHERE id = $1", held.task_id
     )
-    assert row["upstream_task_id"] == upstream_id
+    assert row["upstream_task_id"] == sent_id
     task = await client.wait_for(str(held.task_id), {"SUCCESS"}, timeout_s=5)
     assert task["status"] == "SUCCESS"
     assert await client.balance() == START_UNITS - IMAGINE_UNITS
@@ -130,7 +120,7 @@ async def test_a_submit_no_channel_has_is_released_at_its_deadline(
     gateway = await gateway_factory(callbacks=True, relay=NO_POLLING)
     channel_id = await gateway.add_channel(simulator)
     client = await gateway.client_with_key(balance_units=START_UNITS)
-    held = await _held_task(gateway, client.user_id)
+    held = await _held_task(client)
     pool = gateway.services.pool
     await pool.execute(  # a claim the channel cannot confirm
         "INSERT INTO upstream_claims (task_id, channel_id, upstream_task_id) VALUES ($1, $2, $3)",
@@ -174,9 +164,7 @@ async def test_callbacks_are_refused_without_the_channel_token(
 ) -> None:
     simulator = await simulator_factory()
     gateway = await gateway_factory(callbacks=True)
-    channel_id = await gateway.add_channel(simulator)
-    channel = await gateway.services.channels.get(channel_id)
-    assert channel is not None
+    channel = await _channel(gateway, simulator)
     client = await gateway.client_with_key(balance_units=START_UNITS)
     answer = await client.post("/mj/submit/imagine", {"prompt": "a quail"})
     task_id = int(answer.json()["result"])
@@ -198,19 +186,15 @@ async def test_late_callbacks_change_nothing_and_a_follow_up_needs_no_poll(
 ) -> None:
     simulator = await simulator_factory(speed_factor=300.0)
     gateway = await gateway_factory(callbacks=True, relay=NO_POLLING)
-    channel_id = await gateway.add_channel(simulator)
-    channel = await gateway.services.channels.get(channel_id)
-    assert channel is not None
+    channel = await _channel(gateway, simulator)
     await asyncio.sleep(0.2)
     client = await gateway.client_with_key(balance_units=START_UNITS)
     task_id = (await client.post("/mj/submit/imagine", {"prompt": "a swan"})).json()["result"]
     done = await client.wait_for(task_id, {"SUCCESS"}, timeout_s=20)
-    upstream_id = await gateway.services.pool.fetchval(
-        "SELECT upstream_task_id FROM tasks WHERE id = $1", int(task_id)
-    )
+    upstream = await upstream_id(gateway, task_id)
     hook = callback_url(gateway.base_url, channel, int(task_id))
 
-    late = {"id": upstream_id, "status": "IN_PROGRESS", "progress": "40%"}
+    late = {"id": upstream, "status": "IN_PROGRESS", "progress": "40%"}
     answers = [(await gateway.http.post(hook, json=late)).json() for _ in range(2)]
     upscale = next(b["customId"] for b in done["buttons"] if b["label"] == "U1")
     follow_up = await client.post("/mj/submit/action", {"taskId": task_id, "customId": upscale})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.billing.reconciliation import reconcile
+from tests.api.helpers import upstream_id
 from tests.conftest import SIMULATOR_SECRET, Client, StartGateway, StartSimulator
 
 IMAGINE_UNITS = 100_000
@@ -34,11 +35,9 @@ async def test_a_running_task_is_cancelled_upstream_and_refunded_once(
     assert task["status"] == "CANCEL"
     assert task["failReason"] == "cancelled by the client"
     pool = gateway.services.pool
-    upstream_id = await pool.fetchval(
-        "SELECT upstream_task_id FROM tasks WHERE id = $1", int(task_id)
-    )
+    sim_id = await upstream_id(gateway, task_id)
     upstream = await gateway.http.get(
-        f"{simulator.base_url}/mj/task/{upstream_id}/fetch",
+        f"{simulator.base_url}/mj/task/{sim_id}/fetch",
         headers={"mj-api-secret": SIMULATOR_SECRET},
     )
     assert upstream.json()["status"] == "CANCEL"
@@ -86,13 +85,10 @@ async def test_a_task_that_already_ended_upstream_is_not_cancelled_but_brought_u
     await gateway.add_channel(simulator)
     client = await gateway.client_with_key(balance_units=START_UNITS)
     task_id = (await client.post("/mj/submit/imagine", {"prompt": "a fast ox"})).json()["result"]
-    pool = gateway.services.pool
-    upstream_id = await pool.fetchval(
-        "SELECT upstream_task_id FROM tasks WHERE id = $1", int(task_id)
-    )
+    sim_id = await upstream_id(gateway, task_id)
     for _ in range(200):
         upstream = await gateway.http.get(
-            f"{simulator.base_url}/mj/task/{upstream_id}/fetch",
+            f"{simulator.base_url}/mj/task/{sim_id}/fetch",
             headers={"mj-api-secret": SIMULATOR_SECRET},
         )
         if upstream.json()["status"] == "SUCCESS":

@@ -7,17 +7,13 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from gateway.storage.billing import NewTask
+from tests.api.helpers import RED, upstream_id
 from tests.conftest import SIMULATOR_SECRET, Client, StartGateway, StartSimulator
-from tests.support import TcpProxy
+from tests.support import TcpProxy, imagine_task
 
 IMAGINE_UNITS = 100_000
 DESCRIBE_UNITS = 50_000
 START_UNITS = 1_000_000
-TINY_PNG = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 
 
 async def _refunds(pool: asyncpg.Pool, task_id: str) -> int:
@@ -94,19 +90,8 @@ async def test_a_hold_left_by_a_dead_submit_is_released_after_its_deadline(
     client = await gateway.client_with_key(balance_units=START_UNITS)
     principal = await gateway.services.auth.authenticate(f"Bearer {client.key}", None, None)
     held = await gateway.services.billing.hold_new_task(
-        NewTask(
-            user_id=client.user_id,
-            api_key_id=principal.key_id,
-            parent_id=None,
-            action="IMAGINE",
-            price_action="mj_imagine",
-            mode="FAST",
-            bot_type="MID_JOURNEY",
-            price_units=IMAGINE_UNITS,
-            prompt="never sent",
-            state=None,
-            notify_hook=None,
-            submit_time_ms=0,
+        imagine_task(
+            client.user_id, principal.key_id, IMAGINE_UNITS, "never sent", submit_time_ms=0
         )
     )
     assert await client.balance() == START_UNITS - IMAGINE_UNITS
@@ -137,11 +122,9 @@ async def test_a_task_cancelled_upstream_is_refunded_once_to_user_and_key(
 
     response = await client.post("/mj/submit/imagine", {"prompt": "a slow tortoise"})
     task_id = response.json()["result"]
-    upstream_id = await pool.fetchval(
-        "SELECT upstream_task_id FROM tasks WHERE id = $1", int(task_id)
-    )
+    sim_id = await upstream_id(gateway, task_id)
     cancelled = await gateway.http.post(
-        f"{simulator.base_url}/mj/task/{upstream_id}/cancel",
+        f"{simulator.base_url}/mj/task/{sim_id}/cancel",
         headers={"mj-api-secret": SIMULATOR_SECRET},
     )
     assert cancelled.json()["code"] == 1, cancelled.text
@@ -167,7 +150,7 @@ async def test_an_action_times_out_after_its_own_timeout(
     client = await gateway.client_with_key(balance_units=START_UNITS)
 
     imagine = await client.post("/mj/submit/imagine", {"prompt": "a slow snail"})
-    describe = await client.post("/mj/submit/describe", {"base64": TINY_PNG})
+    describe = await client.post("/mj/submit/describe", {"base64": RED})
     task = await client.wait_for(imagine.json()["result"], {"FAILURE", "SUCCESS"}, timeout_s=15)
     other = (await client.get(f"/mj/task/{describe.json()['result']}/fetch")).json()
 

@@ -6,9 +6,7 @@ exactly what the tasks that ended SUCCESS cost, and the reconciliation passes.""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,9 @@ import asyncpg
 import httpx
 
 from gateway import admin
+from tests.api.helpers import RED
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
-from tests.processes import StartGatewayProcess
+from tests.processes import StartGatewayProcess, reconcile
 
 OPERATIONS = 3000
 WORKERS = 32
@@ -27,10 +26,6 @@ USERS = 10
 IMAGINE_UNITS = 100_000
 SETTLE_TIMEOUT_S = 90.0
 OPEN_STATUSES = ("SUBMITTING", "NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS")
-TINY_PNG = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 FAULTS = {
     "http_401": 0.005,
     "http_500": 0.03,
@@ -117,7 +112,7 @@ async def _choose(
             custom_id = run.rng.choice(buttons)
             return "/mj/submit/action", {"taskId": parent, "customId": custom_id}
     if roll < 0.4:
-        return "/mj/submit/describe", {"base64": TINY_PNG}
+        return "/mj/submit/describe", {"base64": RED}
     return "/mj/submit/imagine", {"prompt": f"a lantern {run.rng.randrange(10**6)}"}
 
 
@@ -221,13 +216,8 @@ async def test_fault_injection_run_leaves_every_balance_exact(
         )
         assert handed_out <= {row["id"] for row in recorded}
 
-    env = {**os.environ, "GATEWAY_DATABASE__URL": database_url, "GATEWAY_DATA_DIR": str(tmp_path)}
-    reconcile = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "reconcile", "--hold-grace", "0",
-        env=env, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    report, _ = await reconcile.communicate()
-    assert reconcile.returncode == 0, report.decode()
+    code, report = await reconcile(database_url, tmp_path)
+    assert code == 0, report
 
     refunds = await db_pool.fetchval("SELECT count(*) FROM ledger WHERE kind = 'REFUND'")
     released = await db_pool.fetchval("SELECT count(*) FROM holds WHERE status = 'RELEASED'")

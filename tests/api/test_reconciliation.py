@@ -34,13 +34,13 @@ async def test_reconciliation_passes_after_traffic_and_names_planted_gaps(
     assert (done["status"], failed["status"]) == ("SUCCESS", "FAILURE")
     await admin.credit(pool, user_id, 5 * IMAGINE_UNITS, kind="TOPUP", reason="paid")
     await admin.credit(pool, user_id, -IMAGINE_UNITS, kind="ADJUST", reason="goodwill undone")
-    await admin.set_key_limit(pool, await _key_id(client), 3 * IMAGINE_UNITS, "raised")
+    await admin.set_key_limit(pool, await client.key_id(), 3 * IMAGINE_UNITS, "raised")
 
     report = await reconcile(pool, hold_grace_s=0)
     assert report.ok, report.summary()
     assert await client.balance() == (10 - 1 + 5 - 1) * IMAGINE_UNITS  # one charge kept
     ledger_key = await pool.fetchval(
-        "SELECT sum(key_amount_units) FROM ledger WHERE api_key_id = $1", await _key_id(client)
+        "SELECT sum(key_amount_units) FROM ledger WHERE api_key_id = $1", await client.key_id()
     )
     assert ledger_key == 3 * IMAGINE_UNITS
 
@@ -51,7 +51,7 @@ async def test_reconciliation_passes_after_traffic_and_names_planted_gaps(
         " (user_id, api_key_id, task_id, kind, amount_units, key_amount_units, source)"
         " VALUES ($1, $2, $3, 'REFUND', $4, $4, 'task:again')",
         user_id,
-        await _key_id(client),
+        await client.key_id(),
         failed_id,
         IMAGINE_UNITS,
     )
@@ -60,7 +60,7 @@ async def test_reconciliation_passes_after_traffic_and_names_planted_gaps(
         " VALUES ($1, $2, $3, 1, FALSE, now() - interval '1 hour')",
         int(done["id"]),
         user_id,
-        await _key_id(client),
+        await client.key_id(),
     )
 
     report = await reconcile(pool, hold_grace_s=60)
@@ -71,13 +71,6 @@ async def test_reconciliation_passes_after_traffic_and_names_planted_gaps(
     assert counts["holds_past_deadline"] == 1
     bad_tasks = {row["task_id"] for row in report.gaps["task_money"]}
     assert bad_tasks == {failed_id, int(done["id"])}  # refunded twice; an extra open hold
-
-
-async def _key_id(client: Client) -> int:
-    key_id: int = await client.gateway.services.pool.fetchval(
-        "SELECT id FROM api_keys WHERE user_id = $1", client.user_id
-    )
-    return key_id
 
 
 async def test_a_reference_moves_money_once_even_when_sent_at_once(

@@ -4,8 +4,6 @@ place brings every task to an end, each charged or refunded exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -13,7 +11,7 @@ import httpx
 
 from gateway import admin
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
-from tests.processes import StartGatewayProcess
+from tests.processes import StartGatewayProcess, reconcile
 
 TASKS = 500
 IMAGINE_UNITS = 100_000
@@ -68,10 +66,5 @@ async def test_a_restart_in_the_middle_of_500_running_tasks_loses_none(
     assert balance == START_UNITS - succeeded * IMAGINE_UNITS
     refunds = await db_pool.fetchval("SELECT count(*) FROM ledger WHERE kind = 'REFUND'")
     assert refunds == statuses.get("FAILURE", 0)
-    env = {**os.environ, "GATEWAY_DATABASE__URL": database_url, "GATEWAY_DATA_DIR": str(tmp_path)}
-    reconcile = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "reconcile", "--hold-grace", "0",
-        env=env, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    report, _ = await reconcile.communicate()
-    assert reconcile.returncode == 0, report.decode()
+    code, report = await reconcile(database_url, tmp_path)
+    assert code == 0, report

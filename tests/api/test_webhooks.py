@@ -199,7 +199,7 @@ async def test_delivery_checks_the_address_again(
     gateway = await gateway_factory(relay={"webhook_poll_s": 0.02})
     pool = gateway.services.pool
     client = await gateway.client_with_key(balance_units=START_UNITS)
-    key_id = await pool.fetchval("SELECT id FROM api_keys WHERE user_id = $1", client.user_id)
+    key_id = await client.key_id()
     task_id = await pool.fetchval(  # a hook that got past the submit's check somehow
         "INSERT INTO tasks (user_id, api_key_id, action, price_action, mode, price_units, status,"
         " notify_hook, submit_time_ms) VALUES ($1, $2, 'IMAGINE', 'mj_imagine', 'FAST', 0,"

@@ -9,28 +9,14 @@ import asyncpg
 
 from gateway import admin
 from gateway.storage import billing, tasks
-from gateway.storage.billing import Held, NewTask, Settle
+from gateway.storage.billing import Settle
+from tests.support import hold_imagine
 
 YOUNG_S = 60
 
 
 async def _task(pool: asyncpg.Pool, user_id: int, key_id: int, channel_id: int, n: int) -> int:
-    new = NewTask(
-        user_id=user_id,
-        api_key_id=key_id,
-        parent_id=None,
-        action="IMAGINE",
-        price_action="mj_imagine",
-        mode="FAST",
-        bot_type="MID_JOURNEY",
-        price_units=0,
-        prompt=f"task {n}",
-        state=None,
-        notify_hook=None,
-        submit_time_ms=int(time.time() * 1000),
-    )
-    held = await billing.hold_new_task(pool, new, 600.0)
-    assert isinstance(held, Held)
+    held = await hold_imagine(pool, user_id, key_id, 0, f"task {n}")
     await billing.settle_holds(
         pool, [Settle(held.hold_id, "SUBMITTED", channel_id, f"u{n}", "", {})]
     )

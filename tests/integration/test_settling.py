@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import asyncpg
 
 from gateway import admin
 from gateway.billing.settling import Settler
 from gateway.storage import billing
-from gateway.storage.billing import Held, NewTask, Settle
+from gateway.storage.billing import Held, Settle
+from tests.support import hold_imagine
 
 PRICE_UNITS = 100_000
 
@@ -18,23 +18,8 @@ PRICE_UNITS = 100_000
 async def _holds(pool: asyncpg.Pool, count: int) -> tuple[int, list[Held]]:
     user_id = await admin.create_user(pool, "carol", count * PRICE_UNITS)
     key_id = (await admin.issue_key(pool, user_id, name="k")).key_id
-    task = NewTask(
-        user_id=user_id,
-        api_key_id=key_id,
-        parent_id=None,
-        action="IMAGINE",
-        price_action="mj_imagine",
-        mode="FAST",
-        bot_type="MID_JOURNEY",
-        price_units=PRICE_UNITS,
-        prompt="a fox",
-        state=None,
-        notify_hook=None,
-        submit_time_ms=int(time.time() * 1000),
-    )
-    held = [await billing.hold_new_task(pool, task, 600.0) for _ in range(count)]
-    assert all(isinstance(h, Held) for h in held)
-    return user_id, [h for h in held if isinstance(h, Held)]
+    held = [await hold_imagine(pool, user_id, key_id, PRICE_UNITS) for _ in range(count)]
+    return user_id, held
 
 
 def _settle(held: Held, channel_id: int) -> Settle:
