@@ -16,16 +16,17 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import structlog
 
-from gateway import admin
+from gateway.admin_cli import add_admin_parser
 from gateway.config import Settings
 from gateway.errors import ApiError, StartupError
 from gateway.logging import configure_logging
+from gateway.sealing import secret_box
+from gateway.storage.channels import seal_plaintext_secrets
 from gateway.storage.database import create_pool
 from gateway.storage.migrations import apply_migrations
 from gateway.storage.servers import Servers, open_servers
@@ -37,9 +38,10 @@ async def _migrate(settings: Settings, servers: Servers) -> None:
     conn = await asyncpg.connect(servers.database_url)
     try:
         applied = await apply_migrations(conn, settings.migrations_dir)
+        sealed = await seal_plaintext_secrets(conn, secret_box(settings))
     finally:
         await conn.close()
-    log.info("migrations_applied", versions=[m.version for m in applied])
+    log.info("migrations_applied", versions=[m.version for m in applied], secrets_sealed=sealed)
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
@@ -119,176 +121,13 @@ def _with_pool(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[No
         asyncio.run(run(servers))
 
 
-async def _announce_revocation(settings: Settings, key_hash: bytes) -> None:
-    from gateway.auth.service import publish_revocation
-    from gateway.storage.redis import create_redis
-    from gateway.storage.redis_keys import RedisKeys
-
-    if settings.redis.url is None:
-        return  # an embedded Redis serves only its own gateway process, which is not this one
-    redis = create_redis(settings.redis.url.get_secret_value())
-    try:
-        await publish_revocation(redis, RedisKeys(settings.redis.key_prefix), key_hash)
-    finally:
-        await redis.aclose()
-
-
-def _csv(value: str | None) -> list[str] | None:
-    return [part.strip() for part in value.split(",") if part.strip()] if value else None
-
-
 def cmd_admin(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.admin_cli import print_result
+
     async def act(pool: asyncpg.Pool) -> None:
-        result: dict[str, Any]
-        match args.admin_command:
-            case "user-create":
-                user_id = await admin.create_user(pool, args.name, args.balance, args.group)
-                result = {"user_id": user_id, "name": args.name, "balance_units": args.balance}
-            case "key-create":
-                user_id = await admin.user_id_by_name(pool, args.user)
-                expires = (
-                    datetime.now(UTC) + timedelta(days=args.expires_in_days)
-                    if args.expires_in_days
-                    else None
-                )
-                issued = await admin.issue_key(
-                    pool,
-                    user_id,
-                    name=args.name or "",
-                    quota_units=args.quota,
-                    expires_at=expires,
-                    allowed_actions=_csv(args.actions),
-                    allowed_cidrs=_csv(args.cidrs),
-                    requests_per_minute=args.rpm,
-                    max_open_tasks=args.max_open_tasks,
-                )
-                result = {"key_id": issued.key_id, "key": issued.key}
-            case "key-revoke":
-                key_hash = await admin.revoke_key(pool, args.key_id)
-                await _announce_revocation(settings, key_hash)
-                result = {"key_id": args.key_id, "revoked": True}
-            case "channel-add":
-                channel_id = await admin.add_channel(
-                    pool,
-                    args.name,
-                    args.base_url,
-                    args.secret,
-                    weight=args.weight,
-                    priority=args.priority,
-                    modes=_csv(args.modes),
-                    actions=_csv(args.actions),
-                )
-                result = {"channel_id": channel_id, "name": args.name}
-            case "topup" | "adjust":
-                user_id = await admin.user_id_by_name(pool, args.user)
-                done = await admin.credit(
-                    pool,
-                    user_id,
-                    args.units,
-                    kind=args.admin_command.upper(),
-                    reason=args.reason,
-                    reference=args.reference,
-                )
-                result = {
-                    "user": args.user,
-                    "applied": done.applied,
-                    "balance_units": done.balance_units,
-                    "source": done.source,
-                }
-            case "price-set":
-                await admin.set_price(pool, args.action, args.units)
-                result = {"action": args.action, "price_units": args.units}
-            case "mode-ratio-set":
-                await admin.set_mode_ratio(pool, args.mode, args.ratio_bp)
-                result = {"mode": args.mode, "ratio_bp": args.ratio_bp}
-            case "group-set":
-                await admin.set_group(pool, args.name, args.ratio_bp, args.description)
-                result = {"group": args.name, "ratio_bp": args.ratio_bp}
-            case "user-group":
-                user_id = await admin.user_id_by_name(pool, args.user)
-                await admin.set_user_group(pool, user_id, args.group)
-                result = {"user": args.user, "group": args.group}
-            case "prices":
-                book = await admin.price_list(pool)
-                result = {
-                    "prices_units": book.prices_units,
-                    "mode_ratios_bp": book.mode_ratios_bp,
-                    "groups": {g.name: g.ratio_bp for g in book.groups},
-                }
-            case "key-limit":
-                limit = None if args.units == "unlimited" else int(args.units)
-                await admin.set_key_limit(pool, args.key_id, limit, args.reason)
-                result = {"key_id": args.key_id, "limit_units": limit}
-            case _:
-                raise SystemExit(f"unknown admin command {args.admin_command}")
-        print(result, flush=True)
+        print_result(await args.admin_command(pool, settings, args))
 
     _with_pool(settings, act)
-
-
-def _admin_parser(commands: Any) -> None:
-    parser = commands.add_parser("admin", help="manage users, keys and channels")
-    parser.set_defaults(run=cmd_admin)
-    sub = parser.add_subparsers(dest="admin_command", required=True)
-
-    user = sub.add_parser("user-create", help="create a user with an opening balance")
-    user.add_argument("name")
-    user.add_argument("--balance", type=int, default=0, help="opening balance in quota units")
-    user.add_argument("--group", default="default")
-
-    key = sub.add_parser("key-create", help="issue an API key (printed once)")
-    key.add_argument("--user", required=True, help="user name")
-    key.add_argument("--name", help="a label for the key")
-    key.add_argument("--quota", type=int, help="the key's own limit in units (default unlimited)")
-    key.add_argument("--expires-in-days", type=int)
-    key.add_argument("--actions", help="comma-separated priced actions allowed, e.g. mj_imagine")
-    key.add_argument("--cidrs", help="comma-separated client networks allowed")
-    key.add_argument("--rpm", type=int, help="requests per minute allowed")
-    key.add_argument("--max-open-tasks", type=int, help="unfinished tasks allowed at once")
-
-    revoke = sub.add_parser("key-revoke", help="revoke an API key at once")
-    revoke.add_argument("key_id", type=int)
-
-    for kind, help_text in (
-        ("topup", "add to a user's balance (a TOPUP ledger row)"),
-        ("adjust", "correct a user's balance, either way (an ADJUST ledger row)"),
-    ):
-        credit = sub.add_parser(kind, help=help_text)
-        credit.add_argument("user", help="user name")
-        credit.add_argument("units", type=int, help="quota units (adjust: negative takes away)")
-        credit.add_argument("--reason", required=True, help="why, kept in the ledger")
-        credit.add_argument(
-            "--reference", help="a payment or ticket id: the same one never moves money twice"
-        )
-
-    sub.add_parser("prices", help="the price book: prices, mode ratios, groups")
-    price = sub.add_parser("price-set", help="set the base price of a priced action")
-    price.add_argument("action", help="e.g. mj_imagine")
-    price.add_argument("units", type=int)
-    mode = sub.add_parser("mode-ratio-set", help="set a speed mode's multiplier")
-    mode.add_argument("mode", choices=["FAST", "RELAX", "TURBO"])
-    mode.add_argument("ratio_bp", type=int, help="basis points, 10000 = x1")
-    group = sub.add_parser("group-set", help="create a user group or change its ratio")
-    group.add_argument("name")
-    group.add_argument("ratio_bp", type=int, help="basis points, 10000 = x1")
-    group.add_argument("--description")
-    user_group = sub.add_parser("user-group", help="move a user to a group")
-    user_group.add_argument("user", help="user name")
-    user_group.add_argument("group")
-
-    limit = sub.add_parser("key-limit", help="set what a key may still spend (or unlimited)")
-    limit.add_argument("key_id", type=int)
-    limit.add_argument("units", help="quota units, or 'unlimited'")
-    limit.add_argument("--reason", default="key limit set", help="kept in the ledger")
-
-    channel = sub.add_parser("channel-add", help="add an upstream channel")
-    channel.add_argument("name")
-    channel.add_argument("base_url", help="e.g. http://127.0.0.1:8081")
-    channel.add_argument("--secret", help="the upstream's mj-api-secret")
-    channel.add_argument("--weight", type=int, default=1)
-    channel.add_argument("--priority", type=int, default=0)
-    channel.add_argument("--modes", help="comma-separated: FAST,RELAX,TURBO (default all)")
-    channel.add_argument("--actions", help="comma-separated priced actions (default all)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reconcile.set_defaults(run=cmd_reconcile)
 
-    _admin_parser(commands)
+    add_admin_parser(commands)
+    commands.choices["admin"].set_defaults(run=cmd_admin)
     return parser
 
 

@@ -1,6 +1,8 @@
-"""What an operator does: create users, issue and revoke keys, add channels, move money.
+"""What an operator does: users, keys, channels, prices and groups, money, and the searches
+of tasks and the ledger; each input checked here, so the admin API and the ``gateway admin``
+CLI (which talks to the database directly) refuse the same things with the same words.
 
-Used by the ``gateway admin`` CLI (which talks to the database directly) and by the demo.
+``as_json`` is the one shape of every view, for both.
 """
 
 from __future__ import annotations
@@ -8,19 +10,30 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from gateway.auth.keys import generate_key, hash_key, key_hint
+from gateway.domain import Task
 from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.sealing import SecretBox
 from gateway.storage import accounts, billing, channels
+from gateway.storage import tasks as task_store
+from gateway.storage.ledger import LEDGER_KINDS, LedgerRow, LedgerSearch, ledger_rows
+from gateway.storage.tasks import TaskSearch
 
 PRICE_ACTION = re.compile(r"mj_[a-z0-9_]+")
 GROUP_NAME = re.compile(r"[a-z0-9_-]{1,64}")
 MODES = ("FAST", "RELAX", "TURBO")
 MAX_UNITS = 10**15  # one top-up, adjustment, limit or price: keeps balances far from BIGINT's end
+MAX_PAGE = 500  # rows in one page of a listing
+TASK_STATUSES = (
+    "SUBMITTING", "REJECTED", "NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE",
+    "SUCCESS", "CANCEL",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,32 +95,121 @@ async def issue_key(
     return IssuedKey(key_id, key)
 
 
+CHANNEL_NAME = re.compile(r"[\x21-\x7e]{1,128}")
+BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+BOT_TYPES = ("MID_JOURNEY", "NIJI_JOURNEY")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelChanges:
+    """What an operator sets on a channel; None leaves a field as it is (``clear_actions``
+    and ``clear_max_in_flight`` make those two unlimited again, ``secret=""`` removes it)."""
+
+    name: str | None = None
+    base_url: str | None = None
+    secret: str | None = None
+    weight: int | None = None
+    priority: int | None = None
+    modes: list[str] | None = None
+    actions: list[str] | None = None
+    clear_actions: bool = False
+    bot_types: list[str] | None = None
+    max_in_flight: int | None = None
+    clear_max_in_flight: bool = False
+    enabled: bool | None = None
+
+
+def _channel_columns(box: SecretBox, changes: ChannelChanges) -> dict[str, Any]:
+    """The columns to write, each value checked; BadRequest names the first bad one."""
+    if changes.name is not None and not CHANNEL_NAME.fullmatch(changes.name):
+        raise BadRequest("a channel name is 1-128 printable characters without spaces")
+    if changes.base_url is not None and not BASE_URL.fullmatch(changes.base_url):
+        raise BadRequest("baseUrl must be an http(s) URL with no query or fragment")
+    if changes.weight is not None and not 1 <= changes.weight <= 10_000:
+        raise BadRequest("weight is 1 to 10000")
+    if changes.priority is not None and not -1000 <= changes.priority <= 1000:
+        raise BadRequest("priority is -1000 to 1000")
+    if changes.modes is not None and (not changes.modes or not set(changes.modes) <= set(MODES)):
+        raise BadRequest(f"modes are one or more of {', '.join(MODES)}")
+    if changes.actions is not None and not all(PRICE_ACTION.fullmatch(a) for a in changes.actions):
+        raise BadRequest("actions are priced actions: mj_ and lower-case letters, digits or _")
+    bot_types = changes.bot_types
+    if bot_types is not None and (not bot_types or not set(bot_types) <= set(BOT_TYPES)):
+        raise BadRequest(f"botTypes are one or more of {', '.join(BOT_TYPES)}")
+    if changes.max_in_flight is not None and not 1 <= changes.max_in_flight <= 1_000_000:
+        raise BadRequest("maxInFlight is 1 to 1000000")
+    columns: dict[str, Any] = {
+        name: getattr(changes, name)
+        for name in ("name", "base_url", "weight", "priority", "modes", "actions", "bot_types")
+        if getattr(changes, name) is not None
+    }
+    if changes.secret is not None:
+        secret = changes.secret
+        columns["secret_sealed"] = box.seal(secret, channels.SECRET_PURPOSE) if secret else None
+    if changes.clear_actions:
+        columns["actions"] = None
+    if changes.max_in_flight is not None or changes.clear_max_in_flight:
+        columns["max_in_flight"] = changes.max_in_flight
+    if changes.enabled is not None:
+        columns["enabled"] = changes.enabled
+    return columns
+
+
 async def add_channel(
     pool: asyncpg.Pool,
+    box: SecretBox,
     name: str,
     base_url: str,
-    secret: str | None,
-    *,
-    weight: int = 1,
-    priority: int = 0,
-    modes: list[str] | None = None,
-    actions: list[str] | None = None,
+    changes: ChannelChanges = ChannelChanges(),
 ) -> int:
+    """A new channel, enabled unless ``changes.enabled`` is False; its secret sealed."""
+    columns = _channel_columns(box, replace(changes, name=name, base_url=base_url))
     try:
-        return await channels.create_channel(
+        channel_id = await channels.create_channel(
             pool,
             name,
             base_url,
-            secret,
-            weight=weight,
-            priority=priority,
-            modes=modes,
-            actions=actions,
+            columns.get("secret_sealed"),
+            weight=changes.weight or 1,
+            priority=changes.priority or 0,
+            modes=changes.modes,
+            actions=changes.actions,
+            bot_types=changes.bot_types,
+            max_in_flight=changes.max_in_flight,
         )
     except asyncpg.UniqueViolationError:
         raise BadRequest(f"channel {name} exists") from None
-    except asyncpg.CheckViolationError as exc:
-        raise BadRequest(f"invalid channel: {exc.constraint_name}") from None
+    if changes.enabled is False:
+        await channels.update_channel(pool, channel_id, {"enabled": False})
+    return channel_id
+
+
+async def edit_channel(
+    pool: asyncpg.Pool, box: SecretBox, channel_id: int, changes: ChannelChanges
+) -> None:
+    columns = _channel_columns(box, changes)
+    if not columns:
+        raise BadRequest("nothing to change")
+    try:
+        found = await channels.update_channel(pool, channel_id, columns)
+    except asyncpg.UniqueViolationError:
+        raise BadRequest(f"channel {changes.name} exists") from None
+    if not found:
+        raise NotFound(f"no channel {channel_id}")
+
+
+async def channel_settings(pool: asyncpg.Pool, channel_id: int) -> channels.ChannelSettings:
+    found = await channels.channel_settings(pool, channel_id)
+    if not found:
+        raise NotFound(f"no channel {channel_id}")
+    return found[0]
+
+
+async def channel_id_by_name(pool: asyncpg.Pool, name: str) -> int:
+    for channel in await channels.channel_settings(pool):
+        if channel.name == name:
+            return channel.id
+    raise BadRequest(f"no channel {name}")
 
 
 async def user_id_by_name(pool: asyncpg.Pool, name: str) -> int:
@@ -227,3 +329,95 @@ class PriceList:
 async def price_list(pool: asyncpg.Pool) -> PriceList:
     prices, modes = await billing.load_price_book(pool)
     return PriceList(dict(sorted(prices.items())), modes, await billing.groups(pool))
+
+
+async def list_users(
+    pool: asyncpg.Pool, name_prefix: str | None, before_id: int | None, limit: int
+) -> list[accounts.UserRecord]:
+    return await accounts.list_users(
+        pool, name_prefix=name_prefix, before_id=before_id, limit=page_size(limit)
+    )
+
+
+async def list_keys(
+    pool: asyncpg.Pool,
+    user_id: int | None,
+    include_revoked: bool,
+    before_id: int | None,
+    limit: int,
+) -> list[accounts.KeyListing]:
+    return await accounts.list_keys(
+        pool,
+        user_id=user_id,
+        include_revoked=include_revoked,
+        before_id=before_id,
+        limit=page_size(limit),
+    )
+
+
+async def list_channels(pool: asyncpg.Pool) -> list[channels.ChannelSettings]:
+    return await channels.channel_settings(pool)
+
+
+async def user(pool: asyncpg.Pool, user_id: int) -> accounts.UserRecord:
+    found = await accounts.get_user(pool, user_id)
+    if found is None:
+        raise NotFound(f"no user {user_id}")
+    return found
+
+
+async def set_user_enabled(pool: asyncpg.Pool, user_id: int, enabled: bool) -> list[bytes]:
+    """Enable or disable a user (every key of theirs with them); answers the hashes of their
+    keys, for the caller to announce, so that every process drops them from its cache now."""
+    key_hashes = await accounts.set_user_enabled(pool, user_id, enabled)
+    if key_hashes is None:
+        raise NotFound(f"no user {user_id}")
+    return key_hashes
+
+
+def page_size(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit is 1 to {MAX_PAGE}")
+    return limit
+
+
+async def search_tasks(pool: asyncpg.Pool, search: TaskSearch) -> list[Task]:
+    if search.status is not None and search.status not in TASK_STATUSES:
+        raise BadRequest(f"status is one of {', '.join(TASK_STATUSES)}")
+    page_size(search.limit)
+    return await task_store.search_tasks(pool, search)
+
+
+async def ledger(pool: asyncpg.Pool, search: LedgerSearch) -> list[LedgerRow]:
+    if search.kind is not None and search.kind not in LEDGER_KINDS:
+        raise BadRequest(f"kind is one of {', '.join(LEDGER_KINDS)}")
+    page_size(search.limit)
+    return await ledger_rows(pool, search)
+
+
+def as_json(value: Any) -> Any:
+    """An operator's view (dataclasses, lists, dicts of them) as JSON values, the dataclasses'
+    fields as camelCase keys (dict keys are data and stay as they are) and times in ISO-8601:
+    what the admin API answers and ``gateway admin`` prints."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {_camel(f.name): as_json(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(k): as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [as_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def task_record(task: Task) -> dict[str, Any]:
+    """A task as the operator sees it: every column but the client's webhook URL (which may
+    carry the client's own credentials)."""
+    record: dict[str, Any] = as_json(task)
+    record.pop("notifyHook")
+    return record

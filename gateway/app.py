@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
 
 from gateway import __version__, metrics
-from gateway.api.account import admin_router, me
+from gateway.api.account import me
+from gateway.api.admin import admin_router
 from gateway.api.callbacks import upstream_callback
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.health import healthz, metrics_endpoint, readyz
@@ -27,6 +27,7 @@ from gateway.billing.service import Billing
 from gateway.config import Settings
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
+from gateway.sealing import key_material, secret_box
 from gateway.services import Services
 from gateway.storage.database import create_pool
 from gateway.storage.redis import create_redis
@@ -44,16 +45,8 @@ from gateway.upstream.client import UpstreamClient
 
 
 def load_secret_key(settings: Settings) -> bytes:
-    """The configured secret key, or one generated once and kept in the data dir."""
-    if settings.relay.secret_key is not None:
-        return settings.relay.secret_key.get_secret_value().encode()
-    path: Path = settings.data_dir / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError), path.open("x") as handle:
-            handle.write(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    """The key that signs image URLs: configured, or generated once and kept in the data dir."""
+    return key_material(settings.relay.secret_key, settings.data_dir / "secret.key")
 
 
 def public_base_url(settings: Settings) -> str:
@@ -80,7 +73,8 @@ async def build_services(
     redis = create_redis(servers.redis_url)
     upstream = UpstreamClient(settings.upstream)
     await upstream.start()
-    channels = ChannelDirectory(pool)
+    box = secret_box(settings)
+    channels = ChannelDirectory(pool, box)
     keys = RedisKeys(settings.redis.key_prefix)
     limits = KeyLimits(pool, redis, keys)
     auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
@@ -110,6 +104,7 @@ async def build_services(
         billing=billing,
         idempotency=idempotency,
         channels=channels,
+        box=box,
         submitter=Submitter(
             pool,
             auth,
@@ -199,7 +194,13 @@ def create_app(settings: Settings, servers: Servers, *, run_background: bool = T
         middleware=[request_log_middleware],
         lifespan=[lifespan],
         request_max_body_size=settings.relay.max_body_bytes,
-        openapi_config=None,
+        openapi_config=OpenAPIConfig(
+            title="mj-gateway",
+            version=__version__,
+            description="The /mj relay, the account route and the operator's admin API.",
+            path="/schema",
+            render_plugins=[],
+        ),
         logging_config=None,
         debug=False,
     )

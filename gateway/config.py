@@ -69,6 +69,10 @@ class RelaySettings(BaseModel):
         default=None,
         description="signs image URLs; unset = a random key kept in the data dir (one host only)",
     )
+    sealing_key: SecretStr | None = Field(
+        default=None,
+        description="seals channel secrets at rest; unset = a random key kept in the data dir",
+    )
     image_url_ttl_s: int = Field(default=86_400, ge=60, description="lifetime of image URLs")
     queued_passthrough: bool = Field(
         default=False, description="answer code 22 (not 1) when the upstream queued the task"

@@ -13,6 +13,7 @@ from gateway import admin
 from gateway.app import create_app, public_base_url
 from gateway.config import Settings
 from gateway.errors import BadRequest
+from gateway.sealing import secret_box
 from gateway.server import bind_socket, start_server
 from gateway.simulator import start_simulator
 from gateway.storage import channels as channel_store
@@ -36,9 +37,10 @@ async def run_demo(settings: Settings, servers: Servers) -> None:
         with contextlib.suppress(BadRequest):
             await admin.add_channel(
                 pool,
+                secret_box(settings),
                 DEMO_CHANNEL,
                 simulator.base_url,
-                secret.get_secret_value() if secret else None,
+                admin.ChannelChanges(secret=secret.get_secret_value() if secret else None),
             )
         key = (await admin.issue_key(pool, user_id, name="demo")).key
     finally:

@@ -14,6 +14,7 @@ from gateway.billing.service import Billing
 from gateway.config import Settings
 from gateway.errors import MigrationError
 from gateway.routing.directory import ChannelDirectory
+from gateway.sealing import SecretBox
 from gateway.storage.migrations import pending_migrations
 from gateway.tasks.callbacks import Callbacks
 from gateway.tasks.cancel import TaskCanceller
@@ -33,6 +34,7 @@ class Services:
     billing: Billing
     idempotency: Idempotency
     channels: ChannelDirectory
+    box: SecretBox  # opens and seals channel secrets
     submitter: Submitter
     tasks: TaskReader
     callbacks: Callbacks

@@ -37,7 +37,7 @@ from gateway.storage.migrations import apply_migrations
 from gateway.storage.redis import create_redis
 from gateway.storage.servers import Servers, open_servers
 from tests.processes import StartGatewayProcess, gateway_processes
-from tests.support import with_database
+from tests.support import SEALING_KEY, with_database
 
 _database_numbers = itertools.count()
 
@@ -203,7 +203,11 @@ class Gateway:
         """The simulator as a channel; ``base_url``: another way to reach it (a proxy)."""
         url = base_url or simulator.base_url
         channel_id = await admin.add_channel(
-            self.services.pool, name, url, SIMULATOR_SECRET, **options
+            self.services.pool,
+            self.services.box,
+            name,
+            url,
+            admin.ChannelChanges(secret=SIMULATOR_SECRET, **options),
         )
         self.services.channels.invalidate()
         return channel_id
@@ -276,6 +280,7 @@ async def gateway_process_factory(
         "GATEWAY_REDIS__KEY_PREFIX": redis_prefix,
         "GATEWAY_DATA_DIR": str(tmp_path),
         "GATEWAY_RELAY__SECRET_KEY": "test-signing-key",
+        "GATEWAY_RELAY__SEALING_KEY": SEALING_KEY,
         "GATEWAY_RELAY__POLL_INTERVAL_S": "0.1",
         "GATEWAY_LOG__LEVEL": "WARNING",
         "GATEWAY_LOG__FORMAT": "json",
@@ -309,7 +314,11 @@ async def gateway_factory(
             redis={"url": servers.redis_url, "key_prefix": redis_prefix},
             server={"port": port, "public_base_url": f"http://127.0.0.1:{port}"}
             | groups.get("server", {}),
-            relay={"secret_key": "test-signing-key", "poll_interval_s": 0.05}
+            relay={
+                "secret_key": "test-signing-key",
+                "sealing_key": SEALING_KEY,
+                "poll_interval_s": 0.05,
+            }
             | groups.get("relay", {}),
             upstream={"submit_timeout_s": 5.0, "fetch_timeout_s": 5.0} | groups.get("upstream", {}),
             admin=groups.get("admin", {}),

@@ -9,8 +9,13 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
+from gateway.sealing import SecretBox
 from gateway.storage import billing
 from gateway.storage.billing import Held, NewTask
+
+SEALING_KEY = "test-sealing-key-of-channel-secrets"
+BOX = SecretBox(SEALING_KEY.encode())
+"""The box of the tests' gateways, for channels a test adds straight in the database."""
 
 TASK_KEY_ORDER = (
     "id",

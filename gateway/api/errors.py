@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 
 from gateway.api.middleware import loggable_path
 from gateway.errors import ApiError, Unavailable
@@ -43,6 +43,13 @@ def render_http_exception(
     status = exc.status_code
     if status >= 500:
         return Response(error_body(23, "internal error"), status_code=500)
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        problems = "; ".join(
+            f"{item.get('message')} - at `{item.get('key')}`"
+            for item in exc.extra
+            if isinstance(item, dict)
+        )
+        return Response(error_body(21, f"invalid request: {problems}"), status_code=status)
     return Response(error_body(21, str(exc.detail)), status_code=status)
 
 

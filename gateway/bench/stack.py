@@ -29,6 +29,7 @@ import asyncpg
 from gateway import admin, eventloop
 from gateway.config import Settings
 from gateway.errors import StartupError
+from gateway.sealing import SecretBox
 from gateway.storage.migrations import apply_migrations
 from gateway.storage.servers import Servers, open_servers
 
@@ -38,6 +39,7 @@ BALANCE_UNITS = 10**15
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 RELAY_SECRET_KEY = "bench-only-image-signing-key"  # noqa: S105 - signs image URLs of a bench
+SEALING_KEY = "bench-only-sealing-key-of-channel-secrets"
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,13 @@ async def seed(settings: Settings, database_url: str, simulator_url: str, secret
             await apply_migrations(conn, settings.migrations_dir)
         user_id = await admin.create_user(pool, "bench", BALANCE_UNITS)
         key = (await admin.issue_key(pool, user_id, name="bench")).key
-        await admin.add_channel(pool, "simulator", simulator_url, secret)
+        await admin.add_channel(
+            pool,
+            SecretBox(SEALING_KEY.encode()),
+            "simulator",
+            simulator_url,
+            admin.ChannelChanges(secret=secret),
+        )
     finally:
         await pool.close()
     return key
@@ -158,7 +166,7 @@ def gateway_env(
     found = settings_env("", DATA_DIR=folder, SERVER__HOST="127.0.0.1", SERVER__PORT=port)
     found |= settings_env("DATABASE__", URL=database_url)
     found |= settings_env("REDIS__", URL=servers.redis_url, KEY_PREFIX=f"{prefix}:")
-    return found | settings_env("RELAY__", SECRET_KEY=RELAY_SECRET_KEY)
+    return found | settings_env("RELAY__", SECRET_KEY=RELAY_SECRET_KEY, SEALING_KEY=SEALING_KEY)
 
 
 @contextlib.contextmanager

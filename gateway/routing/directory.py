@@ -8,12 +8,14 @@ import time
 import asyncpg
 
 from gateway.domain import Channel
+from gateway.sealing import SecretBox
 from gateway.storage.channels import list_channels
 
 
 class ChannelDirectory:
-    def __init__(self, pool: asyncpg.Pool, refresh_s: float = 2.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, box: SecretBox, refresh_s: float = 2.0) -> None:
         self._pool = pool
+        self._box = box
         self._refresh_s = refresh_s
         self._channels: dict[int, Channel] = {}
         self._loaded_at = float("-inf")
@@ -21,7 +23,7 @@ class ChannelDirectory:
     async def channels(self) -> list[Channel]:
         """Every channel, enabled or not, at most ``refresh_s`` old."""
         if time.monotonic() - self._loaded_at > self._refresh_s:
-            self._channels = {c.id: c for c in await list_channels(self._pool)}
+            self._channels = {c.id: c for c in await list_channels(self._pool, self._box)}
             self._loaded_at = time.monotonic()
         return list(self._channels.values())
 

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
+from gateway.storage.filters import Filters
+
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
@@ -169,3 +171,106 @@ async def account(pool: asyncpg.Pool, user_id: int, key_id: int) -> Account | No
         key_id,
     )
     return Account(**dict(row)) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user as the operator sees it."""
+
+    id: int
+    name: str
+    group_name: str
+    balance_units: int
+    enabled: bool
+    keys: int  # keys not revoked
+    created_at: datetime
+    updated_at: datetime
+
+
+_USER_COLUMNS = """
+    u.id, u.name, u.group_name, u.balance_units, u.enabled,
+    (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL) AS keys,
+    u.created_at, u.updated_at
+"""
+
+
+async def list_users(
+    pool: asyncpg.Pool, *, name_prefix: str | None, before_id: int | None, limit: int
+) -> list[UserRecord]:
+    """Users, newest first, from below ``before_id`` (the page cursor)."""
+    where = Filters()
+    where.add("starts_with(u.name, {})", name_prefix)
+    where.add("u.id < {}", before_id)
+    rows = await pool.fetch(
+        f"SELECT {_USER_COLUMNS} FROM users u {where.sql} ORDER BY u.id DESC LIMIT {where.next}",
+        *where.args,
+        limit,
+    )
+    return [UserRecord(**dict(row)) for row in rows]
+
+
+async def get_user(pool: asyncpg.Pool, user_id: int) -> UserRecord | None:
+    row = await pool.fetchrow(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = $1", user_id)
+    return UserRecord(**dict(row)) if row else None
+
+
+async def set_user_enabled(pool: asyncpg.Pool, user_id: int, enabled: bool) -> list[bytes] | None:
+    """Enable or disable a user; the hashes of their keys (whose cached entries are stale
+    now), or None if there is no such user."""
+    async with pool.acquire() as conn, conn.transaction():
+        found = await conn.fetchval(
+            "UPDATE users SET enabled = $2, updated_at = now() WHERE id = $1 RETURNING TRUE",
+            user_id,
+            enabled,
+        )
+        if not found:
+            return None
+        rows = await conn.fetch("SELECT key_hash FROM api_keys WHERE user_id = $1", user_id)
+        return [bytes(row["key_hash"]) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyListing:
+    """An API key as the operator sees it: never the key, nor its hash."""
+
+    id: int
+    user_id: int
+    name: str
+    hint: str
+    enabled: bool
+    revoked_at: datetime | None
+    expires_at: datetime | None
+    limit_units: int | None
+    allowed_actions: list[str] | None
+    allowed_cidrs: list[str] | None
+    requests_per_minute: int | None
+    max_open_tasks: int | None
+    created_at: datetime
+
+
+async def list_keys(
+    pool: asyncpg.Pool,
+    *,
+    user_id: int | None,
+    include_revoked: bool,
+    before_id: int | None,
+    limit: int,
+) -> list[KeyListing]:
+    """Keys, newest first, of everyone or of one user, from below ``before_id``."""
+    where = Filters()
+    where.add("user_id = {}", user_id)
+    where.add("id < {}", before_id)
+    if not include_revoked:
+        where.add("revoked_at IS NULL AND {}", True)
+    rows = await pool.fetch(
+        f"""
+        SELECT id, user_id, name, key_hint AS hint, enabled, revoked_at, expires_at,
+               quota_remaining_units AS limit_units, allowed_actions,
+               allowed_cidrs::TEXT[] AS allowed_cidrs, requests_per_minute, max_open_tasks,
+               created_at
+        FROM api_keys {where.sql} ORDER BY id DESC LIMIT {where.next}
+        """,
+        *where.args,
+        limit,
+    )
+    return [KeyListing(**dict(row)) for row in rows]

@@ -1,25 +1,59 @@
-"""Channels: the upstream instances the gateway forwards to."""
+"""Channels: the upstream instances the gateway forwards to.
+
+A channel's ``mj-api-secret`` is stored sealed (``secret_sealed``, see ``gateway.sealing``) and
+opened only when the channel list is read for routing; the operator's views never carry it.
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from gateway.domain import Channel
+from gateway.sealing import SecretBox
+
+SECRET_PURPOSE = "channel secret"  # noqa: S105 - associated data naming the value, not a secret
 
 _COLUMNS = """
-    id, name, base_url, secret, weight, priority, modes, actions, bot_types, enabled,
-    callback_token
+    id, name, base_url, secret, secret_sealed, weight, priority, modes, actions, bot_types,
+    max_in_flight, enabled, callback_token
+"""
+_SETTINGS_COLUMNS = """
+    id, name, base_url, secret_sealed IS NOT NULL OR secret IS NOT NULL AS has_secret, weight,
+    priority, modes, actions, bot_types, max_in_flight, enabled, created_at, updated_at
 """
 
 
-def _channel(row: asyncpg.Record) -> Channel:
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """A channel as the operator sees it: everything but its secret and callback token."""
+
+    id: int
+    name: str
+    base_url: str
+    has_secret: bool
+    weight: int
+    priority: int
+    modes: list[str]
+    actions: list[str] | None
+    bot_types: list[str]
+    max_in_flight: int | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+def _channel(row: asyncpg.Record, box: SecretBox) -> Channel:
+    sealed = row["secret_sealed"]
     return Channel(
         id=row["id"],
         name=row["name"],
         base_url=row["base_url"],
-        secret=row["secret"],
+        secret=box.open(sealed, SECRET_PURPOSE) if sealed is not None else row["secret"],
         weight=row["weight"],
         priority=row["priority"],
         modes=frozenset(row["modes"]),
@@ -27,42 +61,108 @@ def _channel(row: asyncpg.Record) -> Channel:
         bot_types=frozenset(row["bot_types"]),
         enabled=row["enabled"],
         callback_token=row["callback_token"],
+        max_in_flight=row["max_in_flight"],
     )
 
 
-async def list_channels(pool: asyncpg.Pool) -> list[Channel]:
+async def list_channels(pool: asyncpg.Pool, box: SecretBox) -> list[Channel]:
+    """Every channel with its secret opened, for routing and polling."""
     rows = await pool.fetch(f"SELECT {_COLUMNS} FROM channels ORDER BY id")
-    return [_channel(row) for row in rows]
+    return [_channel(row, box) for row in rows]
+
+
+async def get_channel(pool: asyncpg.Pool, box: SecretBox, channel_id: int) -> Channel | None:
+    row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM channels WHERE id = $1", channel_id)
+    return _channel(row, box) if row else None
+
+
+async def channel_settings(
+    pool: asyncpg.Pool, channel_id: int | None = None
+) -> list[ChannelSettings]:
+    """The operator's view of one channel, or of all of them (by id)."""
+    rows = await pool.fetch(
+        f"SELECT {_SETTINGS_COLUMNS} FROM channels WHERE $1::BIGINT IS NULL OR id = $1 ORDER BY id",
+        channel_id,
+    )
+    return [ChannelSettings(**dict(row)) for row in rows]
 
 
 async def create_channel(
     pool: asyncpg.Pool,
     name: str,
     base_url: str,
-    secret: str | None,
+    secret_sealed: bytes | None,
     *,
     weight: int = 1,
     priority: int = 0,
     modes: list[str] | None = None,
     actions: list[str] | None = None,
+    bot_types: list[str] | None = None,
+    max_in_flight: int | None = None,
 ) -> int:
     channel_id: int = await pool.fetchval(
         """
-        INSERT INTO channels (name, base_url, secret, weight, priority, modes, actions,
-                              callback_token)
-        VALUES ($1, $2, $3, $4, $5, coalesce($6, ARRAY['FAST', 'RELAX', 'TURBO']), $7, $8)
+        INSERT INTO channels (name, base_url, secret_sealed, weight, priority, modes, actions,
+                              bot_types, max_in_flight, callback_token)
+        VALUES ($1, $2, $3, $4, $5, coalesce($6, ARRAY['FAST', 'RELAX', 'TURBO']), $7,
+                coalesce($8, ARRAY['MID_JOURNEY', 'NIJI_JOURNEY']), $9, $10)
         RETURNING id
         """,
         name,
         base_url,
-        secret,
+        secret_sealed,
         weight,
         priority,
         modes,
         actions,
+        bot_types,
+        max_in_flight,
         secrets.token_urlsafe(24),
     )
     return channel_id
+
+
+# The columns an operator may change, and how each is written; secret_sealed also clears any
+# plaintext secret left from before sealing.
+_EDITABLE = {
+    "name": "name = {}",
+    "base_url": "base_url = {}",
+    "secret_sealed": "secret_sealed = {}, secret = NULL",
+    "weight": "weight = {}",
+    "priority": "priority = {}",
+    "modes": "modes = {}",
+    "actions": "actions = {}",
+    "bot_types": "bot_types = {}",
+    "max_in_flight": "max_in_flight = {}",
+    "enabled": "enabled = {}",
+}
+
+
+async def update_channel(pool: asyncpg.Pool, channel_id: int, changes: dict[str, Any]) -> bool:
+    """Apply ``changes`` (column -> value, keys of ``_EDITABLE``); False if no such channel."""
+    assignments = [_EDITABLE[column].format(f"${n}") for n, column in enumerate(changes, start=2)]
+    found = await pool.fetchval(
+        f"UPDATE channels SET {', '.join([*assignments, 'updated_at = now()'])}"
+        " WHERE id = $1 RETURNING TRUE",
+        channel_id,
+        *changes.values(),
+    )
+    return bool(found)
+
+
+async def seal_plaintext_secrets(conn: asyncpg.Connection, box: SecretBox) -> int:
+    """Seal every secret still stored in plaintext (from before sealing); how many were."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT id, secret FROM channels WHERE secret IS NOT NULL FOR UPDATE"
+        )
+        for row in rows:
+            await conn.execute(
+                "UPDATE channels SET secret_sealed = $2, secret = NULL WHERE id = $1",
+                row["id"],
+                box.seal(row["secret"], SECRET_PURPOSE),
+            )
+    return len(rows)
 
 
 async def set_channel_url(pool: asyncpg.Pool, name: str, base_url: str) -> None:

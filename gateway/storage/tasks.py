@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from gateway.domain import Task, UpstreamTaskUpdate
+from gateway.storage.filters import Filters
 
 TASK_COLUMNS = """
     id, user_id, api_key_id, parent_id, channel_id, upstream_task_id, action, price_action, mode,
@@ -66,6 +67,40 @@ async def list_by_ids(pool: asyncpg.Pool, user_id: int, ids: Sequence[int]) -> l
         " WHERE id = ANY($1::BIGINT[]) AND user_id = $2 AND status <> 'REJECTED'",
         list(ids),
         user_id,
+    )
+    return [task_from_row(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSearch:
+    """The operator's task search; every filter optional. Times are epoch ms, [since, until)."""
+
+    user_id: int | None = None
+    api_key_id: int | None = None
+    channel_id: int | None = None
+    status: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    before_id: int | None = None  # the page cursor: ids below this one
+    limit: int = 100
+
+
+async def search_tasks(pool: asyncpg.Pool, search: TaskSearch) -> list[Task]:
+    """Tasks matching ``search``, newest first. A task id starts with its submit time in epoch
+    ms (``next_task_id()``), so a time range is an id range on the indexes that lead with ids.
+    Only the filters given are in the statement, so each shape gets a plan that uses its index."""
+    where = Filters()
+    where.add("user_id = {}", search.user_id)
+    where.add("api_key_id = {}", search.api_key_id)
+    where.add("channel_id = {}", search.channel_id)
+    where.add("status = {}", search.status)
+    where.add("id >= {}::BIGINT * 1000", search.since_ms)
+    where.add("id < {}::BIGINT * 1000", search.until_ms)
+    where.add("id < {}", search.before_id)
+    rows = await pool.fetch(
+        f"SELECT {TASK_COLUMNS} FROM tasks {where.sql} ORDER BY id DESC LIMIT {where.next}",
+        *where.args,
+        search.limit,
     )
     return [task_from_row(row) for row in rows]
 

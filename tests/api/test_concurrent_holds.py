@@ -12,6 +12,7 @@ from gateway.billing.reconciliation import reconcile
 from gateway.simulator import RunningSimulator
 from tests.conftest import SIMULATOR_SECRET, StartGateway, StartSimulator
 from tests.processes import StartGatewayProcess
+from tests.support import BOX
 
 IMAGINE_UNITS = 100_000
 
@@ -85,7 +86,9 @@ async def test_200_submits_through_two_gateway_processes_against_a_balance_for_3
     db_pool: asyncpg.Pool,
 ) -> None:
     simulator = await simulator_factory(accounts=20, task_timeout_s=5000)
-    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET)
+    await admin.add_channel(
+        db_pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
+    )
     user_id = await admin.create_user(db_pool, "ivy", 37 * IMAGINE_UNITS)
     key = (await admin.issue_key(db_pool, user_id)).key
     first, second = await asyncio.gather(gateway_process_factory(), gateway_process_factory())

@@ -18,6 +18,7 @@ from gateway import admin
 from tests.api.helpers import RED
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
 from tests.processes import StartGatewayProcess, reconcile
+from tests.support import BOX
 
 OPERATIONS = 3000
 WORKERS = 32
@@ -152,7 +153,13 @@ async def test_fault_injection_run_leaves_every_balance_exact(
         simulator = await simulator_factory(
             accounts=3, speed_factor=100.0, task_timeout_s=300.0, seed=n, faults=FAULTS
         )
-        await admin.add_channel(db_pool, f"sim{n}", simulator.base_url, SIMULATOR_SECRET)
+        await admin.add_channel(
+            db_pool,
+            BOX,
+            f"sim{n}",
+            simulator.base_url,
+            admin.ChannelChanges(secret=SIMULATOR_SECRET),
+        )
     accounts = []
     for n in range(USERS):
         start_units = rng.randrange(20, 200) * IMAGINE_UNITS

@@ -12,6 +12,7 @@ import httpx
 from gateway import admin
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
 from tests.processes import GatewayProcess, StartGatewayProcess
+from tests.support import BOX
 
 TAKEOVER_LIMIT_S = 10.0
 POLLING = {"GATEWAY_RELAY__POLL_INTERVAL_S": "0.2"}
@@ -78,8 +79,20 @@ async def test_one_process_polls_and_another_takes_over_when_it_dies(
 ) -> None:
     simulator = await simulator_factory(speed_factor=300.0)
     slow = await simulator_factory(speed_factor=1.0, task_timeout_s=100_000)
-    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET, modes=["FAST"])
-    await admin.add_channel(db_pool, "slow", slow.base_url, SIMULATOR_SECRET, modes=["RELAX"])
+    await admin.add_channel(
+        db_pool,
+        BOX,
+        "sim",
+        simulator.base_url,
+        admin.ChannelChanges(secret=SIMULATOR_SECRET, modes=["FAST"]),
+    )
+    await admin.add_channel(
+        db_pool,
+        BOX,
+        "slow",
+        slow.base_url,
+        admin.ChannelChanges(secret=SIMULATOR_SECRET, modes=["RELAX"]),
+    )
     user_id = await admin.create_user(db_pool, "lena", 10_000_000)
     key = (await admin.issue_key(db_pool, user_id)).key
     gateways = [await gateway_process_factory(**POLLING), await gateway_process_factory(**POLLING)]

@@ -12,6 +12,7 @@ import httpx
 from gateway import admin
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
 from tests.processes import StartGatewayProcess, reconcile
+from tests.support import BOX
 
 TASKS = 500
 IMAGINE_UNITS = 100_000
@@ -30,7 +31,9 @@ async def test_a_restart_in_the_middle_of_500_running_tasks_loses_none(
     simulator = await simulator_factory(
         accounts=50, speed_factor=20.0, faults={"fail_invalid": 0.1}, seed=7
     )
-    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET)
+    await admin.add_channel(
+        db_pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
+    )
     user_id = await admin.create_user(db_pool, "mona", START_UNITS)
     key = (await admin.issue_key(db_pool, user_id)).key
     headers = {"Authorization": f"Bearer {key}"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -14,7 +14,9 @@ import asyncpg
 import pytest
 
 from gateway.auth.keys import hash_key
-from gateway.config import default_migrations_dir
+from gateway.config import Settings, default_migrations_dir
+from gateway.sealing import secret_box
+from gateway.storage.channels import SECRET_PURPOSE
 from gateway.storage.migrations import load_migrations
 from gateway.storage.servers import Servers
 
@@ -45,7 +47,7 @@ async def _gateway(
     code, stdout, stderr = await _run(env, *args)
     assert code == 0, stderr
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    return ast.literal_eval(lines[-1]) if lines else {}
+    return json.loads(lines[-1]) if lines else {}
 
 
 async def test_admin_commands_bootstrap_a_working_setup(
@@ -70,7 +72,7 @@ async def test_admin_commands_bootstrap_a_working_setup(
             "SELECT u.balance_units, k.quota_remaining_units, k.allowed_actions, k.key_hash,"
             " k.requests_per_minute, k.max_open_tasks"
             " FROM users u JOIN api_keys k ON k.user_id = u.id WHERE u.id = $1",
-            user["user_id"],
+            user["id"],
         )
         assert row is not None
         assert row["balance_units"] == 250_000
@@ -79,28 +81,105 @@ async def test_admin_commands_bootstrap_a_working_setup(
         assert (row["requests_per_minute"], row["max_open_tasks"]) == (30, 4)
         assert bytes(row["key_hash"]) == hash_key(key["key"])
         ledger = await conn.fetchval(
-            "SELECT sum(amount_units) FROM ledger WHERE user_id = $1", user["user_id"]
+            "SELECT sum(amount_units) FROM ledger WHERE user_id = $1", user["id"]
         )
         assert ledger == 250_000
         stored = await conn.fetchrow(
-            "SELECT base_url, secret, weight, modes FROM channels WHERE id = $1",
-            channel["channel_id"],
+            "SELECT base_url, secret, secret_sealed, weight, modes FROM channels WHERE id = $1",
+            channel["id"],
         )
         assert stored is not None
-        assert dict(stored) == {
+        box = secret_box(Settings(data_dir=tmp_path))
+        assert box.open(stored["secret_sealed"], SECRET_PURPOSE) == "s3"
+        assert dict(stored) | {"secret_sealed": None} == {
             "base_url": "http://127.0.0.1:9",
-            "secret": "s3",
+            "secret": None,
+            "secret_sealed": None,
             "weight": 4,
             "modes": ["FAST", "RELAX"],
         }
+        assert "s3" not in json.dumps(channel)
 
-        await gateway("admin", "key-revoke", str(key["key_id"]))
+        await gateway("admin", "key-revoke", str(key["keyId"]))
         revoked = await conn.fetchval(
-            "SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = $1", key["key_id"]
+            "SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = $1", key["keyId"]
         )
         assert revoked
     finally:
         await conn.close()
+
+
+async def test_admin_commands_list_edit_and_search_without_showing_secrets(
+    database_url: str, servers: Servers, tmp_path: Path
+) -> None:
+    env = {
+        "GATEWAY_DATABASE__URL": database_url,
+        "GATEWAY_REDIS__URL": servers.redis_url,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_LOG__LEVEL": "DEBUG",
+    }
+    printed: list[str] = []
+
+    async def gateway(*args: str) -> Any:
+        code, stdout, stderr = await _run(env, "admin", *args)
+        assert code == 0, stderr
+        printed.append(stdout + stderr)
+        return json.loads(stdout.splitlines()[-1])
+
+    await gateway("user-create", "ivo", "--balance", "300000")
+    await gateway("user-create", "jun")
+    key = await gateway("key-create", "--user", "ivo", "--name", "ci")
+    printed.pop()  # the one output that shows the key
+    channel = await gateway("channel-add", "up", "http://127.0.0.1:9", "--secret", "cli-secret-9")
+    assert channel["hasSecret"] is True
+
+    users = await gateway("user-list")
+    assert [u["name"] for u in users["users"]] == ["jun", "ivo"]
+    assert (await gateway("user-list", "--name-prefix", "i", "--limit", "1"))["users"][0][
+        "keys"
+    ] == 1
+    assert (await gateway("user-disable", "ivo"))["enabled"] is False
+    assert (await gateway("user-show", "ivo"))["enabled"] is False
+    assert (await gateway("user-enable", "ivo"))["enabled"] is True
+    keys = (await gateway("key-list", "--user", "ivo"))["keys"]
+    assert [(k["id"], k["name"]) for k in keys] == [(key["keyId"], "ci")]
+
+    edited = await gateway(
+        "channel-edit", "up", "--rename", "up-1", "--weight", "5", "--modes", "FAST",
+        "--max-in-flight", "30", "--secret", "cli-secret-10",
+    )  # fmt: skip
+    assert (edited["name"], edited["weight"], edited["modes"]) == ("up-1", 5, ["FAST"])
+    assert edited["maxInFlight"] == 30
+    lifted = await gateway("channel-edit", "up-1", "--no-max-in-flight", "--no-secret")
+    assert (lifted["maxInFlight"], lifted["hasSecret"]) == (None, False)
+    assert (await gateway("channel-disable", "up-1"))["enabled"] is False
+    assert (await gateway("channel-enable", "up-1"))["enabled"] is True
+    assert [c["name"] for c in (await gateway("channel-list"))["channels"]] == ["up-1"]
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        task_id = await conn.fetchval(
+            "INSERT INTO tasks (user_id, api_key_id, channel_id, action, price_action, mode,"
+            " price_units, status, submit_time_ms)"
+            " VALUES ($1, $2, $3, 'IMAGINE', 'mj_imagine', 'FAST', 0, 'SUCCESS', 1) RETURNING id",
+            users["users"][1]["id"],
+            key["keyId"],
+            channel["id"],
+        )
+    finally:
+        await conn.close()
+    found = await gateway("tasks", "--user", "ivo", "--channel", "up-1", "--status", "SUCCESS")
+    assert [t["id"] for t in found["tasks"]] == [task_id]
+    assert (await gateway("tasks", "--user", "jun"))["tasks"] == []
+    entries = (await gateway("ledger", "--user", "ivo", "--kind", "TOPUP"))["entries"]
+    assert [(e["kind"], e["amountUnits"]) for e in entries] == [("TOPUP", 300_000)]
+    assert (await gateway("ledger", "--user", "jun"))["entries"] == []
+
+    output = "\n".join(printed)
+    for secret in ("cli-secret-9", "cli-secret-10", key["key"]):
+        assert secret not in output
+    code, _, stderr = await _run(env, "admin", "channel-edit", "nope", "--weight", "2")
+    assert (code, "no channel nope" in stderr) == (2, True)
 
 
 async def test_admin_errors_are_reported_not_raised(database_url: str, servers: Servers) -> None:
@@ -123,6 +202,25 @@ async def test_migrate_command_is_idempotent(
         assert applied == len(load_migrations(default_migrations_dir()))
     finally:
         await conn.close()
+
+
+async def test_migrate_seals_channel_secrets_kept_in_plaintext(
+    database_url: str, servers: Servers, tmp_path: Path
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO channels (name, base_url, secret, callback_token)"
+            " VALUES ('old', 'http://127.0.0.1:9', 'plain-secret', 't')"
+        )
+        await _gateway(database_url, servers, tmp_path, "migrate")
+        row = await conn.fetchrow("SELECT secret, secret_sealed FROM channels")
+    finally:
+        await conn.close()
+    assert row is not None
+    assert row["secret"] is None
+    box = secret_box(Settings(data_dir=tmp_path))
+    assert box.open(row["secret_sealed"], SECRET_PURPOSE) == "plain-secret"
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="gateway bench drives its load with wrk")
@@ -159,18 +257,21 @@ async def test_money_commands_and_reconcile_exit_codes(
     topup = await gateway("admin", "topup", "hana", "500", "--reason", "card", "--reference", "p1")
     again = await gateway("admin", "topup", "hana", "500", "--reason", "card", "--reference", "p1")
     adjust = await gateway("admin", "adjust", "hana", "-200", "--reason", "correction")
-    await gateway("admin", "key-limit", str(key["key_id"]), "250")
-    assert (topup["applied"], topup["balance_units"]) == (True, 1500)
-    assert (again["applied"], again["balance_units"]) == (False, 1500)
-    assert adjust["balance_units"] == 1300
+    await gateway("admin", "key-limit", str(key["keyId"]), "250")
+    assert (topup["applied"], topup["balanceUnits"]) == (True, 1500)
+    assert (again["applied"], again["balanceUnits"]) == (False, 1500)
+    assert adjust["balanceUnits"] == 1300
     await gateway("admin", "price-set", "mj_imagine", "120000")
     await gateway("admin", "mode-ratio-set", "TURBO", "30000")
     await gateway("admin", "group-set", "vip", "5000", "--description", "half price")
     await gateway("admin", "user-group", "hana", "vip")
     book = await gateway("admin", "prices")
-    assert book["prices_units"]["mj_imagine"] == 120_000
-    assert book["mode_ratios_bp"]["TURBO"] == 30_000
-    assert book["groups"] == {"default": 10_000, "vip": 5_000}
+    assert book["pricesUnits"]["mj_imagine"] == 120_000
+    assert book["modeRatiosBp"]["TURBO"] == 30_000
+    assert [(g["name"], g["ratioBp"]) for g in book["groups"]] == [
+        ("default", 10_000),
+        ("vip", 5_000),
+    ]
 
     env = {
         "GATEWAY_DATABASE__URL": database_url,
@@ -183,7 +284,7 @@ async def test_money_commands_and_reconcile_exit_codes(
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(
-            "UPDATE api_keys SET quota_remaining_units = 1 WHERE id = $1", key["key_id"]
+            "UPDATE api_keys SET quota_remaining_units = 1 WHERE id = $1", key["keyId"]
         )
     finally:
         await conn.close()

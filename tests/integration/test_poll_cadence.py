@@ -10,7 +10,7 @@ import asyncpg
 from gateway import admin
 from gateway.storage import billing, tasks
 from gateway.storage.billing import Settle
-from tests.support import hold_imagine
+from tests.support import BOX, hold_imagine
 
 YOUNG_S = 60
 
@@ -26,7 +26,9 @@ async def _task(pool: asyncpg.Pool, user_id: int, key_id: int, channel_id: int, 
 async def test_waiting_tasks_are_asked_about_only_on_their_rounds(db_pool: asyncpg.Pool) -> None:
     user_id = await admin.create_user(db_pool, "nils", 0)
     key_id = (await admin.issue_key(db_pool, user_id)).key_id
-    channel_id = await admin.add_channel(db_pool, "sim", "http://127.0.0.1:9", None)
+    channel_id = await admin.add_channel(
+        db_pool, BOX, "sim", "http://127.0.0.1:9", admin.ChannelChanges()
+    )
     old_waiting, old_running, young_waiting = [
         await _task(db_pool, user_id, key_id, channel_id, n) for n in range(3)
     ]

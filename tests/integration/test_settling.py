@@ -10,7 +10,7 @@ from gateway import admin
 from gateway.billing.settling import Settler
 from gateway.storage import billing
 from gateway.storage.billing import Held, Settle
-from tests.support import hold_imagine
+from tests.support import BOX, hold_imagine
 
 PRICE_UNITS = 100_000
 
@@ -27,7 +27,9 @@ def _settle(held: Held, channel_id: int) -> Settle:
 
 
 async def _channel(pool: asyncpg.Pool) -> int:
-    return await admin.add_channel(pool, "sim", "http://127.0.0.1:9", "secret")
+    return await admin.add_channel(
+        pool, BOX, "sim", "http://127.0.0.1:9", admin.ChannelChanges(secret="secret")
+    )
 
 
 async def test_concurrent_settles_share_one_statement_and_each_is_kept_once(
