@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,9 +27,12 @@ from prometheus_client import (
     multiprocess,
 )
 
+if TYPE_CHECKING:
+    from gateway.storage.tasks import Ended
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-TASK_BUCKETS_S = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+TASK_BUCKETS_S = (1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600, 1800, 3600)
 
 HTTP_REQUESTS = Counter(
     "gateway_http_requests_total", "HTTP requests answered", ["route", "method", "status_class"]
@@ -62,12 +66,20 @@ CHANNEL_SELECTIONS = Counter(
 TASKS_SUBMITTED = Counter(
     "gateway_tasks_submitted_total", "Tasks an upstream accepted", ["action", "mode"]
 )
-TASKS_FINISHED = Counter("gateway_tasks_finished_total", "Tasks that ended, by status", ["status"])
+TASKS_FINISHED = Counter(
+    "gateway_tasks_finished_total", "Tasks that ended, by status", ["action", "status"]
+)
+TASK_DURATION = Histogram(
+    "gateway_task_duration_seconds",
+    "Time from a task's submit to its end",
+    ["action", "status"],
+    buckets=TASK_BUCKETS_S,
+)
 QUOTA_CHARGED = Counter(
     "gateway_quota_charged_units_total", "Quota units kept for accepted tasks", ["action"]
 )
 QUOTA_REFUNDED = Counter(
-    "gateway_quota_refunded_units_total", "Quota units refunded for failed tasks"
+    "gateway_quota_refunded_units_total", "Quota units refunded for failed tasks", ["action"]
 )
 BILLING_REFUSALS = Counter(
     "gateway_billing_refusals_total", "Submits refused for want of quota", ["reason"]
@@ -97,6 +109,11 @@ TASKS_OPEN = Gauge(
 )
 WEBHOOK_BACKLOG = Gauge(
     "gateway_webhook_backlog", "Webhook events not yet delivered", multiprocess_mode="mostrecent"
+)
+POLL_LAG = Histogram(
+    "gateway_poll_lag_seconds",
+    "For each open task the poller asks its channel about, how long since it was last asked",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300),
 )
 POLL_LAST_ROUND = Gauge(
     "gateway_poller_last_round_timestamp_seconds",
@@ -186,12 +203,13 @@ async def watch_process(
             REDIS_UP.set(1)
 
 
-def count_ends(finished: dict[str, int], refunded_units: int) -> None:
-    """Tasks that just ended (by status) and the units their ends refunded."""
-    for status, count in finished.items():
-        TASKS_FINISHED.labels(status).inc(count)
-    if refunded_units:
-        QUOTA_REFUNDED.inc(refunded_units)
+def count_ends(finished: list[Ended], refunded_units: dict[str, int]) -> None:
+    """Tasks that just ended, and the units their ends refunded by priced action."""
+    for ended in finished:
+        TASKS_FINISHED.labels(ended.price_action, ended.status).inc()
+        TASK_DURATION.labels(ended.price_action, ended.status).observe(max(0.0, ended.seconds))
+    for action, units in refunded_units.items():
+        QUOTA_REFUNDED.labels(action).inc(units)
 
 
 def status_class(status: int) -> str:

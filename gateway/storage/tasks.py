@@ -139,30 +139,44 @@ async def open_upstream_tasks(
 
 
 @dataclass(frozen=True, slots=True)
+class Ended:
+    """A task that ended in a write: how, what it was, and how long after its submit."""
+
+    status: str
+    price_action: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Written:
-    """What a write of upstream news did: tasks changed, tasks that ended now (by status), and
-    the refunds those ends earned."""
+    """What a write of upstream news did: tasks changed, tasks that ended now, and the refunds
+    those ends earned (units by priced action)."""
 
     changed: int
-    finished: dict[str, int]
+    finished: list[Ended]
     refunded: int
-    refunded_units: int
+    refunded_units: dict[str, int]
 
 
-# The result row of a statement whose CTE ``t`` (id, status) holds the tasks it changed.
+# The result row of a statement whose CTE ``t`` (id, status, price_action, submit_time_ms)
+# holds the tasks it changed, and ``refund`` (task_id, amount_units) the refunds it wrote.
 _WRITTEN = """
 SELECT (SELECT count(*) FROM t) AS changed,
-       (SELECT count(*) FROM t WHERE status = 'SUCCESS') AS success,
-       (SELECT count(*) FROM t WHERE status = 'FAILURE') AS failure,
-       (SELECT count(*) FROM t WHERE status = 'CANCEL') AS cancel,
+       (SELECT coalesce(array_agg(ARRAY[status, price_action,
+                                        ((extract(epoch FROM now()) * 1000)::BIGINT
+                                         - submit_time_ms)::TEXT]), '{}')
+        FROM t WHERE status IN ('SUCCESS', 'FAILURE', 'CANCEL')) AS ended,
        (SELECT count(*) FROM refund) AS refunded,
-       (SELECT coalesce(sum(amount_units), 0)::BIGINT FROM refund) AS refunded_units
+       (SELECT coalesce(jsonb_object_agg(price_action, units), '{}')::TEXT
+        FROM (SELECT t.price_action, sum(r.amount_units) AS units
+              FROM refund r JOIN t ON t.id = r.task_id GROUP BY 1) a) AS refunded_units
 """
 
 
 def _written(row: asyncpg.Record) -> Written:
-    finished = {s: row[s.lower()] for s in ("SUCCESS", "FAILURE", "CANCEL") if row[s.lower()]}
-    return Written(row["changed"], finished, row["refunded"], row["refunded_units"])
+    ended = [Ended(status, action, int(ms) / 1000) for status, action, ms in row["ended"]]
+    refunded = {action: int(units) for action, units in json.loads(row["refunded_units"]).items()}
+    return Written(row["changed"], ended, row["refunded"], refunded)
 
 
 # Refunds the settled charge of every task in ``t`` (id, status) that now is FAILURE or CANCEL,
@@ -180,7 +194,7 @@ _REFUND_ENDED = """refundable AS (
            CASE WHEN key_limited THEN amount_units ELSE 0 END, 'task:' || task_id, status
     FROM refundable
     ON CONFLICT (source, kind) DO NOTHING
-    RETURNING user_id, api_key_id, amount_units, key_amount_units
+    RETURNING task_id, user_id, api_key_id, amount_units, key_amount_units
 ), refund_user AS (
     UPDATE users SET balance_units = balance_units + r.amount_units, updated_at = now()
     FROM (SELECT user_id, sum(amount_units) AS amount_units FROM refund GROUP BY user_id) r
@@ -230,7 +244,7 @@ WITH u AS (
            tasks.buttons, tasks.missing_polls)
           IS DISTINCT FROM (u.status, u.progress, coalesce(u.image_url, tasks.upstream_image_url),
                             u.fail_reason, u.buttons, 0)
-    RETURNING tasks.id, tasks.status
+    RETURNING tasks.id, tasks.status, tasks.price_action, tasks.submit_time_ms
 ), {_REFUND_ENDED}
 {_WRITTEN}
 """
@@ -245,7 +259,7 @@ async def apply_upstream_updates(
     charge to the user and the key's limit in the same statement, at most once ever.
     """
     if not updates:
-        return Written(0, {}, 0, 0)
+        return Written(0, [], 0, {})
     columns: list[list[Any]] = [[] for _ in range(13)]
     for task_id, update in updates:
         values = (
@@ -282,7 +296,7 @@ WITH t AS (
     WHERE id = ANY($1::BIGINT[])
       AND status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
       AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = tasks.id AND h.status = 'OPEN')
-    RETURNING id, status
+    RETURNING id, status, price_action, submit_time_ms
 ), {_REFUND_ENDED}
 {_WRITTEN}
 """

@@ -91,6 +91,7 @@ class Poller:
         self._rounds = 0
         self._forgotten_after_polls = forgotten_after_polls
         self._max_tasks = max_tasks_per_round
+        self._asked_at_s: dict[int, float] = {}  # task id -> when this process last asked
 
     async def run_once(self) -> RoundStats:
         """One round: release expired holds, forget expired idempotency keys, end overdue tasks,
@@ -117,6 +118,7 @@ class Poller:
         )
         for task_id, channel_id, upstream_id in open_tasks:
             by_channel[channel_id][upstream_id] = task_id
+        self._observe_lag([task_id for task_id, _, _ in open_tasks])
         jobs = []
         for channel_id, tasks in by_channel.items():
             channel = await self._channels.get(channel_id)
@@ -126,6 +128,15 @@ class Poller:
         await self._export_backlog()
         metrics.POLL_LAST_ROUND.set(time.time())
         return stats
+
+    def _observe_lag(self, task_ids: list[int]) -> None:
+        """How long each task asked about now went unasked: since this process last asked,
+        or since its submit (the first 13 digits of its id, epoch ms) if it never did."""
+        now_s = time.time()
+        for task_id in task_ids:
+            since_s = self._asked_at_s.get(task_id, task_id // 1000 / 1000)
+            metrics.POLL_LAG.observe(max(0.0, now_s - since_s))
+        self._asked_at_s = dict.fromkeys(task_ids, now_s)
 
     async def _export_backlog(self) -> None:
         waiting = await backlog(self._pool)

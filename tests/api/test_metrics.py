@@ -111,9 +111,11 @@ async def test_metrics_move_with_a_mixed_run(
     assert moved("gateway_channel_selections_total", channel="metered", action="mj_imagine") == 3
     assert moved("gateway_tasks_submitted_total", action="mj_imagine", mode="FAST") == 3
     assert moved("gateway_tasks_finished_total", status="SUCCESS") >= 1
-    assert moved("gateway_tasks_finished_total", status="FAILURE") == 1
+    assert moved("gateway_tasks_finished_total", action="mj_imagine", status="FAILURE") == 1
+    assert moved("gateway_task_duration_seconds_count", action="mj_imagine", status="FAILURE") == 1
+    assert moved("gateway_task_duration_seconds_sum", status="SUCCESS") > 0
     assert moved("gateway_quota_charged_units_total", action="mj_imagine") == 3 * IMAGINE_UNITS
-    assert moved("gateway_quota_refunded_units_total") == IMAGINE_UNITS
+    assert moved("gateway_quota_refunded_units_total", action="mj_imagine") == IMAGINE_UNITS
     assert moved("gateway_billing_refusals_total", reason="user_balance") == 1
     assert moved("gateway_idempotent_replays_total") == 1
     assert moved("gateway_rate_limited_total", limit="requests_per_minute") == 1
@@ -123,6 +125,7 @@ async def test_metrics_move_with_a_mixed_run(
     assert _value(after, "gateway_tasks_open", channel="metered") >= 0
     assert _value(after, "gateway_webhook_backlog") >= 0
     assert _value(after, "gateway_poller_last_round_timestamp_seconds") > 0
+    assert moved("gateway_poll_lag_seconds_count") >= 2  # both tasks were asked about
     assert _value(after, "gateway_build_info") == 1
     for _ in range(60):  # the process watch reports every second
         latest = await _scrape(gateway)
