@@ -176,11 +176,10 @@ async def add_channel(
             actions=changes.actions,
             bot_types=changes.bot_types,
             max_in_flight=changes.max_in_flight,
+            enabled=changes.enabled is not False,
         )
     except asyncpg.UniqueViolationError:
         raise BadRequest(f"channel {name} exists") from None
-    if changes.enabled is False:
-        await channels.update_channel(pool, channel_id, {"enabled": False})
     return channel_id
 
 

@@ -12,6 +12,7 @@ import argparse
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,7 +21,8 @@ from gateway import admin
 from gateway.admin import ChannelChanges, as_json
 from gateway.config import Settings
 from gateway.errors import BadRequest
-from gateway.sealing import secret_box
+from gateway.sealing import SecretBox, secret_box
+from gateway.storage import channels
 from gateway.storage.ledger import LEDGER_KINDS, LedgerSearch
 from gateway.storage.tasks import TaskSearch
 
@@ -208,6 +210,13 @@ async def channel_disable(pool: asyncpg.Pool, settings: Settings, args: argparse
     return await _set_channel_enabled(pool, settings, args, False)
 
 
+async def sealing_key_rotate(
+    pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace
+) -> Any:
+    old = SecretBox(args.old_key_file.read_text().strip().encode())
+    return {"resealed": await channels.reseal_secrets(pool, old, secret_box(settings))}
+
+
 async def channel_list(pool: asyncpg.Pool, _: Settings, __: argparse.Namespace) -> Any:
     return {"channels": await admin.list_channels(pool)}
 
@@ -359,6 +368,12 @@ def add_admin_parser(commands: Any) -> None:
     edit.add_argument("--no-max-in-flight", action="store_true", help="lift the cap")
     _channel_options(edit)
     command("channel-list", channel_list, "every channel's settings (never its secret)")
+    rotate = command(
+        "sealing-key-rotate",
+        sealing_key_rotate,
+        "seal every channel secret again under the sealing key now configured",
+    )
+    rotate.add_argument("--old-key-file", type=Path, required=True, help="the previous key")
     for name, run, help_text in (
         ("channel-enable", channel_enable, "send new work to a channel again"),
         ("channel-disable", channel_disable, "send no new work to a channel"),

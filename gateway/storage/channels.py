@@ -99,13 +99,14 @@ async def create_channel(
     actions: list[str] | None = None,
     bot_types: list[str] | None = None,
     max_in_flight: int | None = None,
+    enabled: bool = True,
 ) -> int:
     channel_id: int = await pool.fetchval(
         """
         INSERT INTO channels (name, base_url, secret_sealed, weight, priority, modes, actions,
-                              bot_types, max_in_flight, callback_token)
+                              bot_types, max_in_flight, enabled, callback_token)
         VALUES ($1, $2, $3, $4, $5, coalesce($6, ARRAY['FAST', 'RELAX', 'TURBO']), $7,
-                coalesce($8, ARRAY['MID_JOURNEY', 'NIJI_JOURNEY']), $9, $10)
+                coalesce($8, ARRAY['MID_JOURNEY', 'NIJI_JOURNEY']), $9, $10, $11)
         RETURNING id
         """,
         name,
@@ -117,6 +118,7 @@ async def create_channel(
         actions,
         bot_types,
         max_in_flight,
+        enabled,
         secrets.token_urlsafe(24),
     )
     return channel_id
@@ -161,6 +163,23 @@ async def seal_plaintext_secrets(conn: asyncpg.Connection, box: SecretBox) -> in
                 "UPDATE channels SET secret_sealed = $2, secret = NULL WHERE id = $1",
                 row["id"],
                 box.seal(row["secret"], SECRET_PURPOSE),
+            )
+    return len(rows)
+
+
+async def reseal_secrets(pool: asyncpg.Pool, old: SecretBox, new: SecretBox) -> int:
+    """Seal every sealed secret again under ``new``, in one transaction; how many there were.
+    Raises (and changes nothing) if one does not open with ``old``."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "SELECT id, secret_sealed FROM channels WHERE secret_sealed IS NOT NULL FOR UPDATE"
+        )
+        for row in rows:
+            plaintext = old.open(row["secret_sealed"], SECRET_PURPOSE)
+            await conn.execute(
+                "UPDATE channels SET secret_sealed = $2, updated_at = now() WHERE id = $1",
+                row["id"],
+                new.seal(plaintext, SECRET_PURPOSE),
             )
     return len(rows)
 

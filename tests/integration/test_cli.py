@@ -15,7 +15,7 @@ import pytest
 
 from gateway.auth.keys import hash_key
 from gateway.config import Settings, default_migrations_dir
-from gateway.sealing import secret_box
+from gateway.sealing import SecretBox, secret_box
 from gateway.storage.channels import SECRET_PURPOSE
 from gateway.storage.migrations import load_migrations
 from gateway.storage.servers import Servers
@@ -175,8 +175,24 @@ async def test_admin_commands_list_edit_and_search_without_showing_secrets(
     assert [(e["kind"], e["amountUnits"]) for e in entries] == [("TOPUP", 300_000)]
     assert (await gateway("ledger", "--user", "jun"))["entries"] == []
 
+    old_key = tmp_path / "old.key"
+    old_key.write_bytes((tmp_path / "sealing.key").read_bytes())
+    await gateway("channel-edit", "up-1", "--secret", "cli-secret-11")
+    env["GATEWAY_RELAY__SEALING_KEY"] = "a-new-sealing-key-for-this-test"
+    assert await gateway("sealing-key-rotate", "--old-key-file", str(old_key)) == {"resealed": 1}
+    conn = await asyncpg.connect(database_url)
+    try:
+        sealed = await conn.fetchval("SELECT secret_sealed FROM channels")
+    finally:
+        await conn.close()
+    assert SecretBox(b"a-new-sealing-key-for-this-test").open(sealed, SECRET_PURPOSE) == (
+        "cli-secret-11"
+    )
+    code, _, stderr = await _run(env, "admin", "sealing-key-rotate", "--old-key-file", str(old_key))
+    assert (code, "does not open" in stderr) == (2, True)
+
     output = "\n".join(printed)
-    for secret in ("cli-secret-9", "cli-secret-10", key["key"]):
+    for secret in ("cli-secret-9", "cli-secret-10", "cli-secret-11", key["key"]):
         assert secret not in output
     code, _, stderr = await _run(env, "admin", "channel-edit", "nope", "--weight", "2")
     assert (code, "no channel nope" in stderr) == (2, True)
