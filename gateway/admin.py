@@ -11,7 +11,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, fields, is_dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -372,6 +372,21 @@ async def set_user_enabled(pool: asyncpg.Pool, user_id: int, enabled: bool) -> l
     if key_hashes is None:
         raise NotFound(f"no user {user_id}")
     return key_hashes
+
+
+def instant(name: str, value: str | None) -> datetime | None:
+    """An ISO-8601 day or time an operator typed (UTC unless it says otherwise)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} is an ISO-8601 time, e.g. 2026-12-03T10:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def epoch_ms(moment: datetime | None) -> int | None:
+    return int(moment.timestamp() * 1000) if moment else None
 
 
 def page_size(limit: int) -> int:

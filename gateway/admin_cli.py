@@ -20,7 +20,6 @@ import asyncpg
 from gateway import admin
 from gateway.admin import ChannelChanges, as_json
 from gateway.config import Settings
-from gateway.errors import BadRequest
 from gateway.sealing import SecretBox, secret_box
 from gateway.storage import channels
 from gateway.storage.ledger import LEDGER_KINDS, LedgerSearch
@@ -47,21 +46,6 @@ async def announce_revocations(settings: Settings, key_hashes: list[bytes]) -> N
 
 def _csv(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
-
-
-def _instant(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{value} is not an ISO-8601 time (e.g. 2026-12-03T10:00:00Z)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _epoch_ms(value: str | None) -> int | None:
-    moment = _instant(value)
-    return int(moment.timestamp() * 1000) if moment else None
 
 
 async def _user_id(pool: asyncpg.Pool, name: str | None) -> int | None:
@@ -258,8 +242,8 @@ async def tasks(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) -> An
         api_key_id=args.key_id,
         channel_id=channel_id,
         status=args.status,
-        since_ms=_epoch_ms(args.since),
-        until_ms=_epoch_ms(args.until),
+        since_ms=admin.epoch_ms(admin.instant("--since", args.since)),
+        until_ms=admin.epoch_ms(admin.instant("--until", args.until)),
         before_id=args.before,
         limit=args.limit,
     )
@@ -271,8 +255,8 @@ async def ledger(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) -> A
         user_id=await _user_id(pool, args.user),
         api_key_id=args.key_id,
         kind=args.kind,
-        since=_instant(args.since),
-        until=_instant(args.until),
+        since=admin.instant("--since", args.since),
+        until=admin.instant("--until", args.until),
         before_id=args.before,
         limit=args.limit,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -119,21 +119,6 @@ class ChannelBody(_Body):
             clear_max_in_flight=self.max_in_flight is None,
             enabled=self.enabled,
         )
-
-
-def _instant(name: str, value: str | None) -> datetime | None:
-    """An ISO-8601 day or time from a query (UTC unless it says otherwise)."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name} is an ISO-8601 time, e.g. 2026-12-03T10:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _epoch_ms(moment: datetime | None) -> int | None:
-    return int(moment.timestamp() * 1000) if moment else None
 
 
 def require_admin_token(
@@ -393,8 +378,8 @@ async def search_tasks(
         api_key_id=key_id,
         channel_id=channel_id,
         status=status,
-        since_ms=_epoch_ms(_instant("since", since)),
-        until_ms=_epoch_ms(_instant("until", until)),
+        since_ms=admin.epoch_ms(admin.instant("since", since)),
+        until_ms=admin.epoch_ms(admin.instant("until", until)),
         before_id=before,
         limit=limit,
     )
@@ -418,8 +403,8 @@ async def ledger(
         user_id=user_id,
         api_key_id=key_id,
         kind=kind,
-        since=_instant("since", since),
-        until=_instant("until", until),
+        since=admin.instant("since", since),
+        until=admin.instant("until", until),
         before_id=before,
         limit=limit,
     )
