@@ -213,3 +213,60 @@ async def test_a_users_open_tasks_cap_is_exact_across_two_keys_and_two_processes
     )
     assert await db_pool.fetchval("SELECT count(*) FROM tasks WHERE user_id = $1", user_id) == cap
     assert await _imagines_upstream(simulator.base_url) == cap
+
+
+async def test_a_process_that_dies_mid_submit_holds_its_slot_only_until_the_sweep(
+    gateway_process_factory: StartGatewayProcess,
+    simulator_factory: StartSimulator,
+    db_pool: asyncpg.Pool,
+) -> None:
+    simulator = await simulator_factory()
+    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET)
+    user_id = await admin.create_user(db_pool, "alice", START)
+    key = (await admin.issue_key(db_pool, user_id, max_open_tasks=1)).key
+    env = {
+        "GATEWAY_RELAY__HOLD_DEADLINE_S": "3",
+        "GATEWAY_UPSTREAM__MAX_ATTEMPTS": "1",
+        "GATEWAY_UPSTREAM__CONNECT_TIMEOUT_S": "0.5",
+        "GATEWAY_UPSTREAM__SUBMIT_TIMEOUT_S": "2",
+    }
+    doomed, survivor = await asyncio.gather(
+        gateway_process_factory(**env), gateway_process_factory(**env)
+    )
+    auth = {"Authorization": f"Bearer {key}"}
+    loop = asyncio.get_running_loop()
+
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        in_flight = asyncio.create_task(
+            http.post(
+                f"{doomed.base_url}/mj/submit/imagine",
+                json={"prompt": "a snail [[sim:slow=30]]"},
+                headers=auth,
+            )
+        )
+        deadline = loop.time() + 10
+        while not await db_pool.fetchval(
+            "SELECT EXISTS (SELECT FROM tasks WHERE user_id = $1 AND status = 'SUBMITTING')",
+            user_id,
+        ):
+            assert loop.time() < deadline, "the submit never got as far as its hold"
+            await asyncio.sleep(0.02)
+        await doomed.kill()
+        (lost,) = await asyncio.gather(in_flight, return_exceptions=True)
+        assert isinstance(lost, httpx.HTTPError), lost
+
+        url = f"{survivor.base_url}/mj/submit/imagine"
+        held = await http.post(url, json={"prompt": "a fox"}, headers=auth)
+        assert_error(held, 429, 23)  # the dead process's task still holds the slot
+        deadline = loop.time() + 15
+        while True:
+            answer = await http.post(url, json={"prompt": "a fox"}, headers=auth)
+            if answer.status_code == 200:
+                break
+            assert_error(answer, 429, 23)
+            assert loop.time() < deadline, "the dead process's slot was never freed"
+            await asyncio.sleep(0.2)
+        submitted_id(answer)
+    # The swept hold was released (no channel claimed the task): only the new task is paid.
+    balance = await db_pool.fetchval("SELECT balance_units FROM users WHERE id = $1", user_id)
+    assert balance == START - IMAGINE
