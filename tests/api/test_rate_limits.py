@@ -170,7 +170,7 @@ async def test_a_keys_open_tasks_cap_admits_exactly_the_cap_and_frees_a_slot_whe
     user_id = await gateway.create_user(balance_units=START)
     client = await _key(gateway, user_id)
     await admin.set_key_rate_limits(
-        gateway.services.pool, await client.key_id(), requests_per_minute=None, max_open_tasks=3
+        gateway.services.pool, await client.key_id(), requests_per_minute=100, max_open_tasks=3
     )
     before = _limited("key_open_tasks")
 
@@ -184,6 +184,7 @@ async def test_a_keys_open_tasks_cap_admits_exactly_the_cap_and_frees_a_slot_whe
     for response in refused:
         assert_error(response, 429, 23)
         assert response.headers["Retry-After"] == "5"
+        assert response.headers["X-RateLimit-Limit"] == "100"  # the key's per-minute standing
         assert "key" in response.json()["description"]
     assert _limited("key_open_tasks") - before == 9
     assert await client.balance() == START - 3 * IMAGINE
