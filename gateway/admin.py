@@ -34,6 +34,7 @@ TASK_STATUSES = (
     "SUBMITTING", "REJECTED", "NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE",
     "SUCCESS", "CANCEL",
 )  # fmt: skip
+MAX_RATE_LIMIT = 2**31 - 1  # requests a minute or open tasks: the columns are INTEGER
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +278,47 @@ async def set_key_limit(
         raise BadRequest(f"a key limit is 0 to {MAX_UNITS} units")
     source = f"key-limit:{uuid.uuid4()}"
     if not await billing.set_key_limit(pool, key_id, limit_units, source, reason or "key limit"):
+        raise NotFound(f"no key {key_id}")
+
+
+def _check_rate_limits(requests_per_minute: int | None, max_open_tasks: int | None) -> None:
+    for name, value in (
+        ("requests per minute", requests_per_minute),
+        ("open tasks", max_open_tasks),
+    ):
+        if value is not None and not 1 <= value <= MAX_RATE_LIMIT:
+            raise BadRequest(f"a limit of {name} is 1 to {MAX_RATE_LIMIT}, or none")
+
+
+async def set_user_limits(
+    pool: asyncpg.Pool,
+    user_id: int,
+    *,
+    requests_per_minute: int | None,
+    max_open_tasks: int | None,
+) -> None:
+    """A user's rate limits across all of their keys (None: no limit of that kind); every
+    process applies them within its auth cache lifetime. NotFound for an unknown user."""
+    _check_rate_limits(requests_per_minute, max_open_tasks)
+    if not await accounts.set_user_limits(
+        pool, user_id, requests_per_minute=requests_per_minute, max_open_tasks=max_open_tasks
+    ):
+        raise NotFound(f"no user {user_id}")
+
+
+async def set_key_rate_limits(
+    pool: asyncpg.Pool,
+    key_id: int,
+    *,
+    requests_per_minute: int | None,
+    max_open_tasks: int | None,
+) -> None:
+    """A key's own rate limits (None: no limit of that kind); every process applies them within
+    its auth cache lifetime. NotFound for an unknown key."""
+    _check_rate_limits(requests_per_minute, max_open_tasks)
+    if not await accounts.set_key_rate_limits(
+        pool, key_id, requests_per_minute=requests_per_minute, max_open_tasks=max_open_tasks
+    ):
         raise NotFound(f"no key {key_id}")
 
 

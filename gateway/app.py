@@ -20,7 +20,7 @@ from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.health import healthz, metrics_endpoint, readyz
 from gateway.api.middleware import request_log_middleware
 from gateway.api.mj import mj_routers
-from gateway.auth.limits import KeyLimits
+from gateway.auth.limits import RateLimits
 from gateway.auth.service import Authenticator
 from gateway.billing.idempotency import Idempotency
 from gateway.billing.service import Billing
@@ -76,7 +76,7 @@ async def build_services(
     box = secret_box(settings)
     channels = ChannelDirectory(pool, box)
     keys = RedisKeys(settings.redis.key_prefix)
-    limits = KeyLimits(pool, redis, keys)
+    limits = RateLimits(redis, keys)
     auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
     billing = Billing(
         pool, hold_pool, settings.relay.hold_deadline_s, refresh_s=settings.relay.price_cache_s
@@ -112,7 +112,6 @@ async def build_services(
             channels,
             Cooldowns(redis, keys, settings.upstream.cooldown_s),
             upstream,
-            limits,
             max_attempts=settings.upstream.max_attempts,
             queued_passthrough=settings.relay.queued_passthrough,
             callback_base_url=settings.upstream.callback_base_url,

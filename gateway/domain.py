@@ -27,7 +27,11 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: an enabled user through one of their keys."""
+    """Who is calling: an enabled user through one of their keys.
+
+    Rate limits (None: none of that kind): ``requests_per_minute`` and ``max_open_tasks`` are
+    the key's own, the ``user_`` ones its user's across all of their keys.
+    """
 
     user_id: int
     key_id: int
@@ -38,6 +42,8 @@ class Principal:
     allowed_networks: tuple[IpNetwork, ...] | None
     requests_per_minute: int | None = None
     max_open_tasks: int | None = None
+    user_requests_per_minute: int | None = None
+    user_max_open_tasks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

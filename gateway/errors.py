@@ -9,7 +9,7 @@
     │   ├── InsufficientBalance  403 / 25  user balance or key limit too low
     │   ├── NotFound             404 / 21  task unknown or not the caller's
     │   ├── Conflict             409 / 21  idempotency key reused or still in flight
-    │   ├── RateLimited          429 / 23  (Retry-After)
+    │   ├── RateLimited          429 / 23  (Retry-After, and X-RateLimit-* for requests a minute)
     │   ├── InternalError        500 / 23
     │   ├── UpstreamFailed       502 / 23  every tried channel failed
     │   ├── QueueFull            503 / 23  every eligible channel's queue full (Retry-After)
@@ -21,7 +21,7 @@
         └── MigrationError       migration files and the database disagree
 
 Each ApiError class carries its HTTP status and documented code; the HTTP layer renders any of
-them the same way, so nothing else decides a status.
+them the same way, so nothing else decides a status. An error may carry response headers too.
 """
 
 from __future__ import annotations
@@ -44,10 +44,12 @@ class ApiError(GatewayError):
         *,
         properties: dict[str, Any] | None = None,
         retry_after_s: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.description = description or self.default_description
         self.properties = properties
         self.retry_after_s = retry_after_s
+        self.headers = headers
         super().__init__(self.description)
 
 

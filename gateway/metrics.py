@@ -85,7 +85,13 @@ BILLING_REFUSALS = Counter(
     "gateway_billing_refusals_total", "Submits refused for want of quota", ["reason"]
 )
 RATE_LIMITED = Counter(
-    "gateway_rate_limited_total", "Requests refused by a key's limits", ["limit"]
+    "gateway_rate_limited_total",
+    "Requests refused by a rate limit: key_ or user_, requests_per_minute or open_tasks",
+    ["limit"],
+)
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "gateway_rate_limit_fail_open_total",
+    "Requests let through without a per-minute count because Redis could not be reached",
 )
 IDEMPOTENT_REPLAYS = Counter(
     "gateway_idempotent_replays_total", "Submits answered from an earlier Idempotency-Key"

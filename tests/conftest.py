@@ -298,11 +298,17 @@ async def gateway_factory(
     running: list[tuple[RunningServer, httpx.AsyncClient]] = []
 
     async def start(
-        *, through: str | None = None, callbacks: bool = False, **groups: dict[str, Any]
+        *,
+        through: str | None = None,
+        redis_through: str | None = None,
+        callbacks: bool = False,
+        **groups: dict[str, Any],
     ) -> Gateway:
         """``through``: another URL of the test's database (a proxy, say) for the gateway;
-        ``callbacks``: upstreams are asked to call back to this gateway."""
+        ``redis_through``: the same for the test's Redis; ``callbacks``: upstreams are asked to
+        call back to this gateway."""
         url = through or database_url
+        redis_url = redis_through or servers.redis_url
         sock = bind_socket("127.0.0.1", 0)
         port = sock.getsockname()[1]
         if callbacks:
@@ -311,7 +317,7 @@ async def gateway_factory(
         settings = Settings(
             data_dir=tmp_path,
             database={"url": url, "pool_min_size": 1, "pool_max_size": 10},
-            redis={"url": servers.redis_url, "key_prefix": redis_prefix},
+            redis={"url": redis_url, "key_prefix": redis_prefix},
             server={"port": port, "public_base_url": f"http://127.0.0.1:{port}"}
             | groups.get("server", {}),
             relay={
@@ -323,7 +329,9 @@ async def gateway_factory(
             upstream={"submit_timeout_s": 5.0, "fetch_timeout_s": 5.0} | groups.get("upstream", {}),
             admin=groups.get("admin", {}),
         )
-        app = create_app(settings, dataclasses.replace(servers, database_url=url))
+        app = create_app(
+            settings, dataclasses.replace(servers, database_url=url, redis_url=redis_url)
+        )
         server = await start_server(app, sock)
         http = httpx.AsyncClient(base_url=server.base_url, timeout=30.0)
         running.append((server, http))

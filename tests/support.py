@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
+import redis.asyncio as aioredis
 
 from gateway.sealing import SecretBox
 from gateway.storage import billing
@@ -143,3 +144,18 @@ class TcpProxy:
         finally:
             self._writers.discard(writer)
             writer.transport.abort()
+
+
+async def seconds_left_in_minute(redis: aioredis.Redis) -> float:
+    """Seconds until the current clock minute ends by the Redis server's clock, which is the
+    clock the gateway's per-minute windows follow."""
+    seconds, micros = await redis.time()
+    return 60.0 - (seconds % 60 + micros / 1_000_000)
+
+
+async def within_one_minute(redis: aioredis.Redis, needed_s: float) -> None:
+    """Wait for the next clock minute unless ``needed_s`` are left in this one, so that a
+    test's requests all fall in one rate-limit window."""
+    left_s = await seconds_left_in_minute(redis)
+    if left_s < needed_s:
+        await asyncio.sleep(left_s + 0.05)

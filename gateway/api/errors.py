@@ -29,11 +29,13 @@ def error_body(
 
 
 def render_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, Any]]:
-    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+    headers = dict(exc.headers or {})
+    if exc.retry_after_s:
+        headers["Retry-After"] = str(exc.retry_after_s)
     return Response(
         error_body(exc.code, exc.description, exc.properties),
         status_code=exc.http_status,
-        headers=headers,
+        headers=headers or None,
     )
 
 

@@ -1,9 +1,11 @@
 """Per-request plumbing below the routes: a request id on every log line, one summary line,
-the HTTP metrics, and the gateway's own share of the time.
+the HTTP metrics, the gateway's own share of the time, and the caller's rate-limit headers.
 
 The id comes from the client's ``X-Request-Id`` when it sent a sane one, else it is generated;
 it is echoed in the response's ``X-Request-Id``. ``X-Gateway-Overhead-Ms`` is the time to the
-response less the time spent waiting on upstreams.
+response less the time spent waiting on upstreams. A request whose caller has a per-minute limit
+leaves its ``RequestRate`` in the connection state under ``RATE_LIMIT_STATE``, and its response,
+whatever the status, carries the ``X-RateLimit-*`` headers of it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
+from gateway.auth.limits import RequestRate
 from gateway.logging import bind_request_id
 from gateway.tasks.callbacks import CALLBACK_PATH
 
 log = structlog.get_logger("gateway.request")
+RATE_LIMIT_STATE = "gateway_request_rate"
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -62,6 +66,11 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
                     headers: list[Any] = list(message.get("headers", []))
                     headers.append((b"x-request-id", request_id))
                     headers.append((b"x-gateway-overhead-ms", f"{overhead_s * 1000:.1f}".encode()))
+                    rate: RequestRate | None = scope.get("state", {}).get(RATE_LIMIT_STATE)
+                    if rate is not None:
+                        headers += [
+                            (k.lower().encode(), v.encode()) for k, v in rate.headers().items()
+                        ]
                     message = {**message, "headers": headers}
                 await send(message)
 

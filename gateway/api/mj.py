@@ -18,6 +18,7 @@ from gateway import metrics
 from gateway.api import orders
 from gateway.api.errors import error_body
 from gateway.api.image import image
+from gateway.api.middleware import RATE_LIMIT_STATE
 from gateway.api.schemas import (
     ActionBody,
     BlendBody,
@@ -48,11 +49,15 @@ _VALIDATE_IN_THREAD_BYTES = 256 * 1024
 
 
 async def provide_principal(request: AnyRequest, services: Svc) -> Principal:
-    return await services.auth.authenticate(
+    """The authenticated caller; its per-minute standing goes to the response's headers."""
+    principal, rate = await services.auth.authenticate(
         request.headers.get("authorization"),
         request.headers.get("mj-api-secret"),
         request.client.host if request.client else None,
     )
+    if rate is not None:
+        request.scope["state"][RATE_LIMIT_STATE] = rate
+    return principal
 
 
 async def _parse(kind: type[Body], request: AnyRequest, services: Services) -> Body:

@@ -1,75 +1,158 @@
-"""Per-key limits on how much a caller may do: requests per minute and tasks open at once.
+"""A caller's rate limits, per key and (optionally) per user: requests a minute, open tasks.
 
-Requests per minute are counted in Redis, one counter per key and clock minute, incremented and
-checked by one Lua script, so every process shares the same count. If Redis cannot be reached the
-request is let through (fail open): rate limits protect capacity, not money, and billing never
-depends on Redis. Open tasks are counted in PostgreSQL at submit time.
+Requests per minute are counted in Redis, one counter per key and one per user, in fixed
+windows of one clock minute by the Redis server's clock, so every gateway process counts in the
+same windows whatever its own clock says. One Lua script looks at the key's and the user's
+counters together and counts the request in both only if neither is at its limit: a request
+refused by the user's limit uses none of the key's allowance, and the other way round. If Redis
+cannot be reached the request is let through (fail open, logged and counted in
+``gateway_rate_limit_fail_open_total``): rate limits protect capacity, not money, and billing
+never depends on Redis.
+
+Tasks open at once are counted in PostgreSQL, in the transaction that holds a new task's price
+(``hold_new_capped_task``, migrations/0007). A transaction-level advisory lock per capped key,
+then per capped user, serialises their count and the insert of the task row until commit, so
+concurrent submits through any number of processes accept exactly the cap. Nothing lives
+outside that transaction: a process that dies mid-submit holds no lock, and its SUBMITTING task
+keeps its slot only until the hold sweeper resolves it; a task frees its slot with the very
+update that ends it, whichever process or poller makes it. The open-task count is the task
+rows, the one record, so it cannot drift from them as a Redis counter of slots could, and the
+submit path never needs Redis for it. Keys and users without a cap take the plain hold, with no
+lock and no count. MODAL confirmations and uploads are not capped: the MODAL task already holds
+its slot, and an upload ends within its own request.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
-import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
 from gateway import metrics
 from gateway.domain import Principal
 from gateway.errors import RateLimited
-from gateway.storage import tasks as task_store
 from gateway.storage.redis_keys import RedisKeys
 
 log = structlog.get_logger(__name__)
 
-_WINDOW_S = 60
-
-# KEYS[1] counter; ARGV[1] limit, ARGV[2] window ms. Returns the count after this request.
-_COUNT_REQUEST = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return count
-"""
-
+WINDOW_MS = 60_000
 OPEN_TASKS_RETRY_AFTER_S = 5
 
+# Values of the ``limit`` label of gateway_rate_limited_total: which limit refused a request.
+KEY_REQUESTS_PER_MINUTE = "key_requests_per_minute"
+USER_REQUESTS_PER_MINUTE = "user_requests_per_minute"
+KEY_OPEN_TASKS = "key_open_tasks"
+USER_OPEN_TASKS = "user_open_tasks"
 
-class KeyLimits:
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: RedisKeys) -> None:
-        self._pool = pool
+# KEYS: one counter per limit (the key's, then the user's); ARGV: their limits, then the window
+# in ms. Answers {refused, ms left in the window, count per counter}: refused is 0 when the
+# request was counted (in every counter), else the index of the counter at its limit (and the
+# request was counted in none). A counter lives until its window ends.
+_COUNT_REQUEST = """
+local window_ms = tonumber(ARGV[#ARGV])
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local left_ms = window_ms - now_ms % window_ms
+local counts = {}
+for i, key in ipairs(KEYS) do
+    counts[i] = tonumber(redis.call('GET', key) or '0')
+    if counts[i] >= tonumber(ARGV[i]) then
+        return {i, left_ms}
+    end
+end
+local answer = {0, left_ms}
+for i, key in ipairs(KEYS) do
+    if counts[i] == 0 then
+        redis.call('SET', key, 1, 'PX', left_ms)
+    else
+        redis.call('INCR', key)
+    end
+    answer[i + 2] = counts[i] + 1
+end
+return answer
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRate:
+    """Where a caller stands in this minute under the tighter of its key's and user's limits:
+    the one with the fewest requests left (the lower limit on a tie)."""
+
+    limit: int
+    remaining: int
+    reset_s: int  # seconds until the window ends and the count starts again, at least 1
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_s),
+        }
+
+
+class RateLimits:
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
         self._keys = keys
         self._count_request = redis.register_script(_COUNT_REQUEST)
 
-    async def count_request(self, principal: Principal) -> None:
-        """Count one request against the key's per-minute limit; RateLimited (429/23) past it."""
-        limit = principal.requests_per_minute
-        if limit is None:
-            return
-        now = time.time()
-        window = int(now // _WINDOW_S)
+    async def count_request(self, principal: Principal) -> RequestRate | None:
+        """Count one request against the key's and the user's per-minute limits, in both or in
+        neither. None when neither has a limit, or Redis cannot be reached (not limited then);
+        RateLimited (429/23, with Retry-After and the X-RateLimit headers) past either."""
+        limits = [
+            (label, key, limit)
+            for label, key, limit in (
+                (
+                    KEY_REQUESTS_PER_MINUTE,
+                    self._keys.key_requests(principal.user_id, principal.key_id),
+                    principal.requests_per_minute,
+                ),
+                (
+                    USER_REQUESTS_PER_MINUTE,
+                    self._keys.user_requests(principal.user_id),
+                    principal.user_requests_per_minute,
+                ),
+            )
+            if limit is not None
+        ]
+        if not limits:
+            return None
         try:
-            count = await self._count_request(
-                keys=[self._keys.requests_in_minute(principal.key_id, window)],
-                args=[limit, _WINDOW_S * 1000],
+            answer = await self._count_request(
+                keys=[key for _, key, _ in limits],
+                args=[*(limit for _, _, limit in limits), WINDOW_MS],
             )
         except (aioredis.RedisError, OSError) as exc:
+            metrics.RATE_LIMIT_FAIL_OPEN.inc()
             log.warning("rate_limit_unavailable", error=str(exc))
-            return
-        if int(count) > limit:
-            metrics.RATE_LIMITED.labels("requests_per_minute").inc()
-            retry_after_s = max(1, int((window + 1) * _WINDOW_S - now + 0.999))
+            return None
+        refused, left_ms, *counts = (int(value) for value in answer)
+        reset_s = max(1, -(-left_ms // 1000))
+        if refused:
+            label, _, limit = limits[refused - 1]
+            metrics.RATE_LIMITED.labels(label).inc()
+            whose = "key" if label == KEY_REQUESTS_PER_MINUTE else "user"
+            rate = RequestRate(limit, 0, reset_s)
             raise RateLimited(
-                f"more than {limit} requests a minute with this key", retry_after_s=retry_after_s
+                f"more than {limit} requests a minute for this {whose}",
+                retry_after_s=reset_s,
+                headers=rate.headers(),
             )
+        return min(
+            (
+                RequestRate(limit, limit - count, reset_s)
+                for (_, _, limit), count in zip(limits, counts, strict=True)
+            ),
+            key=lambda rate: (rate.remaining, rate.limit),
+        )
 
-    async def check_open_tasks(self, principal: Principal) -> None:
-        """RateLimited (429/23) when the key already has its maximum of unfinished tasks."""
-        limit = principal.max_open_tasks
-        if limit is None:
-            return
-        if await task_store.count_open_tasks(self._pool, principal.key_id) >= limit:
-            metrics.RATE_LIMITED.labels("open_tasks").inc()
-            raise RateLimited(
-                f"this key already has {limit} unfinished tasks",
-                retry_after_s=OPEN_TASKS_RETRY_AFTER_S,
-            )
+
+def open_tasks_refused(label: str, cap: int) -> RateLimited:
+    """The 429/23 for a submit refused by a cap on open tasks (``KEY_OPEN_TASKS`` or
+    ``USER_OPEN_TASKS``), counted in gateway_rate_limited_total."""
+    metrics.RATE_LIMITED.labels(label).inc()
+    whose = "key" if label == KEY_OPEN_TASKS else "user"
+    return RateLimited(
+        f"this {whose} already has {cap} unfinished tasks", retry_after_s=OPEN_TASKS_RETRY_AFTER_S
+    )

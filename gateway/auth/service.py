@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from gateway.auth.keys import hash_key, key_from_headers
-from gateway.auth.limits import KeyLimits
+from gateway.auth.limits import RateLimits, RequestRate
 from gateway.domain import Principal
 from gateway.errors import Forbidden, Unauthorized
 from gateway.storage import accounts
@@ -41,6 +41,8 @@ def _principal(record: accounts.KeyRecord) -> Principal:
         ),
         requests_per_minute=record.requests_per_minute,
         max_open_tasks=record.max_open_tasks,
+        user_requests_per_minute=record.user_requests_per_minute,
+        user_max_open_tasks=record.user_max_open_tasks,
     )
 
 
@@ -50,7 +52,7 @@ class Authenticator:
         pool: asyncpg.Pool,
         redis: aioredis.Redis,
         keys: RedisKeys,
-        limits: KeyLimits,
+        limits: RateLimits,
         cache_ttl_s: float = 5.0,
     ) -> None:
         self._pool = pool
@@ -62,8 +64,9 @@ class Authenticator:
 
     async def authenticate(
         self, authorization: str | None, mj_api_secret: str | None, client_ip: str | None
-    ) -> Principal:
-        """The caller behind these headers, counted against the key's request rate.
+    ) -> tuple[Principal, RequestRate | None]:
+        """The caller behind these headers, and where it stands after this request is counted
+        against its key's and user's per-minute limits (None: no such limit, or not counted).
 
         Unauthorized (401/24), Forbidden (403/24) or RateLimited (429/23).
         """
@@ -82,8 +85,7 @@ class Authenticator:
             client_ip, principal.allowed_networks
         ):
             raise Forbidden("client address not allowed for this API key")
-        await self._limits.count_request(principal)
-        return principal
+        return principal, await self._limits.count_request(principal)
 
     @staticmethod
     def check_action(principal: Principal, price_action: str) -> None:

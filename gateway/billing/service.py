@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from gateway import metrics
+from gateway.auth.limits import KEY_OPEN_TASKS, USER_OPEN_TASKS, open_tasks_refused
 from gateway.billing.prices import PriceBook
 from gateway.billing.settling import Settler
 from gateway.domain import Principal
@@ -68,8 +69,13 @@ class Billing:
             raise BadRequest(f"action {price_action} has no price; ask the operator") from None
 
     async def hold_new_task(self, task: NewTask) -> Held:
-        """Hold the task's price and record it as SUBMITTING; InsufficientBalance (403/25)."""
+        """Hold the task's price and record it as SUBMITTING; InsufficientBalance (403/25), or
+        RateLimited (429/23) when a cap on open tasks is reached."""
         held = await billing.hold_new_task(self._hold_pool, task, self._hold_deadline_s)
+        if held is HoldRefusal.KEY_OPEN_TASKS:
+            raise open_tasks_refused(KEY_OPEN_TASKS, task.key_max_open_tasks or 0)
+        if held is HoldRefusal.USER_OPEN_TASKS:
+            raise open_tasks_refused(USER_OPEN_TASKS, task.user_max_open_tasks or 0)
         if isinstance(held, HoldRefusal):
             metrics.BILLING_REFUSALS.labels(held.value).inc()
             raise InsufficientBalance(_REFUSALS[held])

@@ -23,8 +23,10 @@ class KeyRecord:
     allowed_cidrs: list[str] | None
     group_ratio_bp: int
     webhook_secret: str
-    requests_per_minute: int | None
+    requests_per_minute: int | None  # the key's own limits; None = none
     max_open_tasks: int | None
+    user_requests_per_minute: int | None  # its user's, across all of the user's keys
+    user_max_open_tasks: int | None
 
 
 async def find_key(pool: asyncpg.Pool, key_hash: bytes) -> KeyRecord | None:
@@ -35,7 +37,9 @@ async def find_key(pool: asyncpg.Pool, key_hash: bytes) -> KeyRecord | None:
                k.expires_at,
                k.allowed_actions, k.allowed_cidrs::TEXT[] AS allowed_cidrs,
                g.ratio_bp AS group_ratio_bp, u.webhook_secret,
-               k.requests_per_minute, k.max_open_tasks
+               k.requests_per_minute, k.max_open_tasks,
+               u.requests_per_minute AS user_requests_per_minute,
+               u.max_open_tasks AS user_max_open_tasks
         FROM api_keys k
         JOIN users u ON u.id = k.user_id
         JOIN user_groups g ON g.name = u.group_name
@@ -129,6 +133,44 @@ async def create_key(
                 f"key-limit:opening:{key_id}",
             )
         return key_id
+
+
+async def set_user_limits(
+    pool: asyncpg.Pool,
+    user_id: int,
+    *,
+    requests_per_minute: int | None,
+    max_open_tasks: int | None,
+) -> bool:
+    """A user's rate limits across all of their keys from now on (None: no limit of that kind);
+    False if there is no such user. Processes see it when their auth cache entry expires."""
+    found: bool = await pool.fetchval(
+        "WITH u AS (UPDATE users SET requests_per_minute = $2, max_open_tasks = $3,"
+        " updated_at = now() WHERE id = $1 RETURNING id) SELECT EXISTS (SELECT FROM u)",
+        user_id,
+        requests_per_minute,
+        max_open_tasks,
+    )
+    return found
+
+
+async def set_key_rate_limits(
+    pool: asyncpg.Pool,
+    key_id: int,
+    *,
+    requests_per_minute: int | None,
+    max_open_tasks: int | None,
+) -> bool:
+    """A key's own rate limits from now on (None: no limit of that kind); False if there is no
+    such key. Processes see it when their auth cache entry expires."""
+    found: bool = await pool.fetchval(
+        "WITH k AS (UPDATE api_keys SET requests_per_minute = $2, max_open_tasks = $3"
+        " WHERE id = $1 RETURNING id) SELECT EXISTS (SELECT FROM k)",
+        key_id,
+        requests_per_minute,
+        max_open_tasks,
+    )
+    return found
 
 
 async def revoke_key(pool: asyncpg.Pool, key_id: int) -> bytes | None:

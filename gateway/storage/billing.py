@@ -19,11 +19,15 @@ from gateway.storage.tasks import jsonb
 class HoldRefusal(Enum):
     USER_BALANCE = "user_balance"
     KEY_LIMIT = "key_limit"
+    KEY_OPEN_TASKS = "key_open_tasks"  # the key's cap on open tasks is reached
+    USER_OPEN_TASKS = "user_open_tasks"  # the user's cap on open tasks is reached
 
 
 @dataclass(frozen=True, slots=True)
 class NewTask:
-    """A task about to be submitted upstream, held for ``price_units``."""
+    """A task about to be submitted upstream, held for ``price_units``; refused when the key
+    already has ``key_max_open_tasks`` open tasks, or the user ``user_max_open_tasks`` (None:
+    no cap)."""
 
     user_id: int
     api_key_id: int
@@ -37,6 +41,8 @@ class NewTask:
     state: str | None
     notify_hook: str | None
     submit_time_ms: int
+    key_max_open_tasks: int | None = None
+    user_max_open_tasks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +52,15 @@ class Held:
 
 
 HOLD_REFUSED_SQLSTATE = "GW025"
-_REFUSALS = {"user_balance": HoldRefusal.USER_BALANCE, "key_limit": HoldRefusal.KEY_LIMIT}
+_REFUSALS = {refusal.value: refusal for refusal in HoldRefusal}
+_HOLD_NEW_TASK = (
+    "SELECT task_id, hold_id, refused"
+    " FROM hold_new_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
+_HOLD_NEW_CAPPED_TASK = (
+    "SELECT task_id, hold_id, refused FROM hold_new_capped_task("
+    "$14, $15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
 
 
 async def _hold(pool: asyncpg.Pool, sql: str, *args: Any) -> Held | HoldRefusal | None:
@@ -70,12 +84,12 @@ async def hold_new_task(
 ) -> Held | HoldRefusal:
     """Debit the user (and a limited key) and insert the SUBMITTING task with its open hold.
 
-    All or nothing: on a refusal no balance, key limit, task or hold changes.
+    All or nothing: on a refusal no balance, key limit, task or hold changes. A task with a cap
+    on open tasks is counted and inserted under the cap's lock (migrations/0007); one without
+    takes no lock and counts nothing.
     """
-    held = await _hold(
-        pool,
-        "SELECT task_id, hold_id, refused"
-        " FROM hold_new_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    capped = task.key_max_open_tasks is not None or task.user_max_open_tasks is not None
+    args: list[Any] = [
         task.user_id,
         task.api_key_id,
         task.price_units,
@@ -89,7 +103,10 @@ async def hold_new_task(
         task.state,
         task.notify_hook,
         task.submit_time_ms,
-    )
+    ]
+    if capped:
+        args += [task.key_max_open_tasks, task.user_max_open_tasks]
+    held = await _hold(pool, _HOLD_NEW_CAPPED_TASK if capped else _HOLD_NEW_TASK, *args)
     return held if held is not None else HoldRefusal.USER_BALANCE
 
 

@@ -25,6 +25,13 @@ class RedisKeys:
         the few stale ones (one per channel at most) cost nothing."""
         return f"{self.prefix}channels:cooldown"
 
-    def requests_in_minute(self, key_id: int, minute: int) -> str:
-        """Requests made with an API key in one clock minute; expires a minute after its first."""
-        return f"{self.prefix}rl:{key_id}:{minute}"
+    def key_requests(self, user_id: int, key_id: int) -> str:
+        """Requests made with an API key in the current clock minute (by the Redis server's
+        clock); expires when that minute ends. The ``{u<id>}`` hash tag keeps it in the same
+        cluster slot as its user's counter, which one script reads and writes with it."""
+        return f"{self.prefix}rl:{{u{user_id}}}:key:{key_id}"
+
+    def user_requests(self, user_id: int) -> str:
+        """Requests made with any of a user's keys in the current clock minute (by the Redis
+        server's clock); expires when that minute ends."""
+        return f"{self.prefix}rl:{{u{user_id}}}:user"

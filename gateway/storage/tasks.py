@@ -105,15 +105,6 @@ async def search_tasks(pool: asyncpg.Pool, search: TaskSearch) -> list[Task]:
     return [task_from_row(row) for row in rows]
 
 
-async def count_open_tasks(pool: asyncpg.Pool, api_key_id: int) -> int:
-    count: int = await pool.fetchval(
-        "SELECT count(*) FROM tasks WHERE api_key_id = $1"
-        " AND status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')",
-        api_key_id,
-    )
-    return count
-
-
 async def open_upstream_tasks(
     pool: asyncpg.Pool, limit: int, *, waiting_too: bool, young_since_ms: int
 ) -> list[tuple[int, int, str]]:

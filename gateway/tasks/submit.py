@@ -1,7 +1,8 @@
 """The submit path: hold the price, choose a channel, call upstream, keep or release the hold.
 
 1. The parent of a follow-up must be the caller's and SUCCESS (MODAL for /submit/modal).
-2. The price is held and the task recorded as SUBMITTING in one transaction.
+2. The price is held and the task recorded as SUBMITTING in one transaction, which also checks
+   the caller's caps on open tasks (``gateway.auth.limits``).
 3. Channels are tried in failover order with no database connection held; a follow-up only
    ever goes to its parent's channel.
 4. The hold is settled when an upstream task exists, released otherwise: exactly one of the two.
@@ -18,7 +19,6 @@ import asyncpg
 import structlog
 
 from gateway import metrics
-from gateway.auth.limits import KeyLimits
 from gateway.auth.service import Authenticator
 from gateway.billing.service import Billing
 from gateway.domain import Channel, Principal, Task
@@ -113,7 +113,6 @@ class Submitter:
         channels: ChannelDirectory,
         cooldowns: Cooldowns,
         upstream: UpstreamClient,
-        limits: KeyLimits,
         *,
         max_attempts: int,
         queued_passthrough: bool = False,
@@ -127,7 +126,6 @@ class Submitter:
         self._channels = channels
         self._cooldowns = cooldowns
         self._upstream = upstream
-        self._limits = limits
         self._max_attempts = max_attempts
         self._queued_passthrough = queued_passthrough
         self._callback_base_url = callback_base_url
@@ -146,13 +144,13 @@ class Submitter:
                 mode=parent.mode,
                 bot_type=parent.bot_type,
             )
-        if order.kind != "modal":
-            await self._limits.check_open_tasks(principal)
         price = await self._billing.price(principal, order.price_action, order.mode)
         if order.kind == "modal" and parent is not None:
             held = await self._billing.hold_modal(principal, parent.id, order.price_action, price)
         else:
-            held = await self._billing.hold_new_task(self._new_task(principal, order, price))
+            held = await self._billing.hold_new_task(
+                self._new_task(principal, order, price, capped=True)
+            )
         unresolved_status = "MODAL" if order.kind == "modal" else "REJECTED"
         progress = _Progress()
         try:
@@ -174,7 +172,9 @@ class Submitter:
         """Upload images through a channel; charged like a task that succeeds at once."""
         self._auth.check_action(principal, order.price_action)
         price = await self._billing.price(principal, order.price_action, order.mode)
-        held = await self._billing.hold_new_task(self._new_task(principal, order, price))
+        held = await self._billing.hold_new_task(
+            self._new_task(principal, order, price, capped=False)
+        )
         attempts = _Attempts()
         payload = encode_body(order.upstream_body)
         try:
@@ -217,7 +217,10 @@ class Submitter:
             raise BadRequest(f"customId is not a button of task {parent.id}")
         return parent
 
-    def _new_task(self, principal: Principal, order: SubmitOrder, price: int) -> NewTask:
+    def _new_task(
+        self, principal: Principal, order: SubmitOrder, price: int, *, capped: bool
+    ) -> NewTask:
+        """``capped``: the task counts against the caller's caps on open tasks."""
         return NewTask(
             user_id=principal.user_id,
             api_key_id=principal.key_id,
@@ -231,6 +234,8 @@ class Submitter:
             state=order.state,
             notify_hook=order.notify_hook,
             submit_time_ms=int(time.time() * 1000),
+            key_max_open_tasks=principal.max_open_tasks if capped else None,
+            user_max_open_tasks=principal.user_max_open_tasks if capped else None,
         )
 
     async def _route(self, order: SubmitOrder, parent: Task | None) -> list[Channel]:

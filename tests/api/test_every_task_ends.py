@@ -88,7 +88,7 @@ async def test_a_hold_left_by_a_dead_submit_is_released_after_its_deadline(
         upstream={"max_attempts": 1, "connect_timeout_s": 0.05, "submit_timeout_s": 0.1},
     )
     client = await gateway.client_with_key(balance_units=START_UNITS)
-    principal = await gateway.services.auth.authenticate(f"Bearer {client.key}", None, None)
+    principal, _rate = await gateway.services.auth.authenticate(f"Bearer {client.key}", None, None)
     held = await gateway.services.billing.hold_new_task(
         imagine_task(
             client.user_id, principal.key_id, IMAGINE_UNITS, "never sent", submit_time_ms=0

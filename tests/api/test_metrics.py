@@ -118,7 +118,7 @@ async def test_metrics_move_with_a_mixed_run(
     assert moved("gateway_quota_refunded_units_total", action="mj_imagine") == IMAGINE_UNITS
     assert moved("gateway_billing_refusals_total", reason="user_balance") == 1
     assert moved("gateway_idempotent_replays_total") == 1
-    assert moved("gateway_rate_limited_total", limit="requests_per_minute") == 1
+    assert moved("gateway_rate_limited_total", limit="key_requests_per_minute") == 1
     assert moved("gateway_webhook_attempts_total", outcome="delivered") >= 1
     assert _value(after, "gateway_holds_open") == 0
     assert _value(after, "gateway_holds_past_deadline") == 0
