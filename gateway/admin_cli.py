@@ -90,6 +90,14 @@ async def user_group(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) 
     return await admin.user(pool, user_id)
 
 
+async def user_limits(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) -> Any:
+    user_id = await admin.user_id_by_name(pool, args.user)
+    await admin.set_user_limits(
+        pool, user_id, requests_per_minute=args.rpm, max_open_tasks=args.max_open_tasks
+    )
+    return await admin.user(pool, user_id)
+
+
 async def _credit(pool: asyncpg.Pool, args: argparse.Namespace, kind: str) -> Any:
     user_id = await admin.user_id_by_name(pool, args.user)
     done = await admin.credit(
@@ -143,6 +151,17 @@ async def key_limit(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) -
     limit = None if args.units == "unlimited" else int(args.units)
     await admin.set_key_limit(pool, args.key_id, limit, args.reason)
     return {"keyId": args.key_id, "limitUnits": limit}
+
+
+async def key_rate_limits(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) -> Any:
+    await admin.set_key_rate_limits(
+        pool, args.key_id, requests_per_minute=args.rpm, max_open_tasks=args.max_open_tasks
+    )
+    return {
+        "keyId": args.key_id,
+        "requestsPerMinute": args.rpm,
+        "maxOpenTasks": args.max_open_tasks,
+    }
 
 
 # Channels
@@ -272,6 +291,12 @@ def _page(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=100, help=f"rows, at most {admin.MAX_PAGE}")
 
 
+def _rate_limit_options(parser: argparse.ArgumentParser) -> None:
+    """Both limits are set together: one left out is no limit of that kind."""
+    parser.add_argument("--rpm", type=int, help="requests per minute (default no limit)")
+    parser.add_argument("--max-open-tasks", type=int, help="unfinished tasks (default no limit)")
+
+
 def _channel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--secret", help="the upstream's mj-api-secret (stored sealed)")
     parser.add_argument("--weight", type=int, help="share of its priority tier (default 1)")
@@ -308,6 +333,9 @@ def add_admin_parser(commands: Any) -> None:
     group_of = command("user-group", user_group, "move a user to a group")
     group_of.add_argument("user", help="user name")
     group_of.add_argument("group")
+    limits = command("user-limits", user_limits, "set a user's limits across all of their keys")
+    limits.add_argument("user", help="user name")
+    _rate_limit_options(limits)
     for name, run, help_text in (
         ("topup", topup, "add to a user's balance (a TOPUP ledger row)"),
         ("adjust", adjust, "correct a user's balance, either way (an ADJUST ledger row)"),
@@ -338,6 +366,10 @@ def add_admin_parser(commands: Any) -> None:
     limit.add_argument("key_id", type=int)
     limit.add_argument("units", help="quota units, or 'unlimited'")
     limit.add_argument("--reason", default="key limit set", help="kept in the ledger")
+
+    key_rates = command("key-rate-limits", key_rate_limits, "set a key's own rate limits")
+    key_rates.add_argument("key_id", type=int)
+    _rate_limit_options(key_rates)
 
     channel = command("channel-add", channel_add, "add an upstream channel")
     channel.add_argument("name")

@@ -72,6 +72,13 @@ class UserGroupBody(_Body):
     group: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
+class RateLimitsBody(_Body):
+    """Both limits, replaced together: an absent or null one is no limit of that kind."""
+
+    requests_per_minute: Count | None = None
+    max_open_tasks: Count | None = None
+
+
 class NewUserBody(_Body):
     name: Name
     balance_units: PositiveUnits = 0
@@ -189,6 +196,20 @@ async def set_user_group(
     return {"userId": user_id, "group": data.group}
 
 
+@put("/users/{user_id:int}/limits")
+async def set_user_limits(
+    data: JSONBody[RateLimitsBody], services: Svc, user_id: FromPath[int]
+) -> dict[str, Any]:
+    """Requests a minute and open tasks across all of the user's keys."""
+    await admin.set_user_limits(
+        services.pool,
+        user_id,
+        requests_per_minute=data.requests_per_minute,
+        max_open_tasks=data.max_open_tasks,
+    )
+    return as_json(await admin.user(services.pool, user_id))  # type: ignore[no-any-return]
+
+
 async def _credit(services: Services, user_id: int, kind: str, body: CreditBody) -> dict[str, Any]:
     done = await admin.credit(
         services.pool, user_id, body.units, kind=kind, reason=body.reason, reference=body.reference
@@ -262,6 +283,24 @@ async def key_limit(
     """What the key may still spend from now on (``units: null``: unlimited)."""
     await admin.set_key_limit(services.pool, key_id, data.units, data.reason)
     return {"keyId": key_id, "limitUnits": data.units}
+
+
+@put("/keys/{key_id:int}/rate-limits")
+async def set_key_rate_limits(
+    data: JSONBody[RateLimitsBody], services: Svc, key_id: FromPath[int]
+) -> dict[str, Any]:
+    """The key's own requests a minute and open tasks."""
+    await admin.set_key_rate_limits(
+        services.pool,
+        key_id,
+        requests_per_minute=data.requests_per_minute,
+        max_open_tasks=data.max_open_tasks,
+    )
+    return {
+        "keyId": key_id,
+        "requestsPerMinute": data.requests_per_minute,
+        "maxOpenTasks": data.max_open_tasks,
+    }
 
 
 # Channels
@@ -442,12 +481,14 @@ def admin_router() -> Router:
             disable_user,
             enable_user,
             set_user_group,
+            set_user_limits,
             topup,
             adjust,
             list_keys,
             issue_key,
             revoke_key,
             key_limit,
+            set_key_rate_limits,
             list_channels,
             create_channel,
             show_channel,

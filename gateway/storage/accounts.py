@@ -224,13 +224,16 @@ class UserRecord:
     group_name: str
     balance_units: int
     enabled: bool
+    requests_per_minute: int | None  # across all of the user's keys; None = no limit
+    max_open_tasks: int | None
     keys: int  # keys not revoked
     created_at: datetime
     updated_at: datetime
 
 
 _USER_COLUMNS = """
-    u.id, u.name, u.group_name, u.balance_units, u.enabled,
+    u.id, u.name, u.group_name, u.balance_units, u.enabled, u.requests_per_minute,
+    u.max_open_tasks,
     (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL) AS keys,
     u.created_at, u.updated_at
 """

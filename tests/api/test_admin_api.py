@@ -369,3 +369,35 @@ async def test_no_secret_reaches_an_answer_or_a_log_line(
         assert SIMULATOR_SECRET not in answer
         assert key not in answer
         assert ADMIN_TOKEN not in answer
+
+
+async def test_rate_limits_of_a_user_and_of_a_key_are_set_and_lifted(
+    gateway_factory: StartGateway,
+) -> None:
+    gateway, operator = await _setup(gateway_factory, auth_cache_ttl_s=0)
+    user = await operator.call("POST", "/users", {"name": "fay"}, expect=201)
+    issued = await operator.call("POST", f"/users/{user['id']}/keys", {}, expect=201)
+    client = _client(gateway, user["id"], issued["key"])
+
+    limited = await operator.call(
+        "PUT", f"/users/{user['id']}/limits", {"requestsPerMinute": 2, "maxOpenTasks": 7}
+    )
+    assert (limited["requestsPerMinute"], limited["maxOpenTasks"]) == (2, 7)
+    statuses = [(await client.get("/mj/task/list")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    await operator.call("PUT", f"/users/{user['id']}/limits", {})
+    assert (await client.get("/mj/task/list")).status_code == 200
+
+    keyed = await operator.call(
+        "PUT", f"/keys/{issued['keyId']}/rate-limits", {"requestsPerMinute": 1}
+    )
+    assert keyed == {"keyId": issued["keyId"], "requestsPerMinute": 1, "maxOpenTasks": None}
+    (listed,) = (await operator.call("GET", "/keys", userId=user["id"]))["keys"]
+    assert (listed["requestsPerMinute"], listed["maxOpenTasks"]) == (1, None)
+    first, second = [await client.get("/mj/task/list") for _ in range(2)]
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert second.headers["X-RateLimit-Limit"] == "1"
+
+    await operator.refused("PUT", f"/users/{user['id']}/limits", {"requestsPerMinute": 0})
+    await operator.refused("PUT", "/users/999999/limits", {}, expect=404)
+    await operator.refused("PUT", "/keys/999999/rate-limits", {}, expect=404)

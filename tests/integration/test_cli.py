@@ -141,7 +141,12 @@ async def test_admin_commands_list_edit_and_search_without_showing_secrets(
     assert (await gateway("user-disable", "ivo"))["enabled"] is False
     assert (await gateway("user-show", "ivo"))["enabled"] is False
     assert (await gateway("user-enable", "ivo"))["enabled"] is True
+    limited = await gateway("user-limits", "ivo", "--rpm", "60")
+    assert (limited["requestsPerMinute"], limited["maxOpenTasks"]) == (60, None)
+    keyed = await gateway("key-rate-limits", str(key["keyId"]), "--max-open-tasks", "2")
+    assert (keyed["requestsPerMinute"], keyed["maxOpenTasks"]) == (None, 2)
     keys = (await gateway("key-list", "--user", "ivo"))["keys"]
+    assert keys[0]["maxOpenTasks"] == 2
     assert [(k["id"], k["name"]) for k in keys] == [(key["keyId"], "ci")]
 
     edited = await gateway(
