@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from gateway.storage.slots import IN_FLIGHT
+
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
@@ -13,6 +15,7 @@ class Backlog:
     holds_past_deadline: int
     webhooks_pending: int
     tasks_open: dict[int | None, int]  # by channel id; None: not yet at a channel
+    in_flight: dict[int, int]  # by channel id, as its cap counts (``gateway.storage.slots``)
 
 
 async def backlog(pool: asyncpg.Pool) -> Backlog:
@@ -27,10 +30,14 @@ async def backlog(pool: asyncpg.Pool) -> Backlog:
         " WHERE status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
         " GROUP BY channel_id"
     )
+    flying = await pool.fetch(
+        f"SELECT t.channel_id, count(*) FROM tasks t WHERE {IN_FLIGHT} GROUP BY t.channel_id"
+    )
     assert row is not None
     return Backlog(
         row["holds_open"],
         row["past"],
         row["webhooks"],
         {r["channel_id"]: r["count"] for r in rows},
+        {r["channel_id"]: r["count"] for r in flying},
     )

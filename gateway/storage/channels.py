@@ -10,7 +10,7 @@ from gateway.domain import Channel
 
 _COLUMNS = """
     id, name, base_url, secret, weight, priority, modes, actions, bot_types, enabled,
-    callback_token
+    callback_token, max_in_flight
 """
 
 
@@ -27,6 +27,7 @@ def _channel(row: asyncpg.Record) -> Channel:
         bot_types=frozenset(row["bot_types"]),
         enabled=row["enabled"],
         callback_token=row["callback_token"],
+        max_in_flight=row["max_in_flight"],
     )
 
 
