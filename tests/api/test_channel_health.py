@@ -5,6 +5,7 @@ and a channel killed and revived in the middle of steady traffic."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -16,6 +17,8 @@ from tests.api.failover_helpers import (
     IMAGINE_PRICE,
     assert_error,
     assert_submitted,
+    button,
+    imagine_done,
     set_faults,
     sim_requests,
     sim_submits,
@@ -24,6 +27,7 @@ from tests.api.failover_helpers import (
     task_channel,
 )
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
+from tests.processes import StartGatewayProcess
 
 START = 100 * IMAGINE_PRICE
 PROBE = "task/list-by-condition"
@@ -415,3 +419,80 @@ async def test_a_channel_at_its_cap_passes_new_work_to_the_next(
     assert channels.count(spare_id) == 8
     assert await sim_submits(gateway.http, capped) == 2
     assert await client.balance() == START - 10 * IMAGINE_PRICE
+
+
+async def test_a_follow_up_is_held_to_its_channel_cap(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    """A follow-up cannot move: at its channel's cap it is 503/23 and charged nothing."""
+    gateway = await gateway_factory()
+    home = await simulator_factory()
+    home_id = await gateway.add_channel(home, name="home")
+    await gateway.services.pool.execute(
+        "UPDATE channels SET max_in_flight = 1 WHERE id = $1", home_id
+    )
+    gateway.services.channels.invalidate()
+    client = await gateway.client_with_key(balance_units=START)
+    parent = await imagine_done(client)
+    stalled = await _imagine(client, "a fox [[sim:stall]]")  # takes the only place, and keeps it
+    balance = await client.balance()
+    upscale = {"taskId": parent["id"], "customId": button(parent, "U1")}
+
+    assert_error(await client.post("/mj/submit/action", upscale), 503, 23, retry_after=True)
+    assert await client.balance() == balance
+    assert await sim_requests(gateway.http, home, "submit/action") == 0
+
+    await client.post(f"/mj/task/{stalled}/cancel", {})
+    assert (await client.wait_for(stalled, {"CANCEL", "FAILURE", "SUCCESS"}))["status"] == "CANCEL"
+    upscaled = assert_submitted(await client.post("/mj/submit/action", upscale))
+    assert await task_channel(gateway, upscaled) == home_id
+
+
+async def test_a_crashed_replica_holds_its_place_only_until_the_hold_sweep(
+    gateway_factory: StartGateway,
+    gateway_process_factory: StartGatewayProcess,
+    simulator_factory: StartSimulator,
+) -> None:
+    """A replica killed while sending a submit leaves a SUBMITTING task on its place; the hold
+    sweep resolves it at the hold deadline, and the place is free again."""
+    gateway = await gateway_factory()
+    sim = await simulator_factory(faults={"slow_answer_s": 30.0})
+    sim_id = await gateway.add_channel(sim, name="only")
+    pool = gateway.services.pool
+    await pool.execute("UPDATE channels SET max_in_flight = 1 WHERE id = $1", sim_id)
+    gateway.services.channels.invalidate()
+    client = await gateway.client_with_key(balance_units=START)
+    doomed = await gateway_process_factory(
+        GATEWAY_UPSTREAM__MAX_ATTEMPTS="1",
+        GATEWAY_UPSTREAM__CONNECT_TIMEOUT_S="1",
+        GATEWAY_UPSTREAM__SUBMIT_TIMEOUT_S="20",
+        GATEWAY_RELAY__HOLD_DEADLINE_S="22",
+    )
+    async with httpx.AsyncClient(base_url=doomed.base_url, timeout=30.0) as http:
+        sending = asyncio.create_task(
+            http.post(
+                "/mj/submit/imagine", json={"prompt": "a fox [[sim:slow]]"}, headers=client.headers
+            )
+        )
+
+        async def reached() -> bool:
+            return await sim_requests(gateway.http, sim, "submit/imagine") == 1
+
+        await _eventually(reached, "the submit reaches the channel")
+        await doomed.kill()
+        with contextlib.suppress(httpx.HTTPError):
+            await sending
+
+    assert_error(await client.post("/mj/submit/imagine", {"prompt": "no room"}), 503, 23)
+    await pool.execute(  # its deadline comes now rather than 22 s from now
+        "UPDATE holds SET deadline = now() WHERE status = 'OPEN'"
+        " AND task_id = (SELECT id FROM tasks WHERE prompt = 'a fox [[sim:slow]]')"
+    )
+
+    async def swept() -> bool:
+        statuses = await pool.fetch("SELECT status FROM tasks WHERE prompt = 'a fox [[sim:slow]]'")
+        return [row["status"] for row in statuses] == ["REJECTED"]
+
+    await _eventually(swept, "the sweep resolves the dead replica's submit")
+    assert await task_channel(gateway, await _imagine(client, "room again")) == sim_id
+    assert await client.balance() == START - IMAGINE_PRICE
