@@ -96,6 +96,7 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
     good = await start_sim(simulator_factory)
     flaky_id = await first.add_channel(flaky, name="flaky", priority=1)
     good_id = await first.add_channel(good, name="good", priority=0)
+    second.services.channels.invalidate()
     one = await first.client_with_key(balance_units=START)
     other = Client(second, one.user_id, one.key)
     health = Health(redis_client, redis_prefix)
@@ -105,7 +106,9 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
     assert await health.streak(flaky_id) == 2
 
     await set_faults(first.http, flaky, http_500=0.0)
-    # The other replica has seen no failure itself; its view of the streak comes from Redis.
+    # The other replica has seen no failure itself: it knows of the streak from its view of
+    # Redis, at most a second old.
+    await asyncio.sleep(1.1)
     assert await task_channel(second, await _imagine(other, "a success")) == flaky_id
     assert await health.streak(flaky_id) == 0
 
@@ -363,6 +366,7 @@ async def test_the_in_flight_cap_holds_across_replicas_and_frees_a_slot_when_a_t
         "UPDATE channels SET max_in_flight = $2 WHERE id = $1", slow_id, cap
     )
     first.services.channels.invalidate()
+    second.services.channels.invalidate()
     one = await first.client_with_key(balance_units=START)
     other = Client(second, one.user_id, one.key)
 
