@@ -1,4 +1,5 @@
-"""What is waiting, for the gauges: open holds, open tasks by channel, undelivered webhooks."""
+"""What is waiting, for the gauges: open holds, open and in-flight tasks by channel, undelivered
+webhooks."""
 
 from __future__ import annotations
 
@@ -26,18 +27,16 @@ async def backlog(pool: asyncpg.Pool) -> Backlog:
         "  WHERE delivered_at IS NULL AND given_up_at IS NULL) AS webhooks"
     )
     rows = await pool.fetch(
-        "SELECT channel_id, count(*) FROM tasks"
-        " WHERE status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
-        " GROUP BY channel_id"
-    )
-    flying = await pool.fetch(
-        f"SELECT t.channel_id, count(*) FROM tasks t WHERE {IN_FLIGHT} GROUP BY t.channel_id"
+        "SELECT t.channel_id, count(*) AS open,"
+        f" count(*) FILTER (WHERE {IN_FLIGHT}) AS in_flight FROM tasks t"
+        " WHERE t.status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
+        " GROUP BY t.channel_id"
     )
     assert row is not None
     return Backlog(
         row["holds_open"],
         row["past"],
         row["webhooks"],
-        {r["channel_id"]: r["count"] for r in rows},
-        {r["channel_id"]: r["count"] for r in flying},
+        {r["channel_id"]: r["open"] for r in rows},
+        {r["channel_id"]: r["in_flight"] for r in rows if r["channel_id"] is not None},
     )
