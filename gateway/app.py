@@ -147,7 +147,11 @@ async def build_services(
             idempotency,
             cooldowns,
             ChannelProber(
-                channels, cooldowns, upstream, interval_s=settings.upstream.probe_interval_s
+                channels,
+                cooldowns,
+                upstream,
+                interval_s=settings.upstream.probe_interval_s,
+                timeout_s=settings.upstream.probe_timeout_s,
             ),
             interval_s=settings.relay.poll_interval_s,
             batch_size=settings.relay.poll_batch_size,

@@ -107,14 +107,15 @@ class Cooldowns:
         self._streaks: set[int] = set()  # channels with a failure streak, as last seen
         self._read_at = float("-inf")
 
-    async def cool(self, channel_id: int, reason: CoolReason) -> None:
-        """Rest the channel for one cooldown from now (for a probe that failed, too)."""
-        cooldown = Cooldown(_now_ms() + self._cooldown_ms, reason)
+    async def cool(self, channel_id: int, reason: CoolReason, at_least_s: float = 0.0) -> None:
+        """Rest the channel for one cooldown from now (or ``at_least_s``, if longer)."""
+        rest_ms = max(self._cooldown_ms, int(at_least_s * 1000))
+        cooldown = Cooldown(_now_ms() + rest_ms, reason)
         self._remember(channel_id, cooldown)
         with contextlib.suppress(aioredis.RedisError, OSError):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._cooldowns_key, str(channel_id), self._entry(cooldown))
-                pipe.pexpire(self._cooldowns_key, self._cooldown_ms + _EXPIRY_MARGIN_MS)
+                pipe.pexpire(self._cooldowns_key, rest_ms + _EXPIRY_MARGIN_MS)
                 await pipe.execute()
 
     async def failed(self, channel_id: int) -> bool:

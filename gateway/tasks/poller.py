@@ -9,8 +9,9 @@ that ends in FAILURE or CANCEL is refunded in the same statement. Every task end
 open ``task_timeout_s`` (or its action's own timeout) after the gateway accepted it, or one its
 channel has answered without for ``forgotten_after_polls`` polls in a row, fails and is
 refunded. A poll that gets no answer counts as a failed attempt towards the channel's
-cooldown. Each round also runs the prober of resting channels (``gateway.routing.probes``),
-beside the polls. ``run_once`` is one round, for tests; ``run`` loops.
+cooldown. While it holds the lock the poller also runs the prober of resting channels
+(``gateway.routing.probes``) at its own pace. ``run_once`` is one round, for tests; ``run``
+loops.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class Poller:
             channel = await self._channels.get(channel_id)
             if channel is not None:
                 jobs.append(self._poll_channel(channel, tasks, stats))
-        await asyncio.gather(*jobs, self._prober.run_once())
+        await asyncio.gather(*jobs)
         await self._export_backlog()
         metrics.POLL_LAST_ROUND.set(time.time())
         return stats
@@ -224,12 +225,18 @@ class Poller:
                 break
             await asyncio.sleep(self._interval_s)
         log.info("poller_leading")
-        while True:
-            await conn.execute("SELECT 1")
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("poll_round_failed", error=str(exc))
-            except Exception:
-                log.exception("poll_round_crashed")
-            await asyncio.sleep(self._interval_s)
+        probing = asyncio.create_task(self._prober.run(), name="prober")
+        try:
+            while True:
+                await conn.execute("SELECT 1")
+                try:
+                    await self.run_once()
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning("poll_round_failed", error=str(exc))
+                except Exception:
+                    log.exception("poll_round_crashed")
+                await asyncio.sleep(self._interval_s)
+        finally:  # the lock is lost (or the poller stops): another process probes now
+            probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probing
