@@ -145,7 +145,9 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     redis_client: aioredis.Redis,
     redis_prefix: str,
 ) -> None:
-    upstream = {"failures_to_cool": 2, "cooldown_s": 30.0, "probe_interval_s": 0.2}
+    """While the channel is down its failed probes keep it resting past its first cooldown, so
+    no submit is sent to it; once it answers, a probe brings it back before any submit."""
+    upstream = {"failures_to_cool": 2, "cooldown_s": 1.5, "probe_interval_s": 0.2}
     gateway = await gateway_factory(upstream=upstream)
     dying = await start_sim(simulator_factory)
     good = await start_sim(simulator_factory)
@@ -159,20 +161,20 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     for number in range(2):
         assert await task_channel(gateway, await _imagine(client, f"cat {number}")) == good_id
     assert await health.cooldown(dying_id) is not None
-
-    async def probed_and_failed() -> bool:
-        text = await _scrape(gateway)
-        return _metric(text, "gateway_channel_probes_total", channel="dying", outcome="failed") >= 2
-
-    await _eventually(probed_and_failed, "two failed probes of the dead channel")
-    assert await task_channel(gateway, await _imagine(client, "while down")) == good_id
+    for number in range(10):  # 2.5 s: past the first cooldown
+        assert await task_channel(gateway, await _imagine(client, f"dog {number}")) == good_id
+        await asyncio.sleep(0.25)
+    text = await _scrape(gateway)
+    assert _metric(text, "gateway_channel_selections_total", channel="dying") == 2
+    assert _metric(text, "gateway_channel_probes_total", channel="dying", outcome="failed") >= 2
+    assert _metric(text, "gateway_channel_state", channel="dying", state="cooling") == 1
 
     revived = await start_sim(simulator_factory, port=port)
 
     async def back() -> bool:
         return await health.cooldown(dying_id) is None
 
-    await _eventually(back, "the probe ends the cooldown")  # 30 s without the probe
+    await _eventually(back, "the probe ends the cooldown")  # a cooldown that runs out stays
     assert await sim_submits(gateway.http, revived) == 0  # the probe was no live submit
     assert await sim_requests(gateway.http, revived, PROBE) >= 1
     assert await task_channel(gateway, await _imagine(client, "back")) == dying_id
