@@ -174,7 +174,7 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     async def back() -> bool:
         return await health.cooldown(dying_id) is None
 
-    await _eventually(back, "the probe ends the cooldown")  # a cooldown that runs out stays
+    await _eventually(back, "the probe ends the cooldown")  # only a probe removes the entry
     assert await sim_submits(gateway.http, revived) == 0  # the probe was no live submit
     assert await sim_requests(gateway.http, revived, PROBE) >= 1
     assert await task_channel(gateway, await _imagine(client, "back")) == dying_id
