@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from gateway.storage.redis_keys import RedisKeys
 
 _REFRESH_S = 1.0
-_EXPIRY_MARGIN_MS = 60_000
+_EXPIRY_MARGIN_MS = 600_000  # longer than any rest beyond a cooldown (a failed probe's)
 
 # KEYS: failures hash, cooldowns hash. ARGV: channel id, now (ms), streak lifetime (ms),
 # failures to cool, cooldown entry to write, cooldown hash lifetime (ms).

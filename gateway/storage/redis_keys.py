@@ -22,7 +22,7 @@ class RedisKeys:
     @property
     def channel_cooldowns(self) -> str:
         """Hash of channel id -> "<end of its cooldown, epoch ms> <reason>". Each write sets the
-        hash to expire one cooldown (plus a minute) later, when every entry in it has ended;
+        hash to expire one rest (plus ten minutes) later, when every entry in it has ended;
         entries are overwritten, the few stale ones (one per channel at most) cost nothing."""
         return f"{self.prefix}channels:cooldown"
 
