@@ -100,6 +100,7 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
     one = await first.client_with_key(balance_units=START)
     other = Client(second, one.user_id, one.key)
     health = Health(redis_client, redis_prefix)
+    before = await _scrape(first)
 
     for number in range(2):  # two failures, from the first replica
         assert await task_channel(first, await _imagine(one, f"cat {number}")) == good_id
@@ -131,9 +132,11 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
     assert await sim_submits(first.http, flaky) == asked
     assert await one.balance() == START - 12 * IMAGINE_PRICE
     after = await _scrape(first)
-    assert (
-        _metric(after, "gateway_channel_cooldowns_total", channel="flaky", reason="failures") == 1
+    cooled = {"channel": "flaky", "reason": "failures"}
+    moved = _metric(after, "gateway_channel_cooldowns_total", **cooled) - _metric(
+        before, "gateway_channel_cooldowns_total", **cooled
     )
+    assert moved == 1
 
 
 # --- probes --------------------------------------------------------------------------------------
@@ -157,6 +160,7 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     health = Health(redis_client, redis_prefix)
     port = int(dying.base_url.rsplit(":", 1)[1])
     await dying.stop()
+    before = await _scrape(gateway)
 
     for number in range(2):
         assert await task_channel(gateway, await _imagine(client, f"cat {number}")) == good_id
@@ -165,8 +169,11 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
         assert await task_channel(gateway, await _imagine(client, f"dog {number}")) == good_id
         await asyncio.sleep(0.25)
     text = await _scrape(gateway)
-    assert _metric(text, "gateway_channel_selections_total", channel="dying") == 2
-    assert _metric(text, "gateway_channel_probes_total", channel="dying", outcome="failed") >= 2
+    sent = "gateway_channel_selections_total"
+    assert _metric(text, sent, channel="dying") - _metric(before, sent, channel="dying") == 2
+    probes = "gateway_channel_probes_total"
+    failed = {"channel": "dying", "outcome": "failed"}
+    assert _metric(text, probes, **failed) - _metric(before, probes, **failed) >= 2
     assert _metric(text, "gateway_channel_state", channel="dying", state="cooling") == 1
 
     revived = await start_sim(simulator_factory, port=port)
@@ -180,7 +187,8 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     assert await task_channel(gateway, await _imagine(client, "back")) == dying_id
     assert await sim_submits(gateway.http, revived) == 1
     text = await _scrape(gateway)
-    assert _metric(text, "gateway_channel_probes_total", channel="dying", outcome="ok") >= 1
+    good_probes = {"channel": "dying", "outcome": "ok"}
+    assert _metric(text, probes, **good_probes) - _metric(before, probes, **good_probes) >= 1
     assert _metric(text, "gateway_channel_state", channel="dying", state="up") == 1
 
 
