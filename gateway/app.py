@@ -27,6 +27,8 @@ from gateway.billing.service import Billing
 from gateway.config import Settings
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
+from gateway.routing.probes import ChannelProber
+from gateway.routing.slots import ChannelSlots
 from gateway.sealing import key_material, secret_box
 from gateway.services import Services
 from gateway.storage.database import create_pool
@@ -76,6 +78,13 @@ async def build_services(
     box = secret_box(settings)
     channels = ChannelDirectory(pool, box)
     keys = RedisKeys(settings.redis.key_prefix)
+    cooldowns = Cooldowns(
+        redis,
+        keys,
+        settings.upstream.cooldown_s,
+        failures_to_cool=settings.upstream.failures_to_cool,
+        failure_streak_ttl_s=settings.upstream.failure_streak_ttl_s,
+    )
     limits = RateLimits(redis, keys)
     auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
     billing = Billing(
@@ -110,8 +119,9 @@ async def build_services(
             auth,
             billing,
             channels,
-            Cooldowns(redis, keys, settings.upstream.cooldown_s),
+            cooldowns,
             upstream,
+            ChannelSlots(pool),
             max_attempts=settings.upstream.max_attempts,
             queued_passthrough=settings.relay.queued_passthrough,
             callback_base_url=settings.upstream.callback_base_url,
@@ -129,6 +139,14 @@ async def build_services(
             upstream,
             HoldSweeper(pool, billing, channels, upstream),
             idempotency,
+            cooldowns,
+            ChannelProber(
+                channels,
+                cooldowns,
+                upstream,
+                interval_s=settings.upstream.probe_interval_s,
+                timeout_s=settings.upstream.probe_timeout_s,
+            ),
             interval_s=settings.relay.poll_interval_s,
             batch_size=settings.relay.poll_batch_size,
             task_timeout_s=settings.relay.task_timeout_s,

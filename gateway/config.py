@@ -134,8 +134,23 @@ class UpstreamSettings(BaseModel):
     max_connections: int = Field(default=256, ge=1, description="open upstream connections")
     max_attempts: int = Field(default=3, ge=1, description="channels tried for one submit")
     cooldown_s: float = Field(
-        default=30.0, ge=0, description="a channel without accounts or with a wrong secret rests"
+        default=30.0,
+        ge=0,
+        description="how long a channel rests after N failures, a no-account answer or a refused "
+        "secret; each failed probe starts it again",
     )
+    failures_to_cool: int = Field(
+        default=3,
+        ge=1,
+        description="failed attempts in a row (submits or polls) that rest a channel",
+    )
+    failure_streak_ttl_s: float = Field(
+        default=300.0, gt=0, description="a failure streak is forgotten this long after its last"
+    )
+    probe_interval_s: float = Field(
+        default=5.0, gt=0, description="pause between two probes of a resting channel"
+    )
+    probe_timeout_s: float = Field(default=5.0, gt=0, description="one probe call")
     routing_seed: int | None = Field(
         default=None, description="seed of the weighted channel choice, for repeatable runs"
     )

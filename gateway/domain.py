@@ -61,7 +61,7 @@ class Channel:
     bot_types: frozenset[str]
     enabled: bool
     callback_token: str  # names the channel in the callback URLs it is given; a secret
-    max_in_flight: int | None = None  # open tasks it may have at once; None = no cap
+    max_in_flight: int | None = None  # tasks in flight it may have at once; None: no cap
 
     def serves(self, price_action: str, mode: str, bot_type: str) -> bool:
         return (

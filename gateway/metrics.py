@@ -128,7 +128,27 @@ POLL_LAST_ROUND = Gauge(
 )
 CHANNEL_COOLDOWNS = Counter(
     "gateway_channel_cooldowns_total",
-    "Times a channel was rested after a no-account or refused-secret answer",
+    "Times a channel was rested, by why (failures, no_account, auth_failed)",
+    ["channel", "reason"],
+)
+CHANNEL_STATE = Gauge(
+    "gateway_channel_state",
+    "1 for the state a channel is in (up, cooling, disabled), 0 for the others",
+    ["channel", "state"],
+    multiprocess_mode="mostrecent",
+)
+CHANNEL_PROBES = Counter(
+    "gateway_channel_probes_total", "Probes of resting channels, by outcome", ["channel", "outcome"]
+)
+CHANNEL_IN_FLIGHT = Gauge(
+    "gateway_channel_in_flight",
+    "Tasks a channel took that have not ended, plus submits being sent to it",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+CHANNEL_CAP_REFUSALS = Counter(
+    "gateway_channel_cap_refusals_total",
+    "Submits that passed over a channel at its in-flight cap",
     ["channel"],
 )
 CHANNEL_ENABLED = Gauge(

@@ -1,10 +1,13 @@
-"""What is waiting, for the gauges: open holds, open tasks by channel, undelivered webhooks."""
+"""What is waiting, for the gauges: open holds, open and in-flight tasks by channel, undelivered
+webhooks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import asyncpg
+
+from gateway.storage.slots import IN_FLIGHT
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +16,7 @@ class Backlog:
     holds_past_deadline: int
     webhooks_pending: int
     tasks_open: dict[int | None, int]  # by channel id; None: not yet at a channel
+    in_flight: dict[int, int]  # by channel id, as its cap counts (``gateway.storage.slots``)
 
 
 async def backlog(pool: asyncpg.Pool) -> Backlog:
@@ -23,14 +27,16 @@ async def backlog(pool: asyncpg.Pool) -> Backlog:
         "  WHERE delivered_at IS NULL AND given_up_at IS NULL) AS webhooks"
     )
     rows = await pool.fetch(
-        "SELECT channel_id, count(*) FROM tasks"
-        " WHERE status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
-        " GROUP BY channel_id"
+        "SELECT t.channel_id, count(*) AS open,"
+        f" count(*) FILTER (WHERE {IN_FLIGHT}) AS in_flight FROM tasks t"
+        " WHERE t.status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
+        " GROUP BY t.channel_id"
     )
     assert row is not None
     return Backlog(
         row["holds_open"],
         row["past"],
         row["webhooks"],
-        {r["channel_id"]: r["count"] for r in rows},
+        {r["channel_id"]: r["open"] for r in rows},
+        {r["channel_id"]: r["in_flight"] for r in rows if r["channel_id"] is not None},
     )

@@ -21,9 +21,16 @@ class RedisKeys:
 
     @property
     def channel_cooldowns(self) -> str:
-        """Hash of channel id -> end of its cooldown (epoch ms); entries are overwritten, and
-        the few stale ones (one per channel at most) cost nothing."""
+        """Hash of channel id -> "<end of its cooldown, epoch ms> <reason>". Each write sets the
+        hash to expire one rest (plus ten minutes) later, when every entry in it has ended;
+        entries are overwritten, the few stale ones (one per channel at most) cost nothing."""
         return f"{self.prefix}channels:cooldown"
+
+    @property
+    def channel_failures(self) -> str:
+        """Hash of channel id -> "<failed attempts in a row> <last one, epoch ms>". Each failure
+        sets the hash to expire one streak lifetime later; an entry older than that counts 0."""
+        return f"{self.prefix}channels:failures"
 
     def key_requests(self, user_id: int, key_id: int) -> str:
         """Requests made with an API key in the current clock minute (by the Redis server's

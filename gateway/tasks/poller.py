@@ -8,7 +8,10 @@ older ones still queued upstream (or awaiting a modal) every ``waiting_every`` r
 that ends in FAILURE or CANCEL is refunded in the same statement. Every task ends: one still
 open ``task_timeout_s`` (or its action's own timeout) after the gateway accepted it, or one its
 channel has answered without for ``forgotten_after_polls`` polls in a row, fails and is
-refunded. ``run_once`` is one round, for tests; ``run`` loops.
+refunded. A poll that gets no answer counts as a failed attempt towards the channel's
+cooldown. While it holds the lock the poller also runs the prober of resting channels
+(``gateway.routing.probes``) at its own pace. ``run_once`` is one round, for tests; ``run``
+loops.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import structlog
 from gateway import metrics
 from gateway.billing.idempotency import Idempotency
 from gateway.domain import Channel
+from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
+from gateway.routing.probes import ChannelProber
 from gateway.storage import tasks as task_store
 from gateway.storage.backlog import backlog
 from gateway.tasks.sweeper import HoldSweeper
@@ -66,6 +71,8 @@ class Poller:
         upstream: UpstreamClient,
         sweeper: HoldSweeper,
         idempotency: Idempotency,
+        cooldowns: Cooldowns,
+        prober: ChannelProber,
         *,
         interval_s: float = 2.0,
         batch_size: int = 100,
@@ -82,6 +89,8 @@ class Poller:
         self._upstream = upstream
         self._sweeper = sweeper
         self._idempotency = idempotency
+        self._cooldowns = cooldowns
+        self._prober = prober
         self._interval_s = interval_s
         self._batch_size = batch_size
         self._task_timeout_s = task_timeout_s
@@ -146,6 +155,7 @@ class Poller:
         metrics.TASKS_OPEN.labels("none").set(waiting.tasks_open.get(None, 0))
         for channel in await self._channels.channels():
             metrics.TASKS_OPEN.labels(channel.name).set(waiting.tasks_open.get(channel.id, 0))
+            metrics.CHANNEL_IN_FLIGHT.labels(channel.name).set(waiting.in_flight.get(channel.id, 0))
             metrics.CHANNEL_ENABLED.labels(channel.name).set(int(channel.enabled))
 
     async def _poll_channel(
@@ -162,6 +172,9 @@ class Poller:
                 metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "failed").inc()
                 stats.channel_errors += 1
                 log.warning("poll_failed", channel=channel.name, error=str(exc))
+                if await self._cooldowns.failed(channel.id):
+                    metrics.CHANNEL_COOLDOWNS.labels(channel.name, "failures").inc()
+                    log.warning("channel_cooled_down", channel=channel.name, reason="failures")
                 return
             except (ValueError, TypeError, asyncpg.DataError) as exc:
                 stats.channel_errors += 1
@@ -223,12 +236,18 @@ class Poller:
                 break
             await asyncio.sleep(self._interval_s)
         log.info("poller_leading")
-        while True:
-            await conn.execute("SELECT 1")
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("poll_round_failed", error=str(exc))
-            except Exception:
-                log.exception("poll_round_crashed")
-            await asyncio.sleep(self._interval_s)
+        probing = asyncio.create_task(self._prober.run(), name="prober")
+        try:
+            while True:
+                await conn.execute("SELECT 1")
+                try:
+                    await self.run_once()
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning("poll_round_failed", error=str(exc))
+                except Exception:
+                    log.exception("poll_round_crashed")
+                await asyncio.sleep(self._interval_s)
+        finally:  # the lock is lost (or the poller stops): another process probes now
+            probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probing

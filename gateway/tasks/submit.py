@@ -3,8 +3,9 @@
 1. The parent of a follow-up must be the caller's and SUCCESS (MODAL for /submit/modal).
 2. The price is held and the task recorded as SUBMITTING in one transaction, which also checks
    the caller's caps on open tasks (``gateway.auth.limits``).
-3. Channels are tried in failover order with no database connection held; a follow-up only
-   ever goes to its parent's channel.
+3. Channels are tried in failover order with no database connection held, up to
+   ``max_attempts`` of them; one at its in-flight cap is passed over (it counts as "queue
+   full" and as no attempt). A follow-up only ever goes to its parent's channel, under its cap.
 4. The hold is settled when an upstream task exists, released otherwise: exactly one of the two.
 """
 
@@ -33,8 +34,9 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 from gateway.routing.choice import failover_order
-from gateway.routing.cooldowns import Cooldowns
+from gateway.routing.cooldowns import Cooldowns, CoolReason
 from gateway.routing.directory import ChannelDirectory
+from gateway.routing.slots import ChannelSlots
 from gateway.storage import tasks as task_store
 from gateway.storage.billing import Held, NewTask
 from gateway.tasks.callbacks import callback_url
@@ -113,6 +115,7 @@ class Submitter:
         channels: ChannelDirectory,
         cooldowns: Cooldowns,
         upstream: UpstreamClient,
+        slots: ChannelSlots,
         *,
         max_attempts: int,
         queued_passthrough: bool = False,
@@ -126,6 +129,7 @@ class Submitter:
         self._channels = channels
         self._cooldowns = cooldowns
         self._upstream = upstream
+        self._slots = slots
         self._max_attempts = max_attempts
         self._queued_passthrough = queued_passthrough
         self._callback_base_url = callback_base_url
@@ -178,7 +182,7 @@ class Submitter:
         attempts = _Attempts()
         payload = encode_body(order.upstream_body)
         try:
-            for channel in await self._route(order, None):
+            for channel in (await self._route(order, None))[: self._max_attempts]:
                 outcome, verdict = await self._attempt(channel, order, payload)
                 if isinstance(outcome, UpstreamAnswer) and outcome.code == 1:
                     urls = outcome.result if isinstance(outcome.result, list) else []
@@ -239,17 +243,15 @@ class Submitter:
         )
 
     async def _route(self, order: SubmitOrder, parent: Task | None) -> list[Channel]:
+        """Every channel not resting that can run the work, in the order to try them; for a
+        follow-up, its parent's channel whatever its state."""
         if parent is not None and parent.channel_id is not None:
             channel = await self._channels.get(parent.channel_id)
             return [channel] if channel is not None else []
         cooling = await self._cooldowns.cooling()
+        candidates = [c for c in await self._channels.channels() if c.id not in cooling]
         return failover_order(
-            [c for c in await self._channels.channels() if c.id not in cooling],
-            order.price_action,
-            order.mode,
-            order.bot_type,
-            self._rng,
-            self._max_attempts,
+            candidates, order.price_action, order.mode, order.bot_type, self._rng, len(candidates)
         )
 
     async def _attempt(
@@ -263,13 +265,7 @@ class Submitter:
         verdict = classify(outcome)
         metrics.CHANNEL_SELECTIONS.labels(channel.name, order.price_action).inc()
         metrics.UPSTREAM_REQUESTS.labels(channel.name, "submit", verdict.value).inc()
-        # A follow-up's 3 may only mean the upstream lost its parent: no reason to rest the channel.
-        if verdict is Verdict.AUTH_FAILED or (
-            verdict is Verdict.NO_ACCOUNT and order.parent_id is None
-        ):
-            await self._cooldowns.cool(channel.id)
-            metrics.CHANNEL_COOLDOWNS.labels(channel.name).inc()
-            log.warning("channel_cooled_down", channel=channel.name, verdict=verdict.value)
+        await self._note_health(channel, verdict, follow_up=order.parent_id is not None)
         if verdict is Verdict.AUTH_FAILED:
             log.error("channel_secret_refused", channel=channel.name, path=order.upstream_path)
         log.info(
@@ -282,6 +278,27 @@ class Submitter:
         )
         return outcome, verdict
 
+    async def _note_health(self, channel: Channel, verdict: Verdict, *, follow_up: bool) -> None:
+        """What the attempt says of the channel: a failure counts towards its cooldown, "no
+        account" to new work and a refused secret rest it at once, any other answer shows it
+        alive. A follow-up's 3 may only mean the upstream lost its parent: it says nothing."""
+        reason: CoolReason | None = None
+        if verdict in (Verdict.FAILED, Verdict.TIMEOUT):
+            if await self._cooldowns.failed(channel.id):
+                reason = CoolReason.FAILURES
+        elif verdict is Verdict.AUTH_FAILED:
+            reason = CoolReason.AUTH_FAILED
+            await self._cooldowns.cool(channel.id, reason)
+        elif verdict is Verdict.NO_ACCOUNT:
+            if not follow_up:
+                reason = CoolReason.NO_ACCOUNT
+                await self._cooldowns.cool(channel.id, reason)
+        else:
+            await self._cooldowns.succeeded(channel.id)
+        if reason is not None:
+            metrics.CHANNEL_COOLDOWNS.labels(channel.name, reason.value).inc()
+            log.warning("channel_cooled_down", channel=channel.name, reason=reason.value)
+
     async def _forward(
         self,
         order: SubmitOrder,
@@ -291,7 +308,14 @@ class Submitter:
         progress: _Progress,
     ) -> Submitted:
         attempts = _Attempts()
+        tried = 0
         for channel in channels:
+            if tried == self._max_attempts:
+                break
+            if not await self._slots.take(held.task_id, channel):
+                attempts.verdicts.append(Verdict.QUEUE_FULL)
+                continue
+            tried += 1
             body = order.upstream_body
             if self._callback_base_url is not None:
                 hook = callback_url(self._callback_base_url, channel, held.task_id)
@@ -300,6 +324,7 @@ class Submitter:
             if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
                 progress.accepted = verdict is Verdict.ACCEPTED
                 return await self._conclude(held, channel, outcome, verdict, unresolved_status)
+            await self._slots.give_back(held.task_id, channel)
             attempts.verdicts.append(verdict)
         error = attempts.failure()
         await self._billing.release(held, task_status=unresolved_status, reason=error.description)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,6 +69,19 @@ class UpstreamAnswer:
     description: str
     result: Any
     properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What a probe found: ``ok`` when the channel took the secret and answered its JSON."""
+
+    ok: bool
+    detail: str
+    seconds: float
+
+
+PROBE_PATH = "/mj/task/list-by-condition"
+_PROBE_BODY = b'{"ids":[]}'
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
@@ -213,6 +227,27 @@ class UpstreamClient:
         if not isinstance(payload, list):
             raise UpstreamBadBody(f"{channel.name}: list-by-condition did not answer a list")
         return [item for item in payload if isinstance(item, dict) and item.get("id")]
+
+    async def probe(self, channel: Channel) -> ProbeResult:
+        """Ask the channel for no task at all (list-by-condition, ``{"ids": []}``), as every
+        midjourney-proxy answers: ok when it takes the secret and answers a JSON list. Never
+        raises an ``UpstreamError``; works on any channel, enabled or not. It cannot tell
+        whether the channel has a usable account."""
+        started = time.perf_counter()
+        ok, detail = False, "answered"
+        try:
+            payload = await self._request(
+                "POST", channel, PROBE_PATH, _PROBE_BODY, self._settings.probe_timeout_s, "probe"
+            )
+        except UpstreamHttpError as exc:
+            detail = "secret refused" if exc.status in (401, 403) else f"HTTP {exc.status}"
+        except UpstreamError as exc:
+            detail = f"{exc.kind}: {exc}"
+        else:
+            ok = isinstance(payload, list)
+            if not ok:
+                detail = "answer is not a task list"
+        return ProbeResult(ok, detail, time.perf_counter() - started)
 
     async def stream_image(self, url: str) -> tuple[str, AsyncIterator[bytes]]:
         """(content type, body chunks) of an image; errors before the first byte are raised."""

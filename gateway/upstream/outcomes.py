@@ -26,8 +26,8 @@ class Verdict(Enum):
     QUEUE_FULL = "queue_full"  # 23: try the next channel
     NO_ACCOUNT = "no_account"  # 3: cool the channel down, try the next
     AUTH_FAILED = "auth_failed"  # HTTP 401/403: wrong channel secret; cool down, try the next
-    TIMEOUT = "timeout"  # sent without an answer in time: try the next
-    FAILED = "failed"  # 9, 5xx, garbage, dropped connection: try the next
+    TIMEOUT = "timeout"  # sent without an answer in time: a failure towards a cooldown; next
+    FAILED = "failed"  # 9, 5xx, garbage, dropped connection: a failure towards a cooldown; next
 
     @property
     def tries_next_channel(self) -> bool:
