@@ -15,7 +15,7 @@ from gateway import admin
 from tests.api.helpers import PRICE, assert_error, submitted_id
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
 from tests.processes import GatewayProcess, StartGatewayProcess
-from tests.support import seconds_left_in_minute, within_one_minute
+from tests.support import BOX, seconds_left_in_minute, within_one_minute
 
 START = 1_000_000
 IMAGINE = PRICE["mj_imagine"]
@@ -163,7 +163,9 @@ async def test_a_keys_open_tasks_cap_is_exact_across_two_processes(
 ) -> None:
     cap = 5
     simulator = await simulator_factory(speed_factor=5.0)
-    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET)
+    await admin.add_channel(
+        db_pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
+    )
     user_id = await admin.create_user(db_pool, "alice", START)
     key = (await admin.issue_key(db_pool, user_id, max_open_tasks=cap)).key
     gateways = await _two_gateways(gateway_process_factory)
@@ -200,7 +202,9 @@ async def test_a_users_open_tasks_cap_is_exact_across_two_keys_and_two_processes
 ) -> None:
     cap = 4
     simulator = await simulator_factory(speed_factor=5.0)
-    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET)
+    await admin.add_channel(
+        db_pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
+    )
     user_id = await admin.create_user(db_pool, "alice", START)
     await admin.set_user_limits(db_pool, user_id, requests_per_minute=None, max_open_tasks=cap)
     keys = [(await admin.issue_key(db_pool, user_id)).key for _ in range(2)]
@@ -221,7 +225,9 @@ async def test_a_process_that_dies_mid_submit_holds_its_slot_only_until_the_swee
     db_pool: asyncpg.Pool,
 ) -> None:
     simulator = await simulator_factory()
-    await admin.add_channel(db_pool, "sim", simulator.base_url, SIMULATOR_SECRET)
+    await admin.add_channel(
+        db_pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
+    )
     user_id = await admin.create_user(db_pool, "alice", START)
     key = (await admin.issue_key(db_pool, user_id, max_open_tasks=1)).key
     env = {
