@@ -19,11 +19,13 @@ import asyncpg
 from gateway.auth.keys import generate_key, hash_key, key_hint
 from gateway.domain import Task
 from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.routing.cooldowns import Cooldown
 from gateway.sealing import SecretBox
 from gateway.storage import accounts, billing, channels
 from gateway.storage import tasks as task_store
 from gateway.storage.ledger import LEDGER_KINDS, LedgerRow, LedgerSearch, ledger_rows
 from gateway.storage.tasks import TaskSearch
+from gateway.upstream.client import ProbeResult, UpstreamClient
 
 PRICE_ACTION = re.compile(r"mj_[a-z0-9_]+")
 GROUP_NAME = re.compile(r"[a-z0-9_-]{1,64}")
@@ -196,6 +198,33 @@ async def edit_channel(
         raise BadRequest(f"channel {changes.name} exists") from None
     if not found:
         raise NotFound(f"no channel {channel_id}")
+
+
+def channel_view(
+    settings: channels.ChannelSettings, cooling: dict[int, Cooldown]
+) -> dict[str, Any]:
+    """A channel's settings and its health now: ``state`` is up, cooling (resting: left out of
+    new work until ``coolingUntil``, for ``coolingReason``) or disabled (by the operator)."""
+    rest = cooling.get(settings.id)
+    state = "disabled" if not settings.enabled else "cooling" if rest else "up"
+    view: dict[str, Any] = as_json(settings)
+    view["state"] = state
+    view["coolingUntil"] = (
+        datetime.fromtimestamp(rest.until_ms / 1000, UTC).isoformat() if rest else None
+    )
+    view["coolingReason"] = rest.reason.value if rest else None
+    return view
+
+
+async def test_channel(
+    pool: asyncpg.Pool, box: SecretBox, upstream: UpstreamClient, channel_id: int
+) -> ProbeResult:
+    """Ask the channel, with its secret, for an empty task list: whether it answers as a
+    midjourney-proxy should (enabled or not; its state is not changed)."""
+    channel = await channels.get_channel(pool, box, channel_id)
+    if channel is None:
+        raise NotFound(f"no channel {channel_id}")
+    return await upstream.probe(channel)
 
 
 async def channel_settings(pool: asyncpg.Pool, channel_id: int) -> channels.ChannelSettings:

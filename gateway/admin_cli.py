@@ -19,21 +19,22 @@ import asyncpg
 
 from gateway import admin
 from gateway.admin import ChannelChanges, as_json
+from gateway.auth.service import publish_revocation
 from gateway.config import Settings
+from gateway.routing.cooldowns import Cooldown, Cooldowns
 from gateway.sealing import SecretBox, secret_box
 from gateway.storage import channels
 from gateway.storage.ledger import LEDGER_KINDS, LedgerSearch
+from gateway.storage.redis import create_redis
+from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.tasks import TaskSearch
+from gateway.upstream.client import UpstreamClient
 
 Command = Callable[[asyncpg.Pool, Settings, argparse.Namespace], Awaitable[Any]]
 
 
 async def announce_revocations(settings: Settings, key_hashes: list[bytes]) -> None:
     """Tell the running gateways to drop these keys from their caches now."""
-    from gateway.auth.service import publish_revocation
-    from gateway.storage.redis import create_redis
-    from gateway.storage.redis_keys import RedisKeys
-
     if settings.redis.url is None or not key_hashes:
         return  # an embedded Redis serves only its own gateway process, which is not this one
     redis = create_redis(settings.redis.url.get_secret_value())
@@ -183,17 +184,35 @@ def _channel_changes(args: argparse.Namespace) -> ChannelChanges:
     )
 
 
+async def _cooling(settings: Settings) -> dict[int, Cooldown]:
+    """The channels resting now, as every gateway sees them (none known without a shared
+    Redis: an embedded one serves only its own gateway process)."""
+    if settings.redis.url is None:
+        return {}
+    redis = create_redis(settings.redis.url.get_secret_value())
+    try:
+        keys = RedisKeys(settings.redis.key_prefix)
+        return await Cooldowns(redis, keys, settings.upstream.cooldown_s).cooling()
+    finally:
+        await redis.aclose()
+
+
+async def _channel(pool: asyncpg.Pool, settings: Settings, channel_id: int) -> Any:
+    found = await admin.channel_settings(pool, channel_id)
+    return admin.channel_view(found, await _cooling(settings))
+
+
 async def channel_add(pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace) -> Any:
     channel_id = await admin.add_channel(
         pool, secret_box(settings), args.name, args.base_url, _channel_changes(args)
     )
-    return await admin.channel_settings(pool, channel_id)
+    return await _channel(pool, settings, channel_id)
 
 
 async def channel_edit(pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace) -> Any:
     channel_id = await admin.channel_id_by_name(pool, args.name)
     await admin.edit_channel(pool, secret_box(settings), channel_id, _channel_changes(args))
-    return await admin.channel_settings(pool, channel_id)
+    return await _channel(pool, settings, channel_id)
 
 
 async def _set_channel_enabled(
@@ -202,7 +221,7 @@ async def _set_channel_enabled(
     channel_id = await admin.channel_id_by_name(pool, args.name)
     changes = ChannelChanges(enabled=enabled)
     await admin.edit_channel(pool, secret_box(settings), channel_id, changes)
-    return await admin.channel_settings(pool, channel_id)
+    return await _channel(pool, settings, channel_id)
 
 
 async def channel_enable(pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace) -> Any:
@@ -220,8 +239,19 @@ async def sealing_key_rotate(
     return {"resealed": await channels.reseal_secrets(pool, old, secret_box(settings))}
 
 
-async def channel_list(pool: asyncpg.Pool, _: Settings, __: argparse.Namespace) -> Any:
-    return {"channels": await admin.list_channels(pool)}
+async def channel_list(pool: asyncpg.Pool, settings: Settings, _: argparse.Namespace) -> Any:
+    cooling = await _cooling(settings)
+    return {"channels": [admin.channel_view(c, cooling) for c in await admin.list_channels(pool)]}
+
+
+async def channel_test(pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace) -> Any:
+    upstream = UpstreamClient(settings.upstream)
+    await upstream.start()
+    try:
+        channel_id = await admin.channel_id_by_name(pool, args.name)
+        return await admin.test_channel(pool, secret_box(settings), upstream, channel_id)
+    finally:
+        await upstream.close()
 
 
 # Prices and groups
@@ -393,6 +423,7 @@ def add_admin_parser(commands: Any) -> None:
     for name, run, help_text in (
         ("channel-enable", channel_enable, "send new work to a channel again"),
         ("channel-disable", channel_disable, "send no new work to a channel"),
+        ("channel-test", channel_test, "ask a channel, with its secret, for an empty task list"),
     ):
         command(name, run, help_text).add_argument("name")
 

@@ -114,6 +114,7 @@ async def build_services(
         idempotency=idempotency,
         channels=channels,
         box=box,
+        cooldowns=cooldowns,
         submitter=Submitter(
             pool,
             auth,

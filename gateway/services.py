@@ -13,6 +13,7 @@ from gateway.billing.idempotency import Idempotency
 from gateway.billing.service import Billing
 from gateway.config import Settings
 from gateway.errors import MigrationError
+from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.sealing import SecretBox
 from gateway.storage.migrations import pending_migrations
@@ -35,6 +36,7 @@ class Services:
     idempotency: Idempotency
     channels: ChannelDirectory
     box: SecretBox  # opens and seals channel secrets
+    cooldowns: Cooldowns
     submitter: Submitter
     tasks: TaskReader
     callbacks: Callbacks

@@ -308,8 +308,11 @@ async def set_key_rate_limits(
 
 @get("/channels")
 async def list_channels(services: Svc) -> dict[str, Any]:
-    """Every channel's settings; a secret shows only as ``hasSecret``."""
-    return {"channels": as_json(await admin.list_channels(services.pool))}
+    """Every channel's settings and state (up, cooling, disabled); a secret shows only as
+    ``hasSecret``."""
+    cooling = await services.cooldowns.cooling()
+    found = await admin.list_channels(services.pool)
+    return {"channels": [admin.channel_view(channel, cooling) for channel in found]}
 
 
 @post("/channels")
@@ -350,9 +353,18 @@ async def disable_channel(services: Svc, channel_id: FromPath[int]) -> dict[str,
     return await _channel_answer(services, channel_id)
 
 
+@post("/channels/{channel_id:int}/test", status_code=200)
+async def test_channel(services: Svc, channel_id: FromPath[int]) -> dict[str, Any]:
+    """Ask the channel, with its secret, for an empty task list (what the health probes ask):
+    ``{"ok", "detail", "seconds"}``. Changes nothing, enabled or not."""
+    result = await admin.test_channel(services.pool, services.box, services.upstream, channel_id)
+    return as_json(result)  # type: ignore[no-any-return]
+
+
 async def _channel_answer(services: Services, channel_id: int) -> dict[str, Any]:
     services.channels.invalidate()
-    return as_json(await admin.channel_settings(services.pool, channel_id))  # type: ignore[no-any-return]
+    settings = await admin.channel_settings(services.pool, channel_id)
+    return admin.channel_view(settings, await services.cooldowns.cooling())
 
 
 # Prices and groups
@@ -495,6 +507,7 @@ def admin_router() -> Router:
             edit_channel,
             enable_channel,
             disable_channel,
+            test_channel,
             prices,
             set_price,
             set_mode_ratio,

@@ -178,6 +178,9 @@ async def test_channels_are_created_edited_disabled_and_their_secret_never_shown
     assert BOX.open(stored["secret_sealed"], SECRET_PURPOSE) == SIMULATOR_SECRET
     ok = await client.post("/mj/submit/imagine", {"prompt": "a lamp"})
     assert ok.json()["code"] == 1, ok.text  # the simulator accepted the opened secret
+    assert created["state"] == "up"
+    tested = await operator.call("POST", f"/channels/{created['id']}/test")
+    assert (tested["ok"], tested["detail"]) == (True, "answered")
     turbo = await client.post("/mj-turbo/mj/submit/imagine", {"prompt": "a lamp"})
     assert (turbo.status_code, turbo.json()["code"]) == (503, 24)
 
@@ -196,7 +199,9 @@ async def test_channels_are_created_edited_disabled_and_their_secret_never_shown
     shorten = await client.post("/mj/submit/shorten", {"prompt": "a lamp"})
     assert (shorten.status_code, shorten.json()["code"]) == (503, 24)
 
-    await operator.call("POST", f"/channels/{created['id']}/disable")
+    assert (await operator.call("POST", f"/channels/{created['id']}/disable"))[
+        "state"
+    ] == "disabled"
     off = await client.post("/mj/submit/imagine", {"prompt": "a lamp"})
     assert (off.status_code, off.json()["code"]) == (503, 24)
     back = await operator.call("POST", f"/channels/{created['id']}/enable")
@@ -208,6 +213,11 @@ async def test_channels_are_created_edited_disabled_and_their_secret_never_shown
     assert wrong["hasSecret"] is True
     refused = await client.post("/mj/submit/imagine", {"prompt": "a lamp"})
     assert (refused.status_code, refused.json()["code"]) == (503, 24)  # the upstream said 401
+    resting = await operator.call("GET", f"/channels/{created['id']}")
+    assert (resting["state"], resting["coolingReason"]) == ("cooling", "auth_failed")
+    assert datetime.fromisoformat(resting["coolingUntil"]) > datetime.now(UTC)
+    tested = await operator.call("POST", f"/channels/{created['id']}/test")
+    assert (tested["ok"], tested["detail"]) == (False, "secret refused")
     removed = await operator.call("PATCH", f"/channels/{created['id']}", {"secret": ""})
     assert removed["hasSecret"] is False
 
@@ -229,6 +239,7 @@ async def test_channels_are_created_edited_disabled_and_their_secret_never_shown
     await operator.refused("PATCH", f"/channels/{created['id']}", {})
     await operator.refused("PATCH", "/channels/999999", {"weight": 2}, expect=404)
     await operator.refused("POST", "/channels/999999/disable", expect=404)
+    await operator.refused("POST", "/channels/999999/test", expect=404)
     every_answer = "\n".join(operator.answers)
     assert SIMULATOR_SECRET not in every_answer
     assert wrong_secret not in every_answer

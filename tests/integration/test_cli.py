@@ -159,7 +159,11 @@ async def test_admin_commands_list_edit_and_search_without_showing_secrets(
     assert (lifted["maxInFlight"], lifted["hasSecret"]) == (None, False)
     assert (await gateway("channel-disable", "up-1"))["enabled"] is False
     assert (await gateway("channel-enable", "up-1"))["enabled"] is True
-    assert [c["name"] for c in (await gateway("channel-list"))["channels"]] == ["up-1"]
+    (listed,) = (await gateway("channel-list"))["channels"]
+    assert (listed["name"], listed["state"]) == ("up-1", "up")
+    tested = await gateway("channel-test", "up-1")
+    assert tested["ok"] is False
+    assert tested["detail"].startswith("unreachable")
 
     conn = await asyncpg.connect(database_url)
     try:
