@@ -1,0 +1,48 @@
+"""``/api/admin``: the operator's API, behind admin tokens (never client keys).
+
+Users, keys, channels, prices and groups, money, tasks, the ledger and reconciliation. Bodies
+are typed (and so described in the OpenAPI document at ``/schema/openapi.json``); unknown
+fields are refused, since a typo must not be silently ignored where money moves. Answers are
+JSON objects with camelCase keys; errors have the ``/mj`` shape ``{code, description, result:
+null}``: 400/21 bad input, 401/24 no or wrong token, 404/21 unknown id. No answer carries a
+channel secret, a key's hash or a callback token; an issued key is shown once, when issued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from litestar import Router
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from gateway.api.admin import channels, money, records, users
+from gateway.errors import Unauthorized
+from gateway.services import Services
+
+
+def require_admin_token(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """An ``Authorization: Bearer <token>`` naming one of the configured admin tokens; compared
+    in constant time, as digests, so neither a token's bytes nor its length leak."""
+    services: Services = connection.app.state.services
+    scheme, _sep, token = (connection.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("an admin token is required")
+    offered = hashlib.sha256(token.encode()).digest()
+    tokens = services.settings.admin.tokens
+    known = [hashlib.sha256(t.get_secret_value().encode()).digest() for t in tokens]
+    if not any([hmac.compare_digest(offered, digest) for digest in known]):  # noqa: C419 - all compared
+        raise Unauthorized("invalid admin token")
+
+
+def admin_router() -> Router:
+    return Router(
+        path="/api/admin",
+        route_handlers=[*users.ROUTES, *money.ROUTES, *channels.ROUTES, *records.ROUTES],
+        guards=[require_admin_token],
+        tags=["admin"],
+    )
