@@ -12,7 +12,6 @@ import argparse
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,7 +21,7 @@ from gateway.admin import ChannelChanges, as_json
 from gateway.auth.service import publish_revocation
 from gateway.config import Settings
 from gateway.routing.cooldowns import Cooldown, Cooldowns
-from gateway.sealing import SecretBox, secret_box
+from gateway.sealing import secret_box
 from gateway.storage import channels
 from gateway.storage.ledger import LEDGER_KINDS, LedgerSearch
 from gateway.storage.redis import create_redis
@@ -235,8 +234,7 @@ async def channel_disable(pool: asyncpg.Pool, settings: Settings, args: argparse
 async def sealing_key_rotate(
     pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace
 ) -> Any:
-    old = SecretBox(args.old_key_file.read_text().strip().encode())
-    return {"resealed": await channels.reseal_secrets(pool, old, secret_box(settings))}
+    return {"resealed": await channels.reseal_secrets(pool, secret_box(settings))}
 
 
 async def channel_list(pool: asyncpg.Pool, settings: Settings, _: argparse.Namespace) -> Any:
@@ -414,12 +412,12 @@ def add_admin_parser(commands: Any) -> None:
     edit.add_argument("--no-max-in-flight", action="store_true", help="lift the cap")
     _channel_options(edit)
     command("channel-list", channel_list, "every channel's settings (never its secret)")
-    rotate = command(
+    command(
         "sealing-key-rotate",
         sealing_key_rotate,
-        "seal every channel secret again under the sealing key now configured",
+        "seal every channel secret again under GATEWAY_RELAY__SEALING_KEY (old keys in"
+        " GATEWAY_RELAY__SEALING_OLD_KEYS)",
     )
-    rotate.add_argument("--old-key-file", type=Path, required=True, help="the previous key")
     for name, run, help_text in (
         ("channel-enable", channel_enable, "send new work to a channel again"),
         ("channel-disable", channel_disable, "send no new work to a channel"),

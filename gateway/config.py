@@ -71,7 +71,12 @@ class RelaySettings(BaseModel):
     )
     sealing_key: SecretStr | None = Field(
         default=None,
-        description="seals channel secrets at rest; unset = a random key kept in the data dir",
+        description="seals channel secrets at rest; required with an external database (unset"
+        " with the embedded one = a random key kept in the data dir)",
+    )
+    sealing_old_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="previous sealing keys, a JSON list: secrets sealed under them still open",
     )
     image_url_ttl_s: int = Field(default=86_400, ge=60, description="lifetime of image URLs")
     queued_passthrough: bool = Field(

@@ -18,7 +18,8 @@
     │   └── UpstreamTimeout      504 / 23  every tried channel timed out
     └── StartupError             the process cannot start as configured
         ├── EmbeddedServerError  an embedded PostgreSQL or Redis would not start
-        └── MigrationError       migration files and the database disagree
+        ├── MigrationError       migration files and the database disagree
+        └── SealingError         a sealed secret does not open with any configured key
 
 Each ApiError class carries its HTTP status and documented code; the HTTP layer renders any of
 them the same way, so nothing else decides a status. An error may carry response headers too.
@@ -146,4 +147,8 @@ class EmbeddedServerError(StartupError):
 
 
 class MigrationError(StartupError):
+    pass
+
+
+class SealingError(StartupError):
     pass

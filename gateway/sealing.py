@@ -21,35 +21,42 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
 from gateway.config import Settings
-from gateway.errors import StartupError
+from gateway.errors import SealingError, StartupError
 
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
 
 
 class SecretBox:
-    def __init__(self, key_material: bytes) -> None:
-        if len(key_material) < 16:
-            raise StartupError("the sealing key must be at least 16 bytes")
-        self._aead = AESGCM(hashlib.sha256(b"mj-gateway sealing key\x00" + key_material).digest())
+    """Seals with the first key; opens with any of them, so that values sealed under a previous
+    key still open while ``gateway admin sealing-key-rotate`` seals them again."""
+
+    def __init__(self, *key_materials: bytes) -> None:
+        if not key_materials or any(len(k) < 16 for k in key_materials):
+            raise StartupError("a sealing key must be at least 16 bytes")
+        self._aeads = [
+            AESGCM(hashlib.sha256(b"mj-gateway sealing key\x00" + k).digest())
+            for k in key_materials
+        ]
 
     def seal(self, plaintext: str, purpose: str) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode(), purpose.encode())
+        sealed = self._aeads[0].encrypt(nonce, plaintext.encode(), purpose.encode())
         return _VERSION + nonce + sealed
 
     def open(self, sealed: bytes, purpose: str) -> str:
-        """The plaintext; StartupError when the value was sealed under another key (or
-        tampered with): the gateway cannot talk to that channel until the key is right."""
+        """The plaintext; SealingError when the value was sealed under none of the keys (or was
+        tampered with)."""
         if sealed[:1] != _VERSION:
-            raise StartupError("a sealed secret has an unknown format")
+            raise SealingError("a sealed secret has an unknown format")
         nonce, body = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
-        try:
-            return self._aead.decrypt(nonce, body, purpose.encode()).decode()
-        except InvalidTag:
-            raise StartupError(
-                "a sealed secret does not open with this sealing key (GATEWAY_RELAY__SEALING_KEY)"
-            ) from None
+        for aead in self._aeads:
+            with contextlib.suppress(InvalidTag):
+                return aead.decrypt(nonce, body, purpose.encode()).decode()
+        raise SealingError(
+            "a sealed secret does not open with the sealing keys"
+            " (GATEWAY_RELAY__SEALING_KEY, GATEWAY_RELAY__SEALING_OLD_KEYS)"
+        )
 
 
 def key_material(configured: SecretStr | None, path: Path) -> bytes:
@@ -65,5 +72,15 @@ def key_material(configured: SecretStr | None, path: Path) -> bytes:
 
 
 def secret_box(settings: Settings) -> SecretBox:
-    """The box of channel secrets: ``relay.sealing_key``, or ``sealing.key`` in the data dir."""
-    return SecretBox(key_material(settings.relay.sealing_key, settings.data_dir / "sealing.key"))
+    """The box of channel secrets: ``relay.sealing_key`` (then ``relay.sealing_old_keys``), or,
+    with the embedded database only, ``sealing.key`` kept in the data dir. With an external
+    database the key must be configured: a key generated on one host would seal secrets that
+    no other host could open."""
+    relay = settings.relay
+    configured = (
+        relay.sealing_key if relay.sealing_key and relay.sealing_key.get_secret_value() else None
+    )
+    if configured is None and settings.database.url is not None:
+        raise StartupError("set GATEWAY_RELAY__SEALING_KEY (the same everywhere) to use a database")
+    primary = key_material(configured, settings.data_dir / "sealing.key")
+    return SecretBox(primary, *(k.get_secret_value().encode() for k in relay.sealing_old_keys))

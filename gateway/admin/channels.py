@@ -12,13 +12,14 @@ import asyncpg
 from gateway.admin.money import PRICE_ACTION
 from gateway.admin.views import as_json
 from gateway.domain import MODES
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, NotFound, SealingError
 from gateway.routing.cooldowns import Cooldown
 from gateway.sealing import SecretBox
 from gateway.storage import channels as channel_store
 from gateway.upstream.client import ProbeResult, UpstreamClient
 
 CHANNEL_NAME = re.compile(r"[\x21-\x7e]{1,128}")
+PRINTABLE = re.compile(r"[\x21-\x7e]*")  # what an HTTP header or a URL may carry as it is
 
 
 BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
@@ -50,7 +51,10 @@ def _channel_columns(box: SecretBox, changes: ChannelChanges) -> dict[str, Any]:
     """The columns to write, each value checked; BadRequest names the first bad one."""
     if changes.name is not None and not CHANNEL_NAME.fullmatch(changes.name):
         raise BadRequest("a channel name is 1-128 printable characters without spaces")
-    if changes.base_url is not None and not BASE_URL.fullmatch(changes.base_url):
+    if changes.secret is not None and not PRINTABLE.fullmatch(changes.secret):
+        raise BadRequest("a secret is printable ASCII without spaces")
+    url = changes.base_url
+    if url is not None and not (BASE_URL.fullmatch(url) and PRINTABLE.fullmatch(url)):
         raise BadRequest("baseUrl must be an http(s) URL with no query or fragment")
     if changes.weight is not None and not 1 <= changes.weight <= 10_000:
         raise BadRequest("weight is 1 to 10000")
@@ -147,7 +151,10 @@ async def test_channel(
 ) -> ProbeResult:
     """Ask the channel, with its secret, for an empty task list: whether it answers as a
     midjourney-proxy should (enabled or not; its state is not changed)."""
-    channel = await channel_store.get_channel(pool, box, channel_id)
+    try:
+        channel = await channel_store.get_channel(pool, box, channel_id)
+    except SealingError as exc:
+        return ProbeResult(False, str(exc), 0.0)
     if channel is None:
         raise NotFound(f"no channel {channel_id}")
     return await upstream.probe(channel)

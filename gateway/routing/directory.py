@@ -6,16 +6,20 @@ import hmac
 import time
 
 import asyncpg
+import structlog
 
 from gateway.domain import Channel
 from gateway.sealing import SecretBox
 from gateway.storage.channels import list_channels
+
+log = structlog.get_logger(__name__)
 
 
 class ChannelDirectory:
     def __init__(self, pool: asyncpg.Pool, box: SecretBox, refresh_s: float = 2.0) -> None:
         self._pool = pool
         self._box = box
+        self._unreadable: list[str] = []  # channels left out: their secret does not open
         self._refresh_s = refresh_s
         self._channels: dict[int, Channel] = {}
         self._loaded_at = float("-inf")
@@ -23,7 +27,12 @@ class ChannelDirectory:
     async def channels(self) -> list[Channel]:
         """Every channel, enabled or not, at most ``refresh_s`` old."""
         if time.monotonic() - self._loaded_at > self._refresh_s:
-            self._channels = {c.id: c for c in await list_channels(self._pool, self._box)}
+            found = await list_channels(self._pool, self._box)
+            if found.unreadable != self._unreadable:
+                self._unreadable = found.unreadable
+                if found.unreadable:
+                    log.error("channel_secret_unreadable", channels=found.unreadable)
+            self._channels = {c.id: c for c in found.channels}
             self._loaded_at = time.monotonic()
         return list(self._channels.values())
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from gateway.domain import Channel
+from gateway.errors import SealingError
 from gateway.sealing import SecretBox
 
 SECRET_PURPOSE = "channel secret"  # noqa: S105 - associated data naming the value, not a secret
@@ -65,10 +66,22 @@ def _channel(row: asyncpg.Record, box: SecretBox) -> Channel:
     )
 
 
-async def list_channels(pool: asyncpg.Pool, box: SecretBox) -> list[Channel]:
-    """Every channel with its secret opened, for routing and polling."""
-    rows = await pool.fetch(f"SELECT {_COLUMNS} FROM channels ORDER BY id")
-    return [_channel(row, box) for row in rows]
+@dataclass(frozen=True, slots=True)
+class ChannelList:
+    channels: list[Channel]  # with their secrets opened
+    unreadable: list[str]  # names of the channels whose secret opens with no configured key
+
+
+async def list_channels(pool: asyncpg.Pool, box: SecretBox) -> ChannelList:
+    """Every channel with its secret opened, for routing and polling; one whose secret does
+    not open is left out (and named), so that it cannot take the others down with it."""
+    found = ChannelList([], [])
+    for row in await pool.fetch(f"SELECT {_COLUMNS} FROM channels ORDER BY id"):
+        try:
+            found.channels.append(_channel(row, box))
+        except SealingError:
+            found.unreadable.append(row["name"])
+    return found
 
 
 async def get_channel(pool: asyncpg.Pool, box: SecretBox, channel_id: int) -> Channel | None:
@@ -167,19 +180,19 @@ async def seal_plaintext_secrets(conn: asyncpg.Connection, box: SecretBox) -> in
     return len(rows)
 
 
-async def reseal_secrets(pool: asyncpg.Pool, old: SecretBox, new: SecretBox) -> int:
-    """Seal every sealed secret again under ``new``, in one transaction; how many there were.
-    Raises (and changes nothing) if one does not open with ``old``."""
+async def reseal_secrets(pool: asyncpg.Pool, box: SecretBox) -> int:
+    """Seal every sealed secret again under the box's first key, in one transaction; how many
+    there were. Raises SealingError (and changes nothing) if one opens with none of its keys."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             "SELECT id, secret_sealed FROM channels WHERE secret_sealed IS NOT NULL FOR UPDATE"
         )
         for row in rows:
-            plaintext = old.open(row["secret_sealed"], SECRET_PURPOSE)
+            plaintext = box.open(row["secret_sealed"], SECRET_PURPOSE)
             await conn.execute(
                 "UPDATE channels SET secret_sealed = $2, updated_at = now() WHERE id = $1",
                 row["id"],
-                new.seal(plaintext, SECRET_PURPOSE),
+                box.seal(plaintext, SECRET_PURPOSE),
             )
     return len(rows)
 

@@ -107,6 +107,8 @@ def _map_transport_errors(url: str) -> Iterator[None]:
         raise UpstreamHttpError(exc.status, f"{url}: HTTP {exc.status}") from exc
     except aiohttp.ClientError as exc:
         raise UpstreamDisconnected(f"{url}: {exc}") from exc
+    except ValueError as exc:  # a header aiohttp refuses to send (a control character in it)
+        raise UpstreamUnreachable(f"{url}: the request cannot be sent: {exc}") from exc
 
 
 def _decode(url: str, status: int, body: bytes) -> Any:

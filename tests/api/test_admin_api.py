@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from gateway.sealing import SecretBox
 from gateway.storage.channels import SECRET_PURPOSE
 from tests.conftest import SIMULATOR_SECRET, Client, Gateway, StartGateway, StartSimulator
 from tests.processes import StartGatewayProcess
@@ -99,6 +100,10 @@ async def test_users_are_created_listed_disabled_and_enabled_at_once(
     await operator.refused("GET", "/users/999999", expect=404)
     await operator.refused("POST", "/users/999999/disable", expect=404)
     await operator.refused("GET", "/users", limit=0)
+    await operator.refused("GET", "/users/99999999999999999999")  # past 64 bits
+    await operator.refused("GET", "/users", before=10**20)
+    await operator.refused("GET", "/users", namePrefix="a\u0000")
+    await operator.refused("PUT", f"/users/{bo['id']}/group", {"group": "v\u0000"})
 
 
 async def test_keys_are_issued_once_listed_without_secrets_revoked_and_limited(
@@ -234,6 +239,8 @@ async def test_channels_are_created_edited_disabled_and_their_secret_never_shown
         {"name": "up-2", "baseUrl": simulator.base_url, "maxInFlight": 0},
         {"name": "up-one", "baseUrl": simulator.base_url},
         {"name": "up-2", "baseUrl": simulator.base_url, "colour": "red"},
+        {"name": "up-2", "baseUrl": simulator.base_url, "secret": "two\nlines"},
+        {"name": "up-2", "baseUrl": "http://host\u0000/"},
     ):
         await operator.refused("POST", "/channels", body)
     await operator.refused("PATCH", f"/channels/{created['id']}", {})
@@ -412,3 +419,43 @@ async def test_rate_limits_of_a_user_and_of_a_key_are_set_and_lifted(
     await operator.refused("PUT", f"/users/{user['id']}/limits", {"requestsPerMinute": 0})
     await operator.refused("PUT", "/users/999999/limits", {}, expect=404)
     await operator.refused("PUT", "/keys/999999/rate-limits", {}, expect=404)
+
+
+async def test_a_channel_whose_secret_does_not_open_is_left_out_alone(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway, operator = await _setup(gateway_factory)
+    good = await gateway.add_channel(await simulator_factory(), name="good")
+    stray = await gateway.add_channel(await simulator_factory(), name="stray", priority=5)
+    foreign = SecretBox(b"a key this gateway does not have").seal(SIMULATOR_SECRET, SECRET_PURPOSE)
+    await gateway.services.pool.execute(
+        "UPDATE channels SET secret_sealed = $2 WHERE id = $1", stray, foreign
+    )
+    gateway.services.channels.invalidate()
+    client = await gateway.client_with_key()
+
+    for _ in range(3):
+        answer = await client.post("/mj/submit/imagine", {"prompt": "a pear"})
+        assert answer.json()["code"] == 1, answer.text
+    channels = await gateway.services.pool.fetch("SELECT DISTINCT channel_id FROM tasks")
+    assert [row["channel_id"] for row in channels] == [good]
+    tested = await operator.call("POST", f"/channels/{stray}/test")
+    assert tested["ok"] is False
+    assert "does not open" in tested["detail"]
+
+
+async def test_a_secret_that_cannot_be_sent_fails_over_and_charges_nothing(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway, _ = await _setup(gateway_factory)
+    channel = await gateway.add_channel(await simulator_factory())
+    await gateway.services.pool.execute(  # kept in plaintext by a version before sealing
+        "UPDATE channels SET secret_sealed = NULL, secret = $2 WHERE id = $1", channel, "a\nb"
+    )
+    gateway.services.channels.invalidate()
+    client = await gateway.client_with_key(balance_units=IMAGINE_UNITS)
+
+    answer = await client.post("/mj/submit/imagine", {"prompt": "a plum"})
+
+    assert (answer.status_code, answer.json()["code"]) == (502, 23), answer.text
+    assert await client.balance() == IMAGINE_UNITS

@@ -14,11 +14,12 @@ import asyncpg
 import pytest
 
 from gateway.auth.keys import hash_key
-from gateway.config import Settings, default_migrations_dir
-from gateway.sealing import SecretBox, secret_box
+from gateway.config import default_migrations_dir
+from gateway.sealing import SecretBox
 from gateway.storage.channels import SECRET_PURPOSE
 from gateway.storage.migrations import load_migrations
 from gateway.storage.servers import Servers
+from tests.support import BOX, SEALING_KEY
 
 
 async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -27,7 +28,12 @@ async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
         "-m",
         "gateway",
         *args,
-        env={**os.environ, "GATEWAY_LOG__FORMAT": "json", **env},
+        env={
+            **os.environ,
+            "GATEWAY_LOG__FORMAT": "json",
+            "GATEWAY_RELAY__SEALING_KEY": SEALING_KEY,
+            **env,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -89,7 +95,7 @@ async def test_admin_commands_bootstrap_a_working_setup(
             channel["id"],
         )
         assert stored is not None
-        box = secret_box(Settings(data_dir=tmp_path))
+        box = BOX
         assert box.open(stored["secret_sealed"], SECRET_PURPOSE) == "s3"
         assert dict(stored) | {"secret_sealed": None} == {
             "base_url": "http://127.0.0.1:9",
@@ -184,11 +190,11 @@ async def test_admin_commands_list_edit_and_search_without_showing_secrets(
     assert [(e["kind"], e["amountUnits"]) for e in entries] == [("TOPUP", 300_000)]
     assert (await gateway("ledger", "--user", "jun"))["entries"] == []
 
-    old_key = tmp_path / "old.key"
-    old_key.write_bytes((tmp_path / "sealing.key").read_bytes())
     await gateway("channel-edit", "up-1", "--secret", "cli-secret-11")
     env["GATEWAY_RELAY__SEALING_KEY"] = "a-new-sealing-key-for-this-test"
-    assert await gateway("sealing-key-rotate", "--old-key-file", str(old_key)) == {"resealed": 1}
+    env["GATEWAY_RELAY__SEALING_OLD_KEYS"] = json.dumps([SEALING_KEY])
+    assert (await gateway("channel-list"))["channels"][0]["hasSecret"] is True
+    assert await gateway("sealing-key-rotate") == {"resealed": 1}
     conn = await asyncpg.connect(database_url)
     try:
         sealed = await conn.fetchval("SELECT secret_sealed FROM channels")
@@ -197,8 +203,13 @@ async def test_admin_commands_list_edit_and_search_without_showing_secrets(
     assert SecretBox(b"a-new-sealing-key-for-this-test").open(sealed, SECRET_PURPOSE) == (
         "cli-secret-11"
     )
-    code, _, stderr = await _run(env, "admin", "sealing-key-rotate", "--old-key-file", str(old_key))
+    env["GATEWAY_RELAY__SEALING_KEY"] = "yet-another-sealing-key-unknown"
+    del env["GATEWAY_RELAY__SEALING_OLD_KEYS"]
+    code, _, stderr = await _run(env, "admin", "sealing-key-rotate")
     assert (code, "does not open" in stderr) == (2, True)
+    env["GATEWAY_RELAY__SEALING_KEY"] = ""
+    code, _, stderr = await _run(env, "admin", "channel-edit", "up-1", "--weight", "2")
+    assert (code, "set GATEWAY_RELAY__SEALING_KEY" in stderr) == (2, True)
 
     output = "\n".join(printed)
     for secret in ("cli-secret-9", "cli-secret-10", "cli-secret-11", key["key"]):
@@ -244,7 +255,7 @@ async def test_migrate_seals_channel_secrets_kept_in_plaintext(
         await conn.close()
     assert row is not None
     assert row["secret"] is None
-    box = secret_box(Settings(data_dir=tmp_path))
+    box = BOX
     assert box.open(row["secret_sealed"], SECRET_PURPOSE) == "plain-secret"
 
 

@@ -14,12 +14,14 @@ import hashlib
 import hmac
 from typing import Any
 
-from litestar import Router
+import asyncpg
+from litestar import Request, Response, Router
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from gateway.api.admin import channels, money, records, users
-from gateway.errors import Unauthorized
+from gateway.api.errors import render_api_error
+from gateway.errors import BadRequest, Unauthorized
 from gateway.services import Services
 
 
@@ -39,10 +41,17 @@ def require_admin_token(
         raise Unauthorized("invalid admin token")
 
 
+def render_unstorable(request: Request[Any, Any, Any], _: asyncpg.DataError) -> Response[Any]:
+    """A value the database refused to store or compare (an id past 64 bits, a NUL in text):
+    the operator's input, so 400/21, not a 500."""
+    return render_api_error(request, BadRequest("invalid request: a value cannot be stored"))
+
+
 def admin_router() -> Router:
     return Router(
         path="/api/admin",
         route_handlers=[*users.ROUTES, *money.ROUTES, *channels.ROUTES, *records.ROUTES],
         guards=[require_admin_token],
+        exception_handlers={asyncpg.DataError: render_unstorable},
         tags=["admin"],
     )

@@ -82,7 +82,7 @@ class ChannelBody(Body):
 
     name: Name | None = None
     base_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
-    secret: Annotated[str, msgspec.Meta(max_length=1024, pattern=r"^[^\x00]*$")] | None = None
+    secret: Annotated[str, msgspec.Meta(max_length=1024, pattern=r"^[\x21-\x7e]*$")] | None = None
     weight: int | None = None
     priority: int | None = None
     modes: list[str] | None = None
