@@ -28,7 +28,9 @@ $$;
 -- inserted one at a time, so N concurrent holds against a cap of K make exactly K tasks. The
 -- locks end with the transaction, so nothing is left to leak when a process dies, and a task
 -- frees its slot by the very update that ends it. ``refused`` is 'key_open_tasks' or
--- 'user_open_tasks' when a cap is reached; nothing is written then.
+-- 'user_open_tasks' when a cap is reached; nothing is written then. A caller already at a cap
+-- is refused before any lock (right at that instant), so a burst past the cap does not queue
+-- on the lock holding a connection each.
 CREATE FUNCTION hold_new_capped_task(
     p_key_max_open INTEGER, p_user_max_open INTEGER,
     p_user_id BIGINT, p_key_id BIGINT, p_amount BIGINT, p_deadline_s DOUBLE PRECISION,
@@ -38,6 +40,14 @@ CREATE FUNCTION hold_new_capped_task(
 )
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF p_key_max_open IS NOT NULL AND open_tasks_of_key(p_key_id) >= p_key_max_open THEN
+        refused := 'key_open_tasks';
+        RETURN;
+    END IF;
+    IF p_user_max_open IS NOT NULL AND open_tasks_of_user(p_user_id) >= p_user_max_open THEN
+        refused := 'user_open_tasks';
+        RETURN;
+    END IF;
     -- Lock spaces 'mjk' and 'mju' (keys, users); ids past 2^31 share a lock, which only
     -- serialises more.
     IF p_key_max_open IS NOT NULL THEN
