@@ -12,6 +12,7 @@ import argparse
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -167,11 +168,20 @@ async def key_rate_limits(pool: asyncpg.Pool, _: Settings, args: argparse.Namesp
 # Channels
 
 
+def _secret(args: argparse.Namespace) -> str | None:
+    """The secret given: from ``--secret-file`` (which keeps it out of process lists and shell
+    history; surrounding white space dropped), or ``--secret``."""
+    if args.secret_file is not None:
+        return str(args.secret_file.read_text().strip())
+    secret: str | None = args.secret
+    return secret
+
+
 def _channel_changes(args: argparse.Namespace) -> ChannelChanges:
     return ChannelChanges(
         name=getattr(args, "rename", None),
         base_url=getattr(args, "base_url", None),
-        secret="" if getattr(args, "no_secret", False) else args.secret,
+        secret="" if getattr(args, "no_secret", False) else _secret(args),
         weight=args.weight,
         priority=args.priority,
         modes=_csv(args.modes),
@@ -326,7 +336,9 @@ def _rate_limit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _channel_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--secret", help="the upstream's mj-api-secret (stored sealed)")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument("--secret", help="the upstream's mj-api-secret (stored sealed)")
+    secret.add_argument("--secret-file", type=Path, help="the same, read from a file")
     parser.add_argument("--weight", type=int, help="share of its priority tier (default 1)")
     parser.add_argument("--priority", type=int, help="higher tiers are tried first (default 0)")
     parser.add_argument("--modes", help="comma-separated: FAST,RELAX,TURBO (default all)")

@@ -190,7 +190,9 @@ async def test_admin_commands_list_edit_and_search_without_showing_secrets(
     assert [(e["kind"], e["amountUnits"]) for e in entries] == [("TOPUP", 300_000)]
     assert (await gateway("ledger", "--user", "jun"))["entries"] == []
 
-    await gateway("channel-edit", "up-1", "--secret", "cli-secret-11")
+    secret_file = tmp_path / "channel.secret"
+    secret_file.write_text("cli-secret-11\n")
+    await gateway("channel-edit", "up-1", "--secret-file", str(secret_file))
     env["GATEWAY_RELAY__SEALING_KEY"] = "a-new-sealing-key-for-this-test"
     env["GATEWAY_RELAY__SEALING_OLD_KEYS"] = json.dumps([SEALING_KEY])
     assert (await gateway("channel-list"))["channels"][0]["hasSecret"] is True
