@@ -72,10 +72,6 @@ class CoolReason(Enum):
     AUTH_FAILED = "auth_failed"  # HTTP 401/403: the channel refused our secret
 
 
-STREAK_REASONS = (CoolReason.UNREACHABLE, CoolReason.FAILURES)
-"""The reasons a failed attempt can have, and so a streak."""
-
-
 @dataclass(slots=True)
 class _Streak:
     """A streak counted in this process while Redis cannot be reached."""
@@ -144,7 +140,7 @@ class Cooldowns:
                 await pipe.execute()
 
     async def failed(self, channel_id: int, reason: CoolReason) -> CoolReason | None:
-        """Count one failed attempt (``reason``: one of ``STREAK_REASONS``); the reason of the
+        """Count one failed attempt (``reason``: ``UNREACHABLE`` or ``FAILURES``); the reason of the
         cooldown it started, when it was the one that cooled the channel, else None."""
         now_ms = _now_ms()
         until_ms = now_ms + self._cooldown_ms
