@@ -18,13 +18,17 @@ class ChannelDirectory:
         self._box = box
         self._refresh_s = refresh_s
         self._channels: dict[int, Channel] = {}
-        self._loaded_at = float("-inf")
+        self._loaded_at = float("-inf")  # when the kept list was read (monotonic)
+        self._invalidated_at = float("-inf")
 
     async def channels(self) -> list[Channel]:
         """Every channel, enabled or not, at most ``refresh_s`` old."""
         if time.monotonic() - self._loaded_at > self._refresh_s:
+            started = time.monotonic()
             self._channels = {c.id: c for c in await list_channels(self._pool, self._box)}
-            self._loaded_at = time.monotonic()
+            # A read already under way when ``invalidate`` was called may miss the change: the
+            # next call reads again.
+            self._loaded_at = started if started > self._invalidated_at else float("-inf")
         return list(self._channels.values())
 
     async def get(self, channel_id: int) -> Channel | None:
@@ -42,4 +46,6 @@ class ChannelDirectory:
         return found
 
     def invalidate(self) -> None:
+        """The channels changed: the next call reads them afresh, even one already reading."""
         self._loaded_at = float("-inf")
+        self._invalidated_at = time.monotonic()
