@@ -128,7 +128,7 @@ POLL_LAST_ROUND = Gauge(
 )
 CHANNEL_COOLDOWNS = Counter(
     "gateway_channel_cooldowns_total",
-    "Times a channel was rested, by why (failures, no_account, auth_failed)",
+    "Times a channel was rested, by why (unreachable, failures, no_account, auth_failed)",
     ["channel", "reason"],
 )
 CHANNEL_STATE = Gauge(

@@ -22,18 +22,22 @@ class ChannelDirectory:
         self._unreadable: list[str] = []  # channels left out: their secret does not open
         self._refresh_s = refresh_s
         self._channels: dict[int, Channel] = {}
-        self._loaded_at = float("-inf")
+        self._loaded_at = float("-inf")  # when the kept list was read (monotonic)
+        self._invalidated_at = float("-inf")
 
     async def channels(self) -> list[Channel]:
         """Every channel, enabled or not, at most ``refresh_s`` old."""
         if time.monotonic() - self._loaded_at > self._refresh_s:
+            started = time.monotonic()
             found = await list_channels(self._pool, self._box)
             if found.unreadable != self._unreadable:
                 self._unreadable = found.unreadable
                 if found.unreadable:
                     log.error("channel_secret_unreadable", channels=found.unreadable)
             self._channels = {c.id: c for c in found.channels}
-            self._loaded_at = time.monotonic()
+            # A read already under way when ``invalidate`` was called may miss the change: the
+            # next call reads again.
+            self._loaded_at = started if started > self._invalidated_at else float("-inf")
         return list(self._channels.values())
 
     async def get(self, channel_id: int) -> Channel | None:
@@ -51,4 +55,6 @@ class ChannelDirectory:
         return found
 
     def invalidate(self) -> None:
+        """The channels changed: the next call reads them afresh, even one already reading."""
         self._loaded_at = float("-inf")
+        self._invalidated_at = time.monotonic()

@@ -4,14 +4,17 @@ The poller's leader (one replica at a time, the holder of the poller lock) runs 
 it leads. A channel that has been resting for ``interval_s`` is probed
 (``UpstreamClient.probe``), then again every ``interval_s`` while it rests:
 
-- a good answer ends the cooldown for every replica (each sees it within a second), and
-  traffic returns;
+- a good answer ends a cooldown the probe can vouch for, one started by the channel being
+  unreachable (``CoolReason.UNREACHABLE``) or refusing the secret, for every replica (each
+  sees it within a second), and traffic returns;
 - a failed one rests it again, a full cooldown from now and never less than until after the
   next probe, so live traffic is never the probe of a channel that still fails; if the leader
   goes, cooldowns lapse and the next submit tries the channel;
-- a channel resting for "no account" (code 3) is not ended by a good answer, which cannot show
-  accounts: its cooldown runs out and the next new task asks again (a 3 costs the client
-  nothing, the submit moves to the next channel). A failed probe extends it like any other.
+- a cooldown the probe cannot vouch for is not ended by a good answer: "no account" (code 3;
+  a probe cannot show accounts) and ``CoolReason.FAILURES`` (the channel answered work with a
+  failure, or did not answer it in time, and a list of no tasks says nothing of that). It runs
+  out, and the next new task tries the channel (a 3 costs the client nothing, the submit moves
+  to the next channel). A failed probe extends these like any other.
 
 Disabled channels are never probed: the operator's switch (``channels.enabled``) is theirs
 alone, and nothing here writes it.
@@ -34,6 +37,7 @@ from gateway.upstream.client import ProbeResult, UpstreamClient
 log = structlog.get_logger(__name__)
 
 STATES = ("up", "cooling", "disabled")
+_ENDED_BY_A_GOOD_PROBE = frozenset({CoolReason.UNREACHABLE, CoolReason.AUTH_FAILED})
 _TICK_S = 1.0  # the longest a newly resting channel waits to be noticed
 
 
@@ -90,7 +94,7 @@ class ChannelProber:
         if not result.ok:
             await self._cooldowns.cool(channel.id, cooldown.reason, self._rest_at_least_s)
             log.warning("channel_probe_failed", channel=channel.name, detail=result.detail)
-        elif cooldown.reason is not CoolReason.NO_ACCOUNT:
+        elif cooldown.reason in _ENDED_BY_A_GOOD_PROBE:
             await self._cooldowns.end(channel.id)
             log.info("channel_back", channel=channel.name, seconds=round(result.seconds, 3))
         return result

@@ -12,21 +12,22 @@ import asyncpg
 
 from gateway import metrics
 from gateway.domain import Channel
-from gateway.storage.slots import give_back_slot, take_slot
+from gateway.storage.slots import Slot, give_back_slot, take_slot
 
 
 class ChannelSlots:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def take(self, task_id: int, channel: Channel) -> bool:
-        """Whether the task may be sent to the channel now (always, on an uncapped one)."""
+    async def take(self, task_id: int, channel: Channel) -> Slot:
+        """Whether the task may be sent to the channel now (always, on an uncapped one): see
+        ``Slot``."""
         if channel.max_in_flight is None:
-            return True
-        if await take_slot(self._pool, task_id, channel.id, channel.max_in_flight):
-            return True
-        metrics.CHANNEL_CAP_REFUSALS.labels(channel.name).inc()
-        return False
+            return Slot.TAKEN
+        slot = await take_slot(self._pool, task_id, channel.id, channel.max_in_flight)
+        if slot is Slot.FULL:
+            metrics.CHANNEL_CAP_REFUSALS.labels(channel.name).inc()
+        return slot
 
     async def give_back(self, task_id: int, channel: Channel) -> None:
         """The channel did not take the task."""

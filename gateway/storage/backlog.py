@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.storage.slots import IN_FLIGHT
-
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
@@ -28,7 +26,7 @@ async def backlog(pool: asyncpg.Pool) -> Backlog:
     )
     rows = await pool.fetch(
         "SELECT t.channel_id, count(*) AS open,"
-        f" count(*) FILTER (WHERE {IN_FLIGHT}) AS in_flight FROM tasks t"
+        " count(*) FILTER (WHERE task_in_flight(t)) AS in_flight FROM tasks t"
         " WHERE t.status IN ('SUBMITTING', 'NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
         " GROUP BY t.channel_id"
     )

@@ -21,16 +21,21 @@ class RedisKeys:
 
     @property
     def channel_cooldowns(self) -> str:
-        """Hash of channel id -> "<end of its cooldown, epoch ms> <reason>". Each write sets the
-        hash to expire one rest (plus ten minutes) later, when every entry in it has ended;
-        entries are overwritten, the few stale ones (one per channel at most) cost nothing."""
-        return f"{self.prefix}channels:cooldown"
+        """Hash of channel id -> "<end of its cooldown, epoch ms> <reason>" (a ``CoolReason``
+        value). Each write sets the hash to expire one rest (plus ten minutes) later, when every
+        entry in it has ended; entries are overwritten, the few stale ones (one per channel at
+        most) cost nothing. The previous format, "<end, epoch ms>" alone, lived under
+        ``channels:cooldown``: a new format takes a new name, so processes of two releases
+        running side by side never read each other's entries."""
+        return f"{self.prefix}channels:cooldowns"
 
     @property
     def channel_failures(self) -> str:
-        """Hash of channel id -> "<failed attempts in a row> <last one, epoch ms>". Each failure
-        sets the hash to expire one streak lifetime later; an entry older than that counts 0."""
-        return f"{self.prefix}channels:failures"
+        """Hash of channel id -> "<failed attempts in a row> <last one, epoch ms> <reason>"
+        ("unreachable" or "failures"). Each failure sets the hash to expire one streak lifetime
+        later; an entry older than that counts 0. The previous format, without the reason,
+        lived under ``channels:failures``."""
+        return f"{self.prefix}channels:failure-streaks"
 
     def key_requests(self, user_id: int, key_id: int) -> str:
         """Requests made with an API key in the current clock minute (by the Redis server's

@@ -9,9 +9,9 @@ that ends in FAILURE or CANCEL is refunded in the same statement. Every task end
 open ``task_timeout_s`` (or its action's own timeout) after the gateway accepted it, or one its
 channel has answered without for ``forgotten_after_polls`` polls in a row, fails and is
 refunded. A poll that gets no answer counts as a failed attempt towards the channel's
-cooldown. While it holds the lock the poller also runs the prober of resting channels
-(``gateway.routing.probes``) at its own pace. ``run_once`` is one round, for tests; ``run``
-loops.
+cooldown; one that gets an answer ends the channel's failure streak. While it holds the lock
+the poller also runs the prober of resting channels (``gateway.routing.probes``) at its own
+pace. ``run_once`` is one round, for tests; ``run`` loops.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from gateway.storage import tasks as task_store
 from gateway.storage.backlog import backlog
 from gateway.tasks.sweeper import HoldSweeper
 from gateway.upstream.client import UpstreamClient, UpstreamError
+from gateway.upstream.outcomes import streak_reason
 from gateway.upstream.task_objects import parse_task_object
 
 log = structlog.get_logger(__name__)
@@ -167,14 +168,14 @@ class Poller:
             stats.asked += len(batch)
             try:
                 await self._poll_batch(channel, tasks, batch, stats)
-                metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "answered").inc()
             except UpstreamError as exc:
                 metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "failed").inc()
                 stats.channel_errors += 1
                 log.warning("poll_failed", channel=channel.name, error=str(exc))
-                if await self._cooldowns.failed(channel.id):
-                    metrics.CHANNEL_COOLDOWNS.labels(channel.name, "failures").inc()
-                    log.warning("channel_cooled_down", channel=channel.name, reason="failures")
+                reason = await self._cooldowns.failed(channel.id, streak_reason(exc))
+                if reason is not None:
+                    metrics.CHANNEL_COOLDOWNS.labels(channel.name, reason.value).inc()
+                    log.warning("channel_cooled_down", channel=channel.name, reason=reason.value)
                 return
             except (ValueError, TypeError, asyncpg.DataError) as exc:
                 stats.channel_errors += 1
@@ -185,6 +186,8 @@ class Poller:
     ) -> None:
         """Ask the channel for one batch and write what it says (or does not say)."""
         objects = await self._upstream.list_by_condition(channel, batch)
+        metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "answered").inc()
+        await self._cooldowns.succeeded(channel.id)
         updates = [
             (tasks[update.upstream_task_id], update)
             for update in map(parse_task_object, objects)

@@ -6,7 +6,10 @@
 3. Channels are tried in failover order with no database connection held, up to
    ``max_attempts`` of them; one at its in-flight cap is passed over (it counts as "queue
    full" and as no attempt). A follow-up only ever goes to its parent's channel, under its cap.
+   A task resolved meanwhile (the hold sweep) is sent nowhere.
 4. The hold is settled when an upstream task exists, released otherwise: exactly one of the two.
+5. What an attempt says of its channel's health is noted after that: a failure before the next
+   channel is tried, an answer once its outcome is recorded.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from gateway.routing.directory import ChannelDirectory
 from gateway.routing.slots import ChannelSlots
 from gateway.storage import tasks as task_store
 from gateway.storage.billing import Held, NewTask
+from gateway.storage.slots import Slot
 from gateway.tasks.callbacks import callback_url
 from gateway.tasks.webhooks import HookGuard
 from gateway.upstream.client import UpstreamAnswer, UpstreamClient, UpstreamError, encode_body
-from gateway.upstream.outcomes import Verdict, classify
+from gateway.upstream.outcomes import Verdict, classify, streak_reason
 
 log = structlog.get_logger(__name__)
 
@@ -194,9 +198,11 @@ class Submitter:
                         description=outcome.description,
                         properties={},
                     )
+                    await self._note_health(channel, outcome, verdict, follow_up=False)
                     if not settled:
                         raise InternalError("the upload outlived its hold; nothing was charged")
                     return [str(url) for url in urls]
+                await self._note_health(channel, outcome, verdict, follow_up=False)
                 if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
                     raise BadRequest(outcome.description or "upload refused by the upstream")
                 attempts.verdicts.append(verdict)
@@ -265,7 +271,6 @@ class Submitter:
         verdict = classify(outcome)
         metrics.CHANNEL_SELECTIONS.labels(channel.name, order.price_action).inc()
         metrics.UPSTREAM_REQUESTS.labels(channel.name, "submit", verdict.value).inc()
-        await self._note_health(channel, verdict, follow_up=order.parent_id is not None)
         if verdict is Verdict.AUTH_FAILED:
             log.error("channel_secret_refused", channel=channel.name, path=order.upstream_path)
         log.info(
@@ -278,14 +283,21 @@ class Submitter:
         )
         return outcome, verdict
 
-    async def _note_health(self, channel: Channel, verdict: Verdict, *, follow_up: bool) -> None:
-        """What the attempt says of the channel: a failure counts towards its cooldown, "no
-        account" to new work and a refused secret rest it at once, any other answer shows it
-        alive. A follow-up's 3 may only mean the upstream lost its parent: it says nothing."""
+    async def _note_health(
+        self,
+        channel: Channel,
+        outcome: UpstreamAnswer | UpstreamError,
+        verdict: Verdict,
+        *,
+        follow_up: bool,
+    ) -> None:
+        """What the attempt says of the channel: a failure counts towards its cooldown (with
+        its kind, ``streak_reason``), "no account" to new work and a refused secret rest it at
+        once, any other answer shows it alive. A follow-up's 3 may only mean the upstream lost
+        its parent: it says nothing."""
         reason: CoolReason | None = None
         if verdict in (Verdict.FAILED, Verdict.TIMEOUT):
-            if await self._cooldowns.failed(channel.id):
-                reason = CoolReason.FAILURES
+            reason = await self._cooldowns.failed(channel.id, streak_reason(outcome))
         elif verdict is Verdict.AUTH_FAILED:
             reason = CoolReason.AUTH_FAILED
             await self._cooldowns.cool(channel.id, reason)
@@ -312,7 +324,11 @@ class Submitter:
         for channel in channels:
             if tried == self._max_attempts:
                 break
-            if not await self._slots.take(held.task_id, channel):
+            slot = await self._slots.take(held.task_id, channel)
+            if slot is Slot.ENDED:
+                log.error("submit_outlived_its_task", task_id=held.task_id, channel=channel.name)
+                raise InternalError("this submit's task ended before it was sent")
+            if slot is Slot.FULL:
                 attempts.verdicts.append(Verdict.QUEUE_FULL)
                 continue
             tried += 1
@@ -321,9 +337,14 @@ class Submitter:
                 hook = callback_url(self._callback_base_url, channel, held.task_id)
                 body = {**body, "notifyHook": hook}
             outcome, verdict = await self._attempt(channel, order, encode_body(body))
+            follow_up = order.parent_id is not None
             if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
                 progress.accepted = verdict is Verdict.ACCEPTED
-                return await self._conclude(held, channel, outcome, verdict, unresolved_status)
+                try:
+                    return await self._conclude(held, channel, outcome, verdict, unresolved_status)
+                finally:  # the outcome is recorded first: health is a Redis call
+                    await self._note_health(channel, outcome, verdict, follow_up=follow_up)
+            await self._note_health(channel, outcome, verdict, follow_up=follow_up)
             await self._slots.give_back(held.task_id, channel)
             attempts.verdicts.append(verdict)
         error = attempts.failure()

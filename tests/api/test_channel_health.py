@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.routing.cooldowns import Cooldowns, CoolReason
 from gateway.storage.redis_keys import RedisKeys
+from gateway.storage.servers import Servers
 from tests.api.failover_helpers import (
     IMAGINE_PRICE,
     assert_error,
@@ -28,6 +32,7 @@ from tests.api.failover_helpers import (
 )
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
 from tests.processes import StartGatewayProcess
+from tests.support import TcpProxy
 
 START = 100 * IMAGINE_PRICE
 PROBE = "task/list-by-condition"
@@ -110,8 +115,10 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
     # The other replica has seen no failure itself: it knows of the streak from its view of
     # Redis, at most a second old.
     await asyncio.sleep(1.1)
-    assert await task_channel(second, await _imagine(other, "a success")) == flaky_id
+    success = await _imagine(other, "a success")
+    assert await task_channel(second, success) == flaky_id
     assert await health.streak(flaky_id) == 0
+    await other.wait_for(success, {"SUCCESS"})  # no open task there: no poll answers below
 
     await set_faults(first.http, flaky, http_500=1.0)
     for number in range(2):
@@ -139,6 +146,119 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
     assert moved == 1
 
 
+async def test_answered_polls_break_a_row_of_failed_submits(
+    gateway_factory: StartGateway,
+    simulator_factory: StartSimulator,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
+) -> None:
+    """Failures with answered polls of the channel between them are not in a row."""
+    upstream = {"failures_to_cool": 3, "cooldown_s": 60.0, "probe_interval_s": 60.0}
+    gateway = await gateway_factory(upstream=upstream)
+    flaky = await start_sim(simulator_factory)
+    good = await start_sim(simulator_factory)
+    flaky_id = await gateway.add_channel(flaky, name="flaky", priority=1)
+    good_id = await gateway.add_channel(good, name="good", priority=0)
+    client = await gateway.client_with_key(balance_units=START)
+    health = Health(redis_client, redis_prefix)
+    stalled = await _imagine(client, "a fox [[sim:stall]]")  # open there: polled every round
+    assert await task_channel(gateway, stalled) == flaky_id
+    await set_faults(gateway.http, flaky, http_500=1.0)
+
+    for number in range(4):
+        assert await task_channel(gateway, await _imagine(client, f"cat {number}")) == good_id
+        asked = await sim_requests(gateway.http, flaky, PROBE)
+
+        async def polled(asked: int = asked) -> bool:
+            return await sim_requests(gateway.http, flaky, PROBE) > asked
+
+        await _eventually(polled, "a poll of the channel")
+
+        async def streak_ended() -> bool:
+            return await health.streak(flaky_id) == 0
+
+        await _eventually(streak_ended, "the answered poll ends the streak")
+
+    assert await health.cooldown(flaky_id) is None
+    assert await sim_submits(gateway.http, flaky) == 5
+
+
+async def test_a_success_in_another_process_ends_a_streak_it_has_not_seen_yet(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """The second process last read the shared state more than a second ago (here: never)."""
+    keys = RedisKeys(redis_prefix)
+    counting = Cooldowns(redis_client, keys, 60.0, failures_to_cool=3)
+    other = Cooldowns(redis_client, keys, 60.0, failures_to_cool=3)
+    health = Health(redis_client, redis_prefix)
+    for _ in range(2):
+        assert await counting.failed(7, CoolReason.FAILURES) is None
+    assert await health.streak(7) == 2
+
+    await other.succeeded(7)
+
+    assert await health.streak(7) == 0
+    assert await counting.failed(7, CoolReason.FAILURES) is None
+    assert await counting.cooling() == {}
+
+
+async def test_failures_in_a_row_rest_a_channel_while_redis_is_down(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator, servers: Servers
+) -> None:
+    parts = urlsplit(servers.redis_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    proxy = await TcpProxy(lambda: asyncio.open_connection(host, port)).start()
+    upstream = {"failures_to_cool": 2, "cooldown_s": 60.0, "probe_interval_s": 60.0}
+    gateway = await gateway_factory(
+        upstream=upstream, redis_through=f"redis://127.0.0.1:{proxy.port}/0"
+    )
+    flaky = await start_sim(simulator_factory, faults={"http_500": 1.0})
+    good = await start_sim(simulator_factory)
+    await gateway.add_channel(flaky, name="flaky", priority=1)
+    good_id = await gateway.add_channel(good, name="good", priority=0)
+    client = await gateway.client_with_key(balance_units=START)
+
+    await proxy.cut()
+    try:
+        for number in range(5):
+            assert await task_channel(gateway, await _imagine(client, f"cat {number}")) == good_id
+    finally:
+        await proxy.cut()
+
+    assert await sim_submits(gateway.http, flaky) == 2
+    assert await client.balance() == START - 5 * IMAGINE_PRICE
+
+
+async def test_a_cooldown_entry_of_the_previous_format_rests_no_channel(
+    gateway_factory: StartGateway,
+    simulator_factory: StartSimulator,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
+) -> None:
+    """The previous release kept "<until ms>" under ``channels:cooldown``; a new process
+    running beside one neither reads those entries nor writes there."""
+    gateway = await gateway_factory(upstream={"failures_to_cool": 1, "cooldown_s": 60.0})
+    first = await start_sim(simulator_factory)
+    second = await start_sim(simulator_factory)
+    first_id = await gateway.add_channel(first, name="first", priority=1)
+    second_id = await gateway.add_channel(second, name="second", priority=0)
+    client = await gateway.client_with_key(balance_units=START)
+    previous = f"{redis_prefix}channels:cooldown"
+    until_ms = int(time.time() * 1000) + 60_000
+    await redis_client.hset(previous, str(first_id), str(until_ms))
+    await asyncio.sleep(1.1)  # every view of the shared state is reread
+
+    assert await task_channel(gateway, await _imagine(client)) == first_id
+    await set_faults(gateway.http, first, http_500=1.0)
+    assert await task_channel(gateway, await _imagine(client, "a dog")) == second_id
+
+    health = Health(redis_client, redis_prefix)
+    cooldown = await health.cooldown(first_id)
+    assert cooldown is not None
+    assert cooldown.endswith(" failures"), cooldown
+    assert await redis_client.hgetall(previous) == {str(first_id).encode(): str(until_ms).encode()}
+
+
 # --- probes --------------------------------------------------------------------------------------
 
 
@@ -164,7 +284,9 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
 
     for number in range(2):
         assert await task_channel(gateway, await _imagine(client, f"cat {number}")) == good_id
-    assert await health.cooldown(dying_id) is not None
+    cooldown = await health.cooldown(dying_id)
+    assert cooldown is not None
+    assert cooldown.endswith(" unreachable"), cooldown
     for number in range(10):  # 2.5 s: past the first cooldown
         assert await task_channel(gateway, await _imagine(client, f"dog {number}")) == good_id
         await asyncio.sleep(0.25)
@@ -254,6 +376,56 @@ async def test_a_good_probe_does_not_end_a_no_account_cooldown(
     assert cooldown.endswith(" no_account"), cooldown
     assert await task_channel(gateway, await _imagine(client, "again")) == good_id
     assert await sim_submits(gateway.http, empty) == 1
+
+
+async def test_a_good_probe_does_not_end_a_cooldown_that_failed_submits_started(
+    gateway_factory: StartGateway,
+    simulator_factory: StartSimulator,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
+) -> None:
+    """A channel that answers lists but fails every submit (code 9, HTTP 500, not JSON) rests
+    its whole cooldown, good probes or not, and then gets live traffic again."""
+    upstream = {"failures_to_cool": 3, "cooldown_s": 2.0, "probe_interval_s": 0.1}
+    gateway = await gateway_factory(upstream=upstream)
+    broken = await start_sim(simulator_factory)
+    good = await start_sim(simulator_factory)
+    broken_id = await gateway.add_channel(broken, name="broken", priority=1)
+    good_id = await gateway.add_channel(good, name="good", priority=0)
+    client = await gateway.client_with_key(balance_units=START)
+    health = Health(redis_client, redis_prefix)
+    before = await _scrape(gateway)
+    for number, fault in enumerate(("system_error", "http_500", "not_json")):
+        await set_faults(gateway.http, broken, **{fault: 1.0})
+        assert await task_channel(gateway, await _imagine(client, f"cat {number}")) == good_id
+        await set_faults(gateway.http, broken, **{fault: 0.0})
+    cooldown = await health.cooldown(broken_id)
+    assert cooldown is not None
+    assert cooldown.endswith(" failures"), cooldown
+    await set_faults(gateway.http, broken, system_error=1.0)
+
+    async def probed_twice() -> bool:
+        return await sim_requests(gateway.http, broken, PROBE) >= 2
+
+    await _eventually(probed_twice, "two good probes of the channel")
+    assert await health.cooldown(broken_id) == cooldown  # neither ended nor extended
+    for number in range(3):
+        assert await task_channel(gateway, await _imagine(client, f"dog {number}")) == good_id
+    assert await sim_submits(gateway.http, broken) == 3
+    text = await _scrape(gateway)
+    good_probes = {"channel": "broken", "outcome": "ok"}
+    probes = "gateway_channel_probes_total"
+    assert _metric(text, probes, **good_probes) - _metric(before, probes, **good_probes) >= 2
+    cooled = {"channel": "broken", "reason": "failures"}
+    moved = _metric(text, "gateway_channel_cooldowns_total", **cooled) - _metric(
+        before, "gateway_channel_cooldowns_total", **cooled
+    )
+    assert moved == 1
+
+    await set_faults(gateway.http, broken, system_error=0.0)
+    until_s = int(cooldown.split()[0]) / 1000
+    await asyncio.sleep(max(0.0, until_s - time.time()) + 1.1)  # + the shared view's age
+    assert await task_channel(gateway, await _imagine(client, "again")) == broken_id
 
 
 # --- a channel killed and revived during a run ---------------------------------------------------
