@@ -100,6 +100,8 @@ class RateLimits:
         """Count one request against the key's and the user's per-minute limits, in both or in
         neither. None when neither has a limit, or Redis cannot be reached (not limited then);
         RateLimited (429/23, with Retry-After and the X-RateLimit headers) past either."""
+        if principal.requests_per_minute is None and principal.user_requests_per_minute is None:
+            return None  # the common case: no key names built, no Redis call
         limits = [
             (label, key, limit)
             for label, key, limit in (
@@ -116,8 +118,6 @@ class RateLimits:
             )
             if limit is not None
         ]
-        if not limits:
-            return None
         try:
             answer = await self._count_request(
                 keys=[key for _, key, _ in limits],
