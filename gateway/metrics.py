@@ -51,13 +51,14 @@ OVERHEAD = Histogram(
 )
 UPSTREAM_REQUESTS = Counter(
     "gateway_upstream_requests_total",
-    "Requests to upstream channels, by what came of them",
-    ["channel", "call", "outcome"],
+    "Requests to upstream channels, by what came of them (action: the priced action of a submit,"
+    " none for other calls)",
+    ["channel", "call", "action", "outcome"],
 )
 UPSTREAM_DURATION = Histogram(
     "gateway_upstream_request_duration_seconds",
     "Time an upstream channel took to answer",
-    ["channel", "call"],
+    ["channel", "call", "action"],
     buckets=LATENCY_BUCKETS_S,
 )
 CHANNEL_SELECTIONS = Counter(
@@ -193,14 +194,14 @@ def request_upstream_time() -> Iterator[list[float]]:
 
 
 @contextmanager
-def upstream_call(channel: str, call: str) -> Iterator[None]:
+def upstream_call(channel: str, call: str, action: str) -> Iterator[None]:
     """Time one upstream request (also towards the current request's upstream time)."""
     started = time.perf_counter()
     try:
         yield
     finally:
         elapsed = time.perf_counter() - started
-        UPSTREAM_DURATION.labels(channel, call).observe(elapsed)
+        UPSTREAM_DURATION.labels(channel, call, action).observe(elapsed)
         spent = _upstream_seconds.get()
         if spent is not None:
             spent.append(elapsed)

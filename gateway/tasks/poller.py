@@ -169,7 +169,7 @@ class Poller:
             try:
                 await self._poll_batch(channel, tasks, batch, stats)
             except UpstreamError as exc:
-                metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "failed").inc()
+                metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "none", "failed").inc()
                 stats.channel_errors += 1
                 log.warning("poll_failed", channel=channel.name, error=str(exc))
                 reason = await self._cooldowns.failed(channel.id, streak_reason(exc))
@@ -186,7 +186,7 @@ class Poller:
     ) -> None:
         """Ask the channel for one batch and write what it says (or does not say)."""
         objects = await self._upstream.list_by_condition(channel, batch)
-        metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "answered").inc()
+        metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "none", "answered").inc()
         await self._cooldowns.succeeded(channel.id)
         updates = [
             (tasks[update.upstream_task_id], update)

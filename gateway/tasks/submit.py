@@ -265,12 +265,16 @@ class Submitter:
     ) -> tuple[UpstreamAnswer | UpstreamError, Verdict]:
         outcome: UpstreamAnswer | UpstreamError
         try:
-            outcome = await self._upstream.submit(channel, order.upstream_path, payload)
+            outcome = await self._upstream.submit(
+                channel, order.upstream_path, payload, order.price_action
+            )
         except UpstreamError as exc:
             outcome = exc
         verdict = classify(outcome)
         metrics.CHANNEL_SELECTIONS.labels(channel.name, order.price_action).inc()
-        metrics.UPSTREAM_REQUESTS.labels(channel.name, "submit", verdict.value).inc()
+        metrics.UPSTREAM_REQUESTS.labels(
+            channel.name, "submit", order.price_action, verdict.value
+        ).inc()
         if verdict is Verdict.AUTH_FAILED:
             log.error("channel_secret_refused", channel=channel.name, path=order.upstream_path)
         log.info(

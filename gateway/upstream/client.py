@@ -172,6 +172,7 @@ class UpstreamClient:
         body: bytes | None,
         timeout_s: float,
         call: str,
+        action: str = "none",
     ) -> Any:
         url = f"{channel.base_url.rstrip('/')}{path}"
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -180,7 +181,7 @@ class UpstreamClient:
         data: bytes | io.BytesIO | None = body
         if body is not None and len(body) > _STREAMED_BODY_BYTES:
             data = io.BytesIO(body)
-        with upstream_call(channel.name, call), _map_transport_errors(url):
+        with upstream_call(channel.name, call, action), _map_transport_errors(url):
             async with self.session.request(
                 method,
                 url,
@@ -193,13 +194,18 @@ class UpstreamClient:
                 raw = await response.read()
                 return _decode(url, response.status, raw)
 
-    async def submit(self, channel: Channel, path: str, body: bytes) -> UpstreamAnswer:
+    async def submit(
+        self, channel: Channel, path: str, body: bytes, price_action: str
+    ) -> UpstreamAnswer:
         """POST a submit (``/mj/submit/imagine`` ...) and return its answer, whatever its code.
 
-        ``body`` is the JSON already encoded (``encode_body``), so failover re-sends the same bytes.
+        ``body`` is the JSON already encoded (``encode_body``), so failover re-sends the same bytes;
+        ``price_action`` labels its metrics.
         """
         timeout_s = self._settings.submit_timeout_s
-        payload = await self._request("POST", channel, path, body, timeout_s, "submit")
+        payload = await self._request(
+            "POST", channel, path, body, timeout_s, "submit", price_action
+        )
         return _as_answer(path, payload)
 
     async def image_seed(self, channel: Channel, upstream_task_id: str) -> UpstreamAnswer:

@@ -96,7 +96,11 @@ async def test_metrics_move_with_a_mixed_run(
     assert moved("gateway_overhead_seconds_count", route=route) == 5
     assert (
         moved(
-            "gateway_upstream_requests_total", channel="metered", call="submit", outcome="accepted"
+            "gateway_upstream_requests_total",
+            channel="metered",
+            call="submit",
+            action="mj_imagine",
+            outcome="accepted",
         )
         == 3
     )
