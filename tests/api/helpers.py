@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.simulator import RunningSimulator
 from gateway.simulator.tasks import Task as SimTask
@@ -173,3 +174,22 @@ def button(task: Task, *, label: str | None = None, prefix: str | None = None) -
     ]
     assert len(found) == 1, (label, prefix, task["buttons"])
     return found[0]
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` in a ``/metrics`` text whose labels include
+    ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+async def scrape(gateway: Gateway) -> str:
+    """The gateway's ``/metrics`` text."""
+    answer = await gateway.http.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    return answer.text

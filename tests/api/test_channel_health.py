@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
-from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.routing.cooldowns import Cooldowns, CoolReason
 from gateway.storage.redis_keys import RedisKeys
@@ -30,7 +29,8 @@ from tests.api.failover_helpers import (
     start_sim,
     task_channel,
 )
-from tests.conftest import Client, Gateway, StartGateway, StartSimulator
+from tests.api.helpers import metric_value, scrape
+from tests.conftest import Client, StartGateway, StartSimulator
 from tests.processes import StartGatewayProcess
 from tests.support import TcpProxy
 
@@ -66,21 +66,6 @@ class Health:
         return int(raw.decode().split()[0]) if raw else 0
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
-
-
-async def _scrape(gateway: Gateway) -> str:
-    answer = await gateway.http.get("/metrics")
-    assert answer.status_code == 200
-    return answer.text
-
-
 async def _imagine(client: Client, prompt: str = "a cat") -> str:
     return assert_submitted(await client.post("/mj/submit/imagine", {"prompt": prompt}))
 
@@ -105,7 +90,7 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
     one = await first.client_with_key(balance_units=START)
     other = Client(second, one.user_id, one.key)
     health = Health(redis_client, redis_prefix)
-    before = await _scrape(first)
+    before = await scrape(first)
 
     for number in range(2):  # two failures, from the first replica
         assert await task_channel(first, await _imagine(one, f"cat {number}")) == good_id
@@ -138,9 +123,9 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
         assert await task_channel(second, await _imagine(other, f"elk {number}")) == good_id
     assert await sim_submits(first.http, flaky) == asked
     assert await one.balance() == START - 12 * IMAGINE_PRICE
-    after = await _scrape(first)
+    after = await scrape(first)
     cooled = {"channel": "flaky", "reason": "failures"}
-    moved = _metric(after, "gateway_channel_cooldowns_total", **cooled) - _metric(
+    moved = metric_value(after, "gateway_channel_cooldowns_total", **cooled) - metric_value(
         before, "gateway_channel_cooldowns_total", **cooled
     )
     assert moved == 1
@@ -280,7 +265,7 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     health = Health(redis_client, redis_prefix)
     port = int(dying.base_url.rsplit(":", 1)[1])
     await dying.stop()
-    before = await _scrape(gateway)
+    before = await scrape(gateway)
 
     for number in range(2):
         assert await task_channel(gateway, await _imagine(client, f"cat {number}")) == good_id
@@ -290,13 +275,15 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     for number in range(10):  # 2.5 s: past the first cooldown
         assert await task_channel(gateway, await _imagine(client, f"dog {number}")) == good_id
         await asyncio.sleep(0.25)
-    text = await _scrape(gateway)
+    text = await scrape(gateway)
     sent = "gateway_channel_selections_total"
-    assert _metric(text, sent, channel="dying") - _metric(before, sent, channel="dying") == 2
+    assert (
+        metric_value(text, sent, channel="dying") - metric_value(before, sent, channel="dying") == 2
+    )
     probes = "gateway_channel_probes_total"
     failed = {"channel": "dying", "outcome": "failed"}
-    assert _metric(text, probes, **failed) - _metric(before, probes, **failed) >= 2
-    assert _metric(text, "gateway_channel_state", channel="dying", state="cooling") == 1
+    assert metric_value(text, probes, **failed) - metric_value(before, probes, **failed) >= 2
+    assert metric_value(text, "gateway_channel_state", channel="dying", state="cooling") == 1
 
     revived = await start_sim(simulator_factory, port=port)
 
@@ -308,10 +295,12 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     assert await sim_requests(gateway.http, revived, PROBE) >= 1
     assert await task_channel(gateway, await _imagine(client, "back")) == dying_id
     assert await sim_submits(gateway.http, revived) == 1
-    text = await _scrape(gateway)
+    text = await scrape(gateway)
     good_probes = {"channel": "dying", "outcome": "ok"}
-    assert _metric(text, probes, **good_probes) - _metric(before, probes, **good_probes) >= 1
-    assert _metric(text, "gateway_channel_state", channel="dying", state="up") == 1
+    assert (
+        metric_value(text, probes, **good_probes) - metric_value(before, probes, **good_probes) >= 1
+    )
+    assert metric_value(text, "gateway_channel_state", channel="dying", state="up") == 1
 
 
 async def test_a_disabled_channel_stays_disabled_whatever_the_probe_says(
@@ -346,9 +335,9 @@ async def test_a_disabled_channel_stays_disabled_whatever_the_probe_says(
     for number in range(3):
         assert await task_channel(gateway, await _imagine(client, f"dog {number}")) == good_id
     assert await sim_submits(gateway.http, off) == 1
-    text = await _scrape(gateway)
-    assert _metric(text, "gateway_channel_state", channel="off", state="disabled") == 1
-    assert _metric(text, "gateway_channel_state", channel="off", state="cooling") == 0
+    text = await scrape(gateway)
+    assert metric_value(text, "gateway_channel_state", channel="off", state="disabled") == 1
+    assert metric_value(text, "gateway_channel_state", channel="off", state="cooling") == 0
 
 
 async def test_a_good_probe_does_not_end_a_no_account_cooldown(
@@ -394,7 +383,7 @@ async def test_a_good_probe_does_not_end_a_cooldown_that_failed_submits_started(
     good_id = await gateway.add_channel(good, name="good", priority=0)
     client = await gateway.client_with_key(balance_units=START)
     health = Health(redis_client, redis_prefix)
-    before = await _scrape(gateway)
+    before = await scrape(gateway)
     for number, fault in enumerate(("system_error", "http_500", "not_json")):
         await set_faults(gateway.http, broken, **{fault: 1.0})
         assert await task_channel(gateway, await _imagine(client, f"cat {number}")) == good_id
@@ -412,12 +401,14 @@ async def test_a_good_probe_does_not_end_a_cooldown_that_failed_submits_started(
     for number in range(3):
         assert await task_channel(gateway, await _imagine(client, f"dog {number}")) == good_id
     assert await sim_submits(gateway.http, broken) == 3
-    text = await _scrape(gateway)
+    text = await scrape(gateway)
     good_probes = {"channel": "broken", "outcome": "ok"}
     probes = "gateway_channel_probes_total"
-    assert _metric(text, probes, **good_probes) - _metric(before, probes, **good_probes) >= 2
+    assert (
+        metric_value(text, probes, **good_probes) - metric_value(before, probes, **good_probes) >= 2
+    )
     cooled = {"channel": "broken", "reason": "failures"}
-    moved = _metric(text, "gateway_channel_cooldowns_total", **cooled) - _metric(
+    moved = metric_value(text, "gateway_channel_cooldowns_total", **cooled) - metric_value(
         before, "gateway_channel_cooldowns_total", **cooled
     )
     assert moved == 1
@@ -459,8 +450,8 @@ async def test_a_channel_killed_and_revived_during_steady_traffic(
             await asyncio.sleep(0.005)
 
     async def victim_selections() -> float:
-        text = await _scrape(gateway)
-        return _metric(text, "gateway_channel_selections_total", channel="victim")
+        text = await scrape(gateway)
+        return metric_value(text, "gateway_channel_selections_total", channel="victim")
 
     lanes = [asyncio.create_task(traffic(lane)) for lane in range(2)]
     try:
@@ -566,9 +557,9 @@ async def test_the_in_flight_cap_holds_across_replicas_and_frees_a_slot_when_a_t
     assert await sim_submits(first.http, slow) == cap  # the refused ones never reached it
     assert await one.balance() == START - cap * IMAGINE_PRICE
     await first.services.poller.run_once()
-    text = await _scrape(first)
-    assert _metric(text, "gateway_channel_in_flight", channel="slow") == cap
-    assert _metric(text, "gateway_channel_cap_refusals_total", channel="slow") >= 1
+    text = await scrape(first)
+    assert metric_value(text, "gateway_channel_in_flight", channel="slow") == cap
+    assert metric_value(text, "gateway_channel_cap_refusals_total", channel="slow") >= 1
 
     # The poller may see the upstream's CANCEL first (then the cancel answers 400/21): either
     # way the task has ended, and its place is free at once.

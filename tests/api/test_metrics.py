@@ -9,28 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Client, Gateway, StartGateway, StartSimulator
+from tests.api.helpers import metric_value, scrape
+from tests.conftest import Client, StartGateway, StartSimulator
 
 IMAGINE_UNITS = 100_000
-
-
-def _value(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples called ``name`` whose labels include ``labels``."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
-
-
-async def _scrape(gateway: Gateway) -> str:
-    answer = await gateway.http.get("/metrics")
-    assert answer.status_code == 200
-    assert answer.headers["content-type"].startswith("text/plain")
-    return answer.text
 
 
 @pytest.fixture
@@ -60,7 +43,7 @@ async def test_metrics_move_with_a_mixed_run(
     limited = Client(
         gateway, limited_user, await gateway.issue_key(limited_user, requests_per_minute=1)
     )
-    before = await _scrape(gateway)
+    before = await scrape(gateway)
 
     ok = await rich.post("/mj/submit/imagine", {"prompt": "a fox", "notifyHook": hook_url})
     failed = await rich.post("/mj/submit/imagine", {"prompt": "a fox [[sim:fail_banned]]"})
@@ -74,20 +57,20 @@ async def test_metrics_move_with_a_mixed_run(
     await rich.wait_for(failed.json()["result"], {"FAILURE"})
     await gateway.services.poller.run_once()
     for _ in range(100):
-        delivered = _value(
-            await _scrape(gateway), "gateway_webhook_attempts_total", outcome="delivered"
+        delivered = metric_value(
+            await scrape(gateway), "gateway_webhook_attempts_total", outcome="delivered"
         )
-        if delivered > _value(before, "gateway_webhook_attempts_total", outcome="delivered"):
+        if delivered > metric_value(before, "gateway_webhook_attempts_total", outcome="delivered"):
             break
         await asyncio.sleep(0.05)
-    after = await _scrape(gateway)
+    after = await scrape(gateway)
 
     assert replayed.headers["Idempotent-Replayed"] == "true"
     assert (refused.status_code, throttled.status_code) == (403, 429)
     assert float(ok.headers["X-Gateway-Overhead-Ms"]) >= 0
 
     def moved(name: str, **labels: str) -> float:
-        return _value(after, name, **labels) - _value(before, name, **labels)
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
 
     route = "/mj/submit/imagine"
     assert moved("gateway_http_requests_total", route=route, status_class="2xx") == 4
@@ -124,20 +107,20 @@ async def test_metrics_move_with_a_mixed_run(
     assert moved("gateway_idempotent_replays_total") == 1
     assert moved("gateway_rate_limited_total", limit="key_requests_per_minute") == 1
     assert moved("gateway_webhook_attempts_total", outcome="delivered") >= 1
-    assert _value(after, "gateway_holds_open") == 0
-    assert _value(after, "gateway_holds_past_deadline") == 0
-    assert _value(after, "gateway_tasks_open", channel="metered") >= 0
-    assert _value(after, "gateway_webhook_backlog") >= 0
-    assert _value(after, "gateway_poller_last_round_timestamp_seconds") > 0
+    assert metric_value(after, "gateway_holds_open") == 0
+    assert metric_value(after, "gateway_holds_past_deadline") == 0
+    assert metric_value(after, "gateway_tasks_open", channel="metered") >= 0
+    assert metric_value(after, "gateway_webhook_backlog") >= 0
+    assert metric_value(after, "gateway_poller_last_round_timestamp_seconds") > 0
     assert moved("gateway_poll_lag_seconds_count") >= 2  # both tasks were asked about
-    assert _value(after, "gateway_build_info") == 1
+    assert metric_value(after, "gateway_build_info") == 1
     for _ in range(60):  # the process watch reports every second
-        latest = await _scrape(gateway)
-        if _value(latest, "gateway_redis_up") == 1:
+        latest = await scrape(gateway)
+        if metric_value(latest, "gateway_redis_up") == 1:
             break
         await asyncio.sleep(0.1)
-    assert _value(latest, "gateway_db_pool_connections") >= 1
-    assert _value(latest, "gateway_event_loop_lag_seconds") >= 0
+    assert metric_value(latest, "gateway_db_pool_connections") >= 1
+    assert metric_value(latest, "gateway_event_loop_lag_seconds") >= 0
     promtool = shutil.which("promtool")
     if promtool is not None:  # Prometheus' own linter on what a real run exports
         check = await asyncio.create_subprocess_exec(
