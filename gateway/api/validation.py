@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from gateway import json_input
 from gateway.api.schemas import (
     MAX_NOTIFY_HOOK_CHARS,
     MAX_TASK_ID_CHARS,
@@ -62,21 +63,20 @@ def decode_json(kind: type[T], body: bytes, max_body_bytes: int) -> T:
     """Decode a request body into ``kind``, enforcing every constraint declared on the schema.
 
     Raises ``PayloadTooLarge`` when ``body`` is longer than ``max_body_bytes`` (checked before
-    parsing), and ``BadRequest`` for malformed JSON, a non-object body, a missing field, a wrong
-    type, an unknown enum name, a broken length/count/range, or a NUL character (``\\u0000``,
-    which no text column can store); the description carries msgspec's message with the field
-    path, e.g. ``invalid request: Expected `str`, got `int` - at `$.prompt```.
+    parsing), and ``BadRequest`` for what ``gateway.json_input.decode`` refuses (malformed JSON,
+    deep nesting, text that is not UTF-8, NUL characters), a non-object body, a missing field, a
+    wrong type, an unknown enum name or a broken length/count/range; the description carries
+    msgspec's message with the field path, e.g. ``invalid request: Expected `str`, got `int` -
+    at `$.prompt```.
     """
     if len(body) > max_body_bytes:
         raise PayloadTooLarge(f"request body exceeds {max_body_bytes} bytes")
-    if b"\\u0000" in body:
-        raise BadRequest("invalid request: text must not contain NUL characters")
     try:
-        return msgspec.json.decode(body, type=kind)
+        return json_input.decode(body, kind)
     except msgspec.ValidationError as error:
         raise BadRequest(f"invalid request: {error}") from None
-    except msgspec.DecodeError as error:
-        raise BadRequest(f"invalid request: malformed JSON ({error})") from None
+    except json_input.JsonInputError as error:
+        raise BadRequest(f"invalid request: {error}") from None
 
 
 def check_image(field: str, value: str, max_bytes: int = MAX_IMAGE_BYTES) -> ImageMime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.simulator import RunningSimulator
-from tests.api.helpers import START_BALANCE, sim_task, start
+from tests.api.helpers import START_BALANCE, assert_error, sim_task, start
 from tests.conftest import StartGateway
 
 IMAGINE_UNITS = 100_000
@@ -52,3 +52,34 @@ async def test_a_speed_flag_in_the_prompt_cannot_beat_the_price(
     assert "--v 6" in upstream.prompt
     fetched = (await client.get(f"/mj/task/{task_id}/fetch")).json()
     assert fetched["prompt"] == "a fox --turbo --v 6"
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HOSTILE_BODIES = {
+    "not UTF-8": ("/mj/submit/imagine", b'{"prompt":"\xff\xfe bad"}'),
+    "overlong UTF-8": ("/mj/submit/imagine", b'{"prompt":"\xc0\xaf"}'),
+    "lone surrogate": ("/mj/submit/imagine", b'{"prompt":"\\ud800"}'),
+    "deep unknown field": ("/mj/submit/imagine", f'{{"prompt":"a","junk":{DEEP}}}'.encode()),
+    "deep upload filter": (
+        "/mj/submit/upload-discord-images",
+        f'{{"base64Array":["data:image/png;base64,iVBORw0KGgo="],"filter":{{"a":{DEEP}}}}}'.encode(),
+    ),
+    "deep list ids": ("/mj/task/list-by-condition", f'{{"ids":{DEEP}}}'.encode()),
+    "deep list junk": ("/mj/task/list-by-condition", f'{{"ids":[],"x":{DEEP}}}'.encode()),
+    "33 levels": ("/mj/submit/imagine", b'{"prompt":"a","x":' + b"[" * 33 + b"]" * 33 + b"}"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_BODIES))
+async def test_bodies_that_cannot_be_decoded_are_parameter_errors(
+    gateway_factory: StartGateway, simulator: RunningSimulator, case: str
+) -> None:
+    gateway, client = await start(gateway_factory, simulator)
+    path, raw = HOSTILE_BODIES[case]
+    response = await gateway.http.post(
+        path, content=raw, headers={**client.headers, "Content-Type": "application/json"}
+    )
+    assert_error(response, 400, 21)
+    assert response.json()["description"].startswith("invalid request: ")
+    assert await client.balance() == START_BALANCE
+    assert await gateway.services.pool.fetchval("SELECT count(*) FROM tasks") == 0
