@@ -61,6 +61,11 @@ UPSTREAM_DURATION = Histogram(
     ["channel", "call", "action"],
     buckets=LATENCY_BUCKETS_S,
 )
+UPSTREAM_TASKS_REFUSED = Counter(
+    "gateway_upstream_task_objects_refused_total",
+    "Task objects from upstreams (polls, callbacks) not applied because they do not fit, by why",
+    ["channel", "reason"],
+)
 CHANNEL_SELECTIONS = Counter(
     "gateway_channel_selections_total", "Submits sent to a channel", ["channel", "action"]
 )

@@ -13,15 +13,14 @@ from __future__ import annotations
 from enum import StrEnum
 
 import asyncpg
-import msgspec
 import structlog
 
 from gateway import metrics
-from gateway.domain import Channel
+from gateway.domain import Channel, is_task_id
 from gateway.errors import BadRequest, NotFound
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
-from gateway.upstream.task_objects import parse_task_object
+from gateway.upstream.task_objects import UnfitTaskObject, read_task_object
 
 log = structlog.get_logger(__name__)
 
@@ -54,36 +53,41 @@ class Callbacks:
         self._pool = pool
         self._channels = channels
 
-    async def receive(self, token: str, task_id: int, body: bytes) -> Outcome:
-        """Take one callback; NotFound for an unknown token (checked before the body is read)
-        or task, BadRequest for a body that is not a task object."""
+    async def channel(self, token: str) -> Channel:
+        """The channel whose callback URLs carry ``token``; NotFound for any other."""
         channel = await self._channels.by_callback_token(token)
         if channel is None:
             raise NotFound("unknown callback")
+        return channel
+
+    async def receive(self, channel: Channel, task_id: str, body: bytes) -> Outcome:
+        """Take one callback of ``channel``; NotFound for a task that is not one of the
+        gateway's, BadRequest (logged and counted) for a body that is not a fit task object."""
+        if not is_task_id(task_id):
+            raise NotFound("task not found")
         try:
-            payload = msgspec.json.decode(body)
-        except msgspec.DecodeError:
-            raise BadRequest("not JSON") from None
-        update = parse_task_object(payload) if isinstance(payload, dict) else None
-        if update is None:
-            raise BadRequest("not a task object")
-        task = await task_store.get_task(self._pool, task_id)
+            update = read_task_object(body)
+        except UnfitTaskObject as unfit:
+            metrics.UPSTREAM_TASKS_REFUSED.labels(channel.name, unfit.reason).inc()
+            log.warning("upstream_task_refused", channel=channel.name, error=str(unfit))
+            raise BadRequest(f"not a task object the gateway applies: {unfit}") from None
+        task = await task_store.get_task(self._pool, int(task_id))
         if task is None:
             raise NotFound(f"task {task_id} not found")
         upstream_id = update.upstream_task_id
         if task.channel_id == channel.id and task.upstream_task_id == upstream_id:
             if _stage(update.status, update.progress) < _stage(task.status, task.progress):
                 return Outcome.STALE  # an older change, arriving late: the task is past it
-            written = await task_store.apply_upstream_updates(self._pool, [(task_id, update)])
+            written = await task_store.apply_upstream_updates(self._pool, [(task.id, update)])
             metrics.count_ends(written.finished, written.refunded_units)
             return Outcome.APPLIED
         if task.status == "SUBMITTING":
-            await task_store.record_claim(self._pool, task_id, channel.id, upstream_id)
-            log.info("upstream_task_claimed", task_id=task_id, channel=channel.name)
+            await task_store.record_claim(self._pool, task.id, channel.id, upstream_id)
+            log.info("upstream_task_claimed", task_id=task.id, channel=channel.name)
             return Outcome.CLAIMED
         log.warning(
             "orphan_upstream_task",
-            task_id=task_id,
+            task_id=task.id,
             task_status=task.status,
             channel=channel.name,
             upstream_task_id=upstream_id,

@@ -16,7 +16,6 @@ from gateway.errors import BadRequest, NotFound
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.upstream.client import UpstreamClient, UpstreamError
-from gateway.upstream.task_objects import parse_task_object
 
 log = structlog.get_logger(__name__)
 
@@ -60,8 +59,7 @@ class TaskCanceller:
         except UpstreamError as exc:
             log.info("cancel_not_forwarded", task_id=task.id, channel=channel.name, error=str(exc))
             return
-        updates = [u for u in map(parse_task_object, found) if u is not None]
-        ended = [u for u in updates if u.status in ENDED]
+        ended = [u for u in found.updates if u.status in ENDED]
         if ended:
             written = await task_store.apply_upstream_updates(self._pool, [(task.id, ended[0])])
             metrics.count_ends(written.finished, written.refunded_units)

@@ -37,7 +37,6 @@ from gateway.storage.backlog import backlog
 from gateway.tasks.sweeper import HoldSweeper
 from gateway.upstream.client import UpstreamClient, UpstreamError
 from gateway.upstream.outcomes import streak_reason
-from gateway.upstream.task_objects import parse_task_object
 
 log = structlog.get_logger(__name__)
 
@@ -185,19 +184,25 @@ class Poller:
         self, channel: Channel, tasks: dict[str, int], batch: list[str], stats: RoundStats
     ) -> None:
         """Ask the channel for one batch and write what it says (or does not say)."""
-        objects = await self._upstream.list_by_condition(channel, batch)
+        found = await self._upstream.list_by_condition(channel, batch)
         metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "none", "answered").inc()
         await self._cooldowns.succeeded(channel.id)
+        for unfit in found.refused:
+            metrics.UPSTREAM_TASKS_REFUSED.labels(channel.name, unfit.reason).inc()
+            log.warning(
+                "upstream_task_refused",
+                channel=channel.name,
+                upstream_task_id=unfit.upstream_task_id,
+                error=str(unfit),
+            )
         updates = [
-            (tasks[update.upstream_task_id], update)
-            for update in map(parse_task_object, objects)
-            if update is not None and update.upstream_task_id in tasks
+            (tasks[u.upstream_task_id], u) for u in found.updates if u.upstream_task_id in tasks
         ]
         written = await task_store.apply_upstream_updates(self._pool, updates)
         metrics.count_ends(written.finished, written.refunded_units)
         stats.changed += written.changed
         stats.refunded += written.refunded
-        seen = {update.upstream_task_id for _, update in updates}
+        seen = found.upstream_ids()  # an unfit object still shows the channel has the task
         await self._count_missing([tasks[i] for i in batch if i not in seen], stats)
 
     async def _count_missing(self, missing: list[int], stats: RoundStats) -> None:

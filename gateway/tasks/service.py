@@ -79,10 +79,13 @@ class TaskReader:
         if not self._images.verify(int(task_id), exp, signature):
             raise NotFound("image link invalid or expired")
         task = await task_store.get_task(self._pool, int(task_id))
-        if task is None or task.upstream_image_url is None:
+        if task is None or task.upstream_image_url is None or task.channel_id is None:
+            raise NotFound("image not found")
+        channel = await self._channels.get(task.channel_id)
+        if channel is None:
             raise NotFound("image not found")
         try:
-            return await self._upstream.stream_image(task.upstream_image_url)
+            return await self._upstream.stream_image(task.upstream_image_url, channel)
         except UpstreamTimedOut:
             raise UpstreamTimeout() from None
         except UpstreamError:

@@ -95,6 +95,6 @@ class HoldSweeper:
                     "claim_unconfirmed", task_id=task_id, channel=channel.name, error=str(exc)
                 )
                 continue
-            if any(str(task.get("id")) == upstream_id for task in found):
+            if upstream_id in found.upstream_ids():
                 return channel, upstream_id
         return None

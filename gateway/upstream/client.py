@@ -14,21 +14,26 @@ Every transport fault is translated in one place (``_map_transport_errors``) int
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import msgspec
 
+from gateway import json_input, public_addresses
 from gateway.config import UpstreamSettings
 from gateway.domain import Channel
 from gateway.metrics import upstream_call
+from gateway.upstream.task_objects import TaskObjects, read_task_list
 
 IMAGE_CHUNK_BYTES = 64 * 1024
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a list of 100 task objects is well under 1 MiB
+MAX_IMAGE_REDIRECTS = 3
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _STREAMED_BODY_BYTES = 1024 * 1024  # larger bodies are sent from a buffer, in chunks
 SECRET_HEADER = "mj-api-secret"  # noqa: S105 - a header name, not a secret
 
@@ -97,6 +102,7 @@ def _map_transport_errors(url: str) -> Iterator[None]:
         aiohttp.ClientConnectorError,
         aiohttp.ConnectionTimeoutError,
         aiohttp.InvalidURL,
+        public_addresses.PrivateAddressError,
     ) as exc:
         raise UpstreamUnreachable(f"{url}: {exc}") from exc
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -111,18 +117,29 @@ def _map_transport_errors(url: str) -> Iterator[None]:
         raise UpstreamUnreachable(f"{url}: the request cannot be sent: {exc}") from exc
 
 
-def _decode(url: str, status: int, body: bytes) -> Any:
-    if status >= 300:
-        raise UpstreamHttpError(status, f"{url}: HTTP {status}")
-    if not body.strip():
-        return None
+async def _read(url: str, response: aiohttp.ClientResponse) -> bytes:
+    """The body of a 2xx answer, at most ``MAX_ANSWER_BYTES`` of it."""
+    if response.status >= 300:
+        raise UpstreamHttpError(response.status, f"{url}: HTTP {response.status}")
+    too_long = UpstreamBadBody(f"{url}: answer longer than {MAX_ANSWER_BYTES} bytes")
+    if (response.content_length or 0) > MAX_ANSWER_BYTES:
+        raise too_long
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise too_long
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _as_answer(url: str, raw: bytes) -> UpstreamAnswer:
+    """A submit-style answer: a JSON object with an integer ``code``."""
     try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise UpstreamBadBody(f"{url}: answer is not JSON") from exc
-
-
-def _as_answer(url: str, payload: Any) -> UpstreamAnswer:
+        payload = json_input.decode(raw) if raw.strip() else None
+    except json_input.JsonInputError as exc:
+        raise UpstreamBadBody(f"{url}: answer is not JSON the gateway reads ({exc})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("code"), int):
         raise UpstreamBadBody(f"{url}: answer has no integer code")
     properties = payload.get("properties")
@@ -140,6 +157,7 @@ class UpstreamClient:
     def __init__(self, settings: UpstreamSettings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._public_session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -152,11 +170,23 @@ class UpstreamClient:
             ),
             raise_for_status=False,
         )
+        self._public_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self._settings.max_connections,
+                ttl_dns_cache=60,
+                resolver=public_addresses.PublicResolver(),
+            ),
+            timeout=aiohttp.ClientTimeout(
+                total=self._settings.fetch_timeout_s, connect=self._settings.connect_timeout_s
+            ),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._public_session):
+            if session is not None:
+                await session.close()
+        self._session = self._public_session = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -173,7 +203,9 @@ class UpstreamClient:
         timeout_s: float,
         call: str,
         action: str = "none",
-    ) -> Any:
+    ) -> bytes:
+        """The body of the channel's 2xx answer; any other answer or fault is an
+        ``UpstreamError``."""
         url = f"{channel.base_url.rstrip('/')}{path}"
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if channel.secret:
@@ -191,8 +223,7 @@ class UpstreamClient:
                     total=timeout_s, connect=self._settings.connect_timeout_s
                 ),
             ) as response:
-                raw = await response.read()
-                return _decode(url, response.status, raw)
+                return await _read(url, response)
 
     async def submit(
         self, channel: Channel, path: str, body: bytes, price_action: str
@@ -203,26 +234,25 @@ class UpstreamClient:
         ``price_action`` labels its metrics.
         """
         timeout_s = self._settings.submit_timeout_s
-        payload = await self._request(
-            "POST", channel, path, body, timeout_s, "submit", price_action
-        )
-        return _as_answer(path, payload)
+        raw = await self._request("POST", channel, path, body, timeout_s, "submit", price_action)
+        return _as_answer(path, raw)
 
     async def image_seed(self, channel: Channel, upstream_task_id: str) -> UpstreamAnswer:
         path = f"/mj/task/{upstream_task_id}/image-seed"
         timeout_s = self._settings.fetch_timeout_s
-        payload = await self._request("GET", channel, path, None, timeout_s, "image-seed")
-        return _as_answer(path, payload)
+        raw = await self._request("GET", channel, path, None, timeout_s, "image-seed")
+        return _as_answer(path, raw)
 
     async def cancel(self, channel: Channel, upstream_task_id: str) -> UpstreamAnswer:
         path = f"/mj/task/{upstream_task_id}/cancel"
         timeout_s = self._settings.fetch_timeout_s
-        payload = await self._request("POST", channel, path, b"{}", timeout_s, "cancel")
-        return _as_answer(path, payload)
+        raw = await self._request("POST", channel, path, b"{}", timeout_s, "cancel")
+        return _as_answer(path, raw)
 
-    async def list_by_condition(self, channel: Channel, ids: list[str]) -> list[dict[str, Any]]:
-        """The upstream task objects it still knows among ``ids`` (any order)."""
-        payload = await self._request(
+    async def list_by_condition(self, channel: Channel, ids: list[str]) -> TaskObjects:
+        """The upstream task objects it still knows among ``ids`` (any order), each read on its
+        own: those unfit to apply are in ``refused``."""
+        raw = await self._request(
             "POST",
             channel,
             "/mj/task/list-by-condition",
@@ -230,11 +260,12 @@ class UpstreamClient:
             self._settings.fetch_timeout_s,
             "list",
         )
-        if payload is None:
-            return []
-        if not isinstance(payload, list):
-            raise UpstreamBadBody(f"{channel.name}: list-by-condition did not answer a list")
-        return [item for item in payload if isinstance(item, dict) and item.get("id")]
+        try:
+            return read_task_list(raw)
+        except json_input.JsonInputError as exc:
+            raise UpstreamBadBody(
+                f"{channel.name}: list-by-condition did not answer a list"
+            ) from exc
 
     async def probe(self, channel: Channel) -> ProbeResult:
         """Ask the channel for no task at all (list-by-condition, ``{"ids": []}``), as every
@@ -244,23 +275,37 @@ class UpstreamClient:
         started = time.perf_counter()
         ok, detail = False, "answered"
         try:
-            payload = await self._request(
+            raw = await self._request(
                 "POST", channel, PROBE_PATH, _PROBE_BODY, self._settings.probe_timeout_s, "probe"
             )
+            json_input.array_items(raw)
         except UpstreamHttpError as exc:
             detail = "secret refused" if exc.status in (401, 403) else f"HTTP {exc.status}"
         except UpstreamError as exc:
             detail = f"{exc.kind}: {exc}"
+        except json_input.JsonInputError:
+            detail = "answer is not a task list"
         else:
-            ok = isinstance(payload, list)
-            if not ok:
-                detail = "answer is not a task list"
+            ok = True
         return ProbeResult(ok, detail, time.perf_counter() - started)
 
-    async def stream_image(self, url: str) -> tuple[str, AsyncIterator[bytes]]:
-        """(content type, body chunks) of an image; errors before the first byte are raised."""
-        with _map_transport_errors(url):
-            response = await self.session.get(url)
+    async def stream_image(self, url: str, channel: Channel) -> tuple[str, AsyncIterator[bytes]]:
+        """(content type, body chunks) of a task's image; errors before the first byte are
+        raised. ``url`` is the upstream's word: it is fetched only from ``channel``'s own origin
+        or from a public address (``gateway.public_addresses``), and so is every redirect."""
+        for _ in range(MAX_IMAGE_REDIRECTS + 1):
+            session = self._session_for(url, channel)
+            with _map_transport_errors(url):
+                if session is not self.session:
+                    public_addresses.refuse_private_literal(url)
+                response = await session.get(url, allow_redirects=False)
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or location is None:
+                break
+            response.release()
+            url = urljoin(url, location)
+        else:
+            raise UpstreamHttpError(response.status, "image: too many redirects")
         if response.status != 200:
             response.release()
             raise UpstreamHttpError(response.status, f"image: HTTP {response.status}")
@@ -274,3 +319,21 @@ class UpstreamClient:
                 response.release()
 
         return response.content_type or "application/octet-stream", chunks()
+
+    def _session_for(self, url: str, channel: Channel) -> aiohttp.ClientSession:
+        """The channel's own session for its own origin (the operator named it), else the one
+        that connects to public addresses only."""
+        if _origin(url) == _origin(channel.base_url):
+            return self.session
+        if self._public_session is None:
+            raise RuntimeError("UpstreamClient.start() was not awaited")
+        return self._public_session
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
