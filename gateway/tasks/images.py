@@ -28,7 +28,8 @@ class ImageSigner:
         return f"{self._base}/mj/image/{task_id}?exp={exp}&sig={self._signature(task_id, exp)}"
 
     def verify(self, task_id: int, exp: int, signature: str, now_s: float | None = None) -> bool:
-        """True when the signature is this task's and ``exp`` has not passed."""
+        """True when the signature is this task's and ``exp`` has not passed; any text is a
+        signature that can be checked (compared as bytes, in constant time)."""
         now = now_s if now_s is not None else time.time()
-        expected = self._signature(task_id, exp)
-        return exp > now and hmac.compare_digest(expected, signature)
+        expected = self._signature(task_id, exp).encode()
+        return exp > now and hmac.compare_digest(expected, signature.encode("utf-8", "replace"))

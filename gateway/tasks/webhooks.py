@@ -10,20 +10,16 @@ until ``retry_for_s`` has passed since the change; then the event is given up.
 Signature: ``X-Gateway-Timestamp: <unix seconds>`` and ``X-Gateway-Signature: sha256=<hex
 HMAC-SHA256 of "<timestamp>.<body>" with the user's webhook secret>``.
 
-SSRF guard: a hook must be http(s) and every address its host resolves to must be public, when
-the submit arrives and again at each delivery (the resolver that connects checks them, so a DNS
-answer that changes in between cannot reach inside); redirects are not followed. The operator
-may allow private, loopback and link-local targets.
+SSRF guard (``gateway.public_addresses``): a hook must be http(s) and every address its host
+resolves to must be public, when the submit arrives and again at each delivery; redirects are
+not followed. The operator may allow private, loopback and link-local targets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
-import ipaddress
-import socket
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,11 +28,10 @@ import aiohttp
 import asyncpg
 import msgspec
 import structlog
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
-from gateway import metrics
+from gateway import metrics, public_addresses
 from gateway.errors import BadRequest
+from gateway.public_addresses import PrivateAddressError, PublicResolver
 from gateway.storage import webhooks as outbox
 from gateway.storage.webhooks import WebhookEvent
 from gateway.tasks.images import ImageSigner
@@ -49,30 +44,6 @@ LEASE_MARGIN_S = 30.0
 BATCH = 100
 KEEP_FINISHED_S = 7 * 86_400.0
 PURGE_EVERY_S = 600.0
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-def is_public(address: IpAddress) -> bool:
-    """Routable on the internet: not private, loopback, link-local, multicast or reserved, nor
-    an IPv6 address that carries such an IPv4 address (mapped, 6to4, NAT64)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return is_public(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            return is_public(address.sixtofour)
-        if address in _NAT64:
-            return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return address.is_global and not address.is_multicast
-
-
-def _literal(host: str) -> IpAddress | None:
-    with contextlib.suppress(ValueError):
-        return ipaddress.ip_address(host.strip("[]"))
-    return None
 
 
 class HookGuard:
@@ -87,42 +58,14 @@ class HookGuard:
             raise BadRequest("notifyHook must be an http or https URL")
         if self._allow_private:
             return
-        literal = _literal(parts.hostname)
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
-                )
-            except OSError:
-                raise BadRequest("notifyHook's host does not resolve") from None
-            addresses = [ipaddress.ip_address(str(info[4][0])) for info in infos]
-        if not addresses or not all(is_public(a) for a in addresses):
-            raise BadRequest("notifyHook must not point at a private, loopback or local address")
-
-
-class PrivateAddressError(OSError):
-    """A hook's host resolved to no public address."""
-
-
-class _PublicResolver(AbstractResolver):
-    """The resolver deliveries connect through: only public addresses come out of it."""
-
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        public = [r for r in results if is_public(ipaddress.ip_address(r["host"]))]
-        if not public:
-            raise PrivateAddressError(f"{host} resolves to no public address")
-        return public
-
-    async def close(self) -> None:
-        await self._inner.close()
+        try:
+            await public_addresses.check_url(url)
+        except PrivateAddressError:
+            raise BadRequest(
+                "notifyHook must not point at a private, loopback or local address"
+            ) from None
+        except OSError:
+            raise BadRequest("notifyHook's host does not resolve") from None
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -153,7 +96,7 @@ class WebhookDeliverer:
         self._purged_at = float("-inf")
 
     async def start(self) -> None:
-        resolver = None if self._allow_private else _PublicResolver()
+        resolver = None if self._allow_private else PublicResolver()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=BATCH, resolver=resolver),
             timeout=aiohttp.ClientTimeout(total=self._timeout_s),
@@ -210,10 +153,11 @@ class WebhookDeliverer:
     async def _send(self, event: WebhookEvent) -> str | None:
         """None when the hook answered 2xx; else what went wrong."""
         assert self._session is not None, "start() first"
-        host = urlsplit(event.url).hostname or ""
-        literal = _literal(host)
-        if not self._allow_private and (literal is not None and not is_public(literal)):
-            return "refused: not a public address"
+        if not self._allow_private:
+            try:
+                public_addresses.refuse_private_literal(event.url)
+            except PrivateAddressError:
+                return "refused: not a public address"
         body = msgspec.json.encode(task_view(event.task, self._images))
         timestamp = str(int(time.time()))
         headers: dict[str, Any] = {

@@ -152,6 +152,11 @@ async def test_a_failing_hook_is_retried_then_given_up_and_money_is_untouched(
         "http://[::ffff:127.0.0.1]/hook",
         "http://[64:ff9b::a00:1]/hook",
         "http://[2002:7f00:1::1]/hook",
+        "http://[::127.0.0.1]/",
+        "http://[::a9fe:a9fe]/",
+        "http://[64:ff9b:1::a9fe:a9fe]/",
+        "http://[64:ff9b:1::7f00:1]/",
+        "http://[fec0::1]/",
         "ftp://example.com/hook",
     ],
 )
