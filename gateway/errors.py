@@ -13,6 +13,7 @@
     │   ├── InternalError        500 / 23
     │   ├── UpstreamFailed       502 / 23  every tried channel failed
     │   ├── QueueFull            503 / 23  every eligible channel's queue full (Retry-After)
+    │   ├── ChannelsResting      503 / 23  every channel that serves it is resting (Retry-After)
     │   ├── Unavailable          503 / 23  a store the request needs cannot be reached
     │   ├── NoAccount            503 / 24  no channel with a usable upstream account
     │   └── UpstreamTimeout      504 / 23  every tried channel timed out
@@ -118,6 +119,12 @@ class QueueFull(ApiError):
     http_status = 503
     code = 23
     default_description = "every upstream queue is full, retry later"
+
+
+class ChannelsResting(ApiError):
+    http_status = 503
+    code = 23
+    default_description = "every channel that serves this request is resting after failures"
 
 
 class Unavailable(ApiError):

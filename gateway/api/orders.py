@@ -91,6 +91,7 @@ def _generation(
         prompt=prompt,
         state=body.state,
         notify_hook=body.notifyHook or None,
+        account_named=body.accountFilter is not None and body.accountFilter.names_an_account,
     )
 
 
@@ -201,14 +202,21 @@ def swap_face(body: SwapFaceBody, path_mode: str | None) -> SubmitOrder:
 
 
 def upload(body: UploadBody, path_mode: str | None) -> SubmitOrder:
+    """Priced per image; the account filter goes upstream under the name the client used."""
+    mode = mode_from(path_mode, None, None)
     upstream_body: dict[str, Any] = {"base64Array": body.base64Array}
-    if body.filter is not None:
-        upstream_body["filter"] = body.filter
+    for name, chosen in (("filter", body.filter), ("accountFilter", body.accountFilter)):
+        if chosen is not None:
+            upstream_body[name] = _account_filter(chosen, mode)
     return SubmitOrder(
         kind="upload",
         upstream_path="/mj/submit/upload-discord-images",
         upstream_body=upstream_body,
         price_action=SUBMIT_PRICE_ACTIONS["upload"],
         action="UPLOAD",
-        mode=mode_from(path_mode, None, None),
+        mode=mode,
+        quantity=len(body.base64Array),
+        account_named=any(
+            f is not None and f.names_an_account for f in (body.filter, body.accountFilter)
+        ),
     )

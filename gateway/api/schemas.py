@@ -10,7 +10,7 @@ the constraints: bodies from clients must go through ``decode_json``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -22,6 +22,9 @@ MAX_TASK_ID_CHARS = 32
 MAX_LIST_IDS = 500
 MIN_BLEND_IMAGES = 2
 MAX_BLEND_IMAGES = 5
+MAX_PROMPT_IMAGES = 5
+MAX_UPLOAD_IMAGES = 5
+MAX_ACCOUNT_ID_CHARS = 64
 
 Mode = Literal["FAST", "RELAX", "TURBO"]
 BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]
@@ -38,7 +41,9 @@ ChangeIndex = Annotated[int, msgspec.Meta(ge=1, le=4)]
 BlendImages = Annotated[
     list[str], msgspec.Meta(min_length=MIN_BLEND_IMAGES, max_length=MAX_BLEND_IMAGES)
 ]
-UploadImages = Annotated[list[str], msgspec.Meta(min_length=1)]
+PromptImages = Annotated[list[str], msgspec.Meta(max_length=MAX_PROMPT_IMAGES)]
+UploadImages = Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_UPLOAD_IMAGES)]
+AccountId = Annotated[str, msgspec.Meta(max_length=MAX_ACCOUNT_ID_CHARS)]
 ListIds = Annotated[list[str], msgspec.Meta(max_length=MAX_LIST_IDS)]
 
 
@@ -57,18 +62,24 @@ class _SubmitBody(_Body, kw_only=True):
 
 
 class AccountFilter(_Body, kw_only=True):
-    """The client's ``accountFilter``; only ``modes`` affects the gateway (the speed mode)."""
+    """The client's ``accountFilter``: ``modes`` sets the speed mode; ``instanceId`` (or the
+    older ``channelId``) names one upstream account, narrowing the channel's choice. Nothing
+    else of it is forwarded."""
 
-    modes: list[Mode] | None = None
-    instanceId: str | None = None
-    channelId: str | None = None
+    modes: Annotated[list[Mode], msgspec.Meta(max_length=3)] | None = None
+    instanceId: AccountId | None = None
+    channelId: AccountId | None = None
+
+    @property
+    def names_an_account(self) -> bool:
+        return bool(self.instanceId or self.channelId)
 
 
 class ImagineBody(_SubmitBody, kw_only=True):
     """POST /submit/imagine."""
 
     prompt: Prompt
-    base64Array: list[str] = []
+    base64Array: PromptImages = []
     botType: BotType = "MID_JOURNEY"
     accountFilter: AccountFilter | None = None
 
@@ -130,10 +141,12 @@ class SimpleChangeBody(_SubmitBody, kw_only=True):
 
 
 class UploadBody(_Body, kw_only=True):
-    """POST /submit/upload-discord-images; ``filter`` is forwarded upstream unchanged."""
+    """POST /submit/upload-discord-images: one to five images, priced per image. The account
+    filter is ``filter`` (midjourney-proxy-plus) or ``accountFilter`` (trueai)."""
 
     base64Array: UploadImages
-    filter: dict[str, Any] | None = None
+    filter: AccountFilter | None = None
+    accountFilter: AccountFilter | None = None
 
 
 class SwapFaceBody(_SubmitBody, kw_only=True):

@@ -32,8 +32,10 @@ class TaskCanceller:
         self._upstream = upstream
 
     async def cancel(self, principal: Principal, task_id: int) -> None:
-        """End the caller's task as CANCEL and refund it; 404/21 if it is not the caller's,
-        400/21 if it has ended or has no answer from its channel yet."""
+        """End the caller's task as CANCEL and refund it, once; 404/21 if it is not the
+        caller's, 400/21 if it has ended otherwise or has no answer from its channel yet. A task
+        that ends CANCEL while this runs (another cancel, the upstream's own answer to this
+        one) is cancelled as asked."""
         task = await task_store.get_user_task(self._pool, task_id, principal.user_id)
         if task is None:
             raise NotFound(f"task {task_id} not found")
@@ -43,9 +45,16 @@ class TaskCanceller:
             raise BadRequest(f"task {task_id} is still being submitted; cancel it once accepted")
         await self._forward(task)
         written = await task_store.end_tasks(self._pool, [task.id], "CANCEL", CANCEL_REASON)
-        if not written.changed:
-            raise BadRequest(f"task {task_id} can no longer be cancelled")
         metrics.count_ends(written.finished, written.refunded_units)
+        if written.changed:
+            return
+        # Ended meanwhile: by the poller or a callback, often with the upstream's own CANCEL
+        # that this request's forward caused. The answer says what the task is now.
+        now = await task_store.get_user_task(self._pool, task_id, principal.user_id)
+        if now is None or now.status not in ENDED:
+            raise BadRequest(f"task {task_id} cannot be cancelled right now; try again")
+        if now.status != "CANCEL":
+            raise BadRequest(f"task {task_id} has already ended ({now.status})")
 
     async def _forward(self, task: Task) -> None:
         channel = await self._channels.get(task.channel_id) if task.channel_id else None

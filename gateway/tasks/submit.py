@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,7 @@ from gateway.domain import Channel, Principal, Task
 from gateway.errors import (
     ApiError,
     BadRequest,
+    ChannelsResting,
     InternalError,
     NoAccount,
     NotFound,
@@ -52,6 +54,7 @@ log = structlog.get_logger(__name__)
 
 QUEUE_FULL_RETRY_AFTER_S = 10
 MODAL_CODE = 21
+_MALFORMED = "the upstream refused the request as malformed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,9 @@ class SubmitOrder:
 
     ``upstream_body`` is what goes upstream, except that a follow-up's ``taskId`` is replaced by
     the parent's upstream id. ``parent_id`` names the gateway task a follow-up acts on (for
-    ``modal``, the MODAL task itself).
+    ``modal``, the MODAL task itself). ``quantity``: how many times the action's price is held
+    (an upload's images). ``account_named``: the client's account filter names one upstream
+    account, so a "no usable account" answer is the client's doing, not the channel's.
     """
 
     kind: str
@@ -75,6 +80,8 @@ class SubmitOrder:
     notify_hook: str | None = None
     parent_id: int | None = None
     custom_id: str | None = None
+    quantity: int = 1
+    account_named: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +103,14 @@ class _Progress:
 class _Attempts:
     verdicts: list[Verdict] = field(default_factory=list)
 
-    def failure(self) -> ApiError:
+    def failure(self, order: SubmitOrder) -> ApiError:
         """The error for a submit that no channel took, most useful to the client first."""
         seen = set(self.verdicts)
-        if not seen:
-            return NoAccount("no channel serves this action and mode")
         if Verdict.QUEUE_FULL in seen:
             return QueueFull(retry_after_s=QUEUE_FULL_RETRY_AFTER_S)
         if seen <= {Verdict.NO_ACCOUNT, Verdict.AUTH_FAILED}:
+            if order.account_named and Verdict.NO_ACCOUNT in seen:
+                return NoAccount("no usable upstream account matches the request's accountFilter")
             return NoAccount()
         if self.verdicts[-1] is Verdict.TIMEOUT:
             return UpstreamTimeout()
@@ -152,7 +159,8 @@ class Submitter:
                 mode=parent.mode,
                 bot_type=parent.bot_type,
             )
-        price = await self._billing.price(principal, order.price_action, order.mode)
+        channels = await self._route(order, parent)
+        price = await self._price(principal, order)
         if order.kind == "modal" and parent is not None:
             held = await self._billing.hold_modal(principal, parent.id, order.price_action, price)
         else:
@@ -162,7 +170,6 @@ class Submitter:
         unresolved_status = "MODAL" if order.kind == "modal" else "REJECTED"
         progress = _Progress()
         try:
-            channels = await self._route(order, parent)
             submitted = await self._forward(order, held, channels, unresolved_status, progress)
         except ApiError:
             raise
@@ -179,17 +186,17 @@ class Submitter:
     async def upload(self, principal: Principal, order: SubmitOrder) -> list[str]:
         """Upload images through a channel; charged like a task that succeeds at once."""
         self._auth.check_action(principal, order.price_action)
-        price = await self._billing.price(principal, order.price_action, order.mode)
+        channels = await self._route(order, None)
+        price = await self._price(principal, order)
         held = await self._billing.hold_new_task(
             self._new_task(principal, order, price, capped=False)
         )
         attempts = _Attempts()
         payload = encode_body(order.upstream_body)
         try:
-            for channel in (await self._route(order, None))[: self._max_attempts]:
+            for channel in channels[: self._max_attempts]:
                 outcome, verdict = await self._attempt(channel, order, payload)
-                if isinstance(outcome, UpstreamAnswer) and outcome.code == 1:
-                    urls = outcome.result if isinstance(outcome.result, list) else []
+                if verdict is Verdict.ACCEPTED and isinstance(outcome, UpstreamAnswer):
                     settled = await self._billing.settle(
                         held,
                         status="SUCCESS",
@@ -198,19 +205,26 @@ class Submitter:
                         description=outcome.description,
                         properties={},
                     )
-                    await self._note_health(channel, outcome, verdict, follow_up=False)
+                    await self._note_health(channel, verdict, order, outcome)
                     if not settled:
                         raise InternalError("the upload outlived its hold; nothing was charged")
-                    return [str(url) for url in urls]
-                await self._note_health(channel, outcome, verdict, follow_up=False)
-                if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
+                    metrics.QUOTA_CHARGED.labels(order.price_action).inc(price)
+                    return [str(url) for url in outcome.result]
+                await self._note_health(channel, verdict, order, outcome)
+                if not verdict.tries_next_channel:
+                    if isinstance(outcome, UpstreamError):
+                        raise BadRequest(_MALFORMED)
                     raise BadRequest(outcome.description or "upload refused by the upstream")
                 attempts.verdicts.append(verdict)
-            raise attempts.failure()
+            raise attempts.failure(order)
         except BaseException as exc:
             reason = exc.description if isinstance(exc, ApiError) else "gateway error"
             await self._billing.release(held, task_status="REJECTED", reason=reason)
             raise
+
+    async def _price(self, principal: Principal, order: SubmitOrder) -> int:
+        unit = await self._billing.price(principal, order.price_action, order.mode)
+        return unit * order.quantity
 
     async def _parent(self, principal: Principal, order: SubmitOrder) -> Task | None:
         if order.parent_id is None:
@@ -249,16 +263,36 @@ class Submitter:
         )
 
     async def _route(self, order: SubmitOrder, parent: Task | None) -> list[Channel]:
-        """Every channel not resting that can run the work, in the order to try them; for a
-        follow-up, its parent's channel whatever its state."""
+        """The channels to try, in order: every channel not resting that can run the work, or
+        for a follow-up its parent's channel whatever its state. Never empty: ChannelsResting
+        (503/23, Retry-After when the first rest ends) when every channel that could run it
+        is resting, NoAccount (503/24) when none could."""
         if parent is not None and parent.channel_id is not None:
             channel = await self._channels.get(parent.channel_id)
-            return [channel] if channel is not None else []
+            if channel is None:
+                raise NoAccount("the channel of this task's parent is gone")
+            return [channel]
+        channels = await self._channels.channels()
         cooling = await self._cooldowns.cooling()
-        candidates = [c for c in await self._channels.channels() if c.id not in cooling]
-        return failover_order(
-            candidates, order.price_action, order.mode, order.bot_type, self._rng, len(candidates)
+        awake = [c for c in channels if c.id not in cooling]
+        order_ = failover_order(
+            awake, order.price_action, order.mode, order.bot_type, self._rng, len(awake)
         )
+        if order_:
+            return order_
+        rests = [
+            cooling[c.id].until_ms
+            for c in channels
+            if c.id in cooling and c.serves(order.price_action, order.mode, order.bot_type)
+        ]
+        if rests:
+            wait_s = max(1, math.ceil((min(rests) - time.time() * 1000) / 1000))
+            raise ChannelsResting(
+                f"every channel that serves this request is resting after failures; "
+                f"the first is back in {wait_s} s",
+                retry_after_s=wait_s,
+            )
+        raise NoAccount("no channel serves this action and mode")
 
     async def _attempt(
         self, channel: Channel, order: SubmitOrder, payload: bytes
@@ -270,7 +304,7 @@ class Submitter:
             )
         except UpstreamError as exc:
             outcome = exc
-        verdict = classify(outcome)
+        verdict = classify(outcome, urls=order.kind == "upload")
         metrics.CHANNEL_SELECTIONS.labels(channel.name, order.price_action).inc()
         metrics.UPSTREAM_REQUESTS.labels(
             channel.name, "submit", order.price_action, verdict.value
@@ -290,15 +324,15 @@ class Submitter:
     async def _note_health(
         self,
         channel: Channel,
-        outcome: UpstreamAnswer | UpstreamError,
         verdict: Verdict,
-        *,
-        follow_up: bool,
+        order: SubmitOrder,
+        outcome: UpstreamAnswer | UpstreamError,
     ) -> None:
         """What the attempt says of the channel: a failure counts towards its cooldown (with
         its kind, ``streak_reason``), "no account" to new work and a refused secret rest it at
-        once, any other answer shows it alive. A follow-up's 3 may only mean the upstream lost
-        its parent: it says nothing."""
+        once, any other answer shows it alive. A "no account" that the request itself may
+        have caused says nothing: a follow-up's (the upstream may have lost its parent) and
+        one whose account filter named an account."""
         reason: CoolReason | None = None
         if verdict in (Verdict.FAILED, Verdict.TIMEOUT):
             reason = await self._cooldowns.failed(channel.id, streak_reason(outcome))
@@ -306,7 +340,7 @@ class Submitter:
             reason = CoolReason.AUTH_FAILED
             await self._cooldowns.cool(channel.id, reason)
         elif verdict is Verdict.NO_ACCOUNT:
-            if not follow_up:
+            if order.parent_id is None and not order.account_named:
                 reason = CoolReason.NO_ACCOUNT
                 await self._cooldowns.cool(channel.id, reason)
         else:
@@ -341,17 +375,16 @@ class Submitter:
                 hook = callback_url(self._callback_base_url, channel, held.task_id)
                 body = {**body, "notifyHook": hook}
             outcome, verdict = await self._attempt(channel, order, encode_body(body))
-            follow_up = order.parent_id is not None
-            if isinstance(outcome, UpstreamAnswer) and not verdict.tries_next_channel:
+            if not verdict.tries_next_channel:
                 progress.accepted = verdict is Verdict.ACCEPTED
                 try:
                     return await self._conclude(held, channel, outcome, verdict, unresolved_status)
                 finally:  # the outcome is recorded first: health is a Redis call
-                    await self._note_health(channel, outcome, verdict, follow_up=follow_up)
-            await self._note_health(channel, outcome, verdict, follow_up=follow_up)
+                    await self._note_health(channel, verdict, order, outcome)
+            await self._note_health(channel, verdict, order, outcome)
             await self._slots.give_back(held.task_id, channel)
             attempts.verdicts.append(verdict)
-        error = attempts.failure()
+        error = attempts.failure(order)
         await self._billing.release(held, task_status=unresolved_status, reason=error.description)
         raise error
 
@@ -359,10 +392,13 @@ class Submitter:
         self,
         held: Held,
         channel: Channel,
-        answer: UpstreamAnswer,
+        answer: UpstreamAnswer | UpstreamError,
         verdict: Verdict,
         unresolved_status: str,
     ) -> Submitted:
+        if isinstance(answer, UpstreamError):  # refused as malformed, in an HTTP status
+            await self._billing.release(held, task_status=unresolved_status, reason=str(answer))
+            raise BadRequest(_MALFORMED)
         upstream_id = str(answer.result)
         if verdict is Verdict.ACCEPTED:
             queued = answer.code == 22

@@ -26,7 +26,7 @@ class Verdict(Enum):
     ACCEPTED = "accepted"  # 1 or 22: a task exists upstream, the charge is kept
     MODAL = "modal"  # 21 with a task id: the client must confirm through /submit/modal
     BANNED = "banned"  # 24: the prompt is refused; 400/21, no retry
-    INVALID = "invalid"  # 4 (or 21 without a task): 400/21 with the upstream's description
+    INVALID = "invalid"  # 4 (or 21 without a task, or HTTP 400): 400/21, the request's doing
     QUEUE_FULL = "queue_full"  # 23: try the next channel
     NO_ACCOUNT = "no_account"  # 3: cool the channel down, try the next
     AUTH_FAILED = "auth_failed"  # HTTP 401/403: wrong channel secret; cool down, try the next
@@ -43,14 +43,25 @@ _RETRYABLE = frozenset(
 )
 
 
-def classify(outcome: UpstreamAnswer | UpstreamError) -> Verdict:
+def classify(outcome: UpstreamAnswer | UpstreamError, *, urls: bool = False) -> Verdict:
+    """``urls``: the call is an upload, whose accepted answer carries a list of image URLs
+    where a task id would be. HTTP 400, 413 and 422 are the upstream refusing the request as
+    malformed: the request's doing (INVALID), not the channel's."""
     if isinstance(outcome, UpstreamTimedOut):
         return Verdict.TIMEOUT
     if isinstance(outcome, UpstreamHttpError) and outcome.status in (401, 403):
         return Verdict.AUTH_FAILED
+    if isinstance(outcome, UpstreamHttpError) and outcome.status in (400, 413, 422):
+        return Verdict.INVALID
     if isinstance(outcome, UpstreamError):
         return Verdict.FAILED
-    has_task = isinstance(outcome.result, str | int) and str(outcome.result) != ""
+    if urls:
+        result = outcome.result
+        has_task = (
+            isinstance(result, list) and bool(result) and all(isinstance(u, str) for u in result)
+        )
+    else:
+        has_task = isinstance(outcome.result, str | int) and str(outcome.result) != ""
     match outcome.code:
         case 1 | 22 if has_task:
             return Verdict.ACCEPTED

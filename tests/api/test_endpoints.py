@@ -186,7 +186,7 @@ async def test_upload_returns_a_list_of_urls(
     assert after.get("submit/upload-discord-images", 0) == 1 + before.get(
         "submit/upload-discord-images", 0
     )
-    assert await client.balance() == START_BALANCE - PRICE["mj_upload"]
+    assert await client.balance() == START_BALANCE - 2 * PRICE["mj_upload"]  # per image
 
 
 async def test_image_seed_asks_the_tasks_channel(

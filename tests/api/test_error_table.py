@@ -674,6 +674,12 @@ async def test_no_channel_with_a_usable_account_is_503_24(
     # No channel at all.
     assert_error(await client.post("/mj/submit/imagine", {"prompt": "a cat"}), 503, 24)
 
+    # A working channel that serves only RELAX is no channel for a FAST task.
+    relax = await start_sim(simulator_factory)
+    await gateway.add_channel(relax, name="relax-only", modes=["RELAX"])
+    assert_error(await client.post("/mj/submit/imagine", {"prompt": "a dog --fast"}), 503, 24)
+    assert await sim_requests(gateway.http, relax, "submit/imagine") == 0
+
     # Channels whose simulators have no account: each answers 3.
     sims = [await start_sim(simulator_factory, accounts=0) for _ in range(2)]
     for number, sim in enumerate(sims):
@@ -682,13 +688,15 @@ async def test_no_channel_with_a_usable_account_is_503_24(
     for sim in sims:
         assert await sim_requests(gateway.http, sim, "submit/imagine") == 1
 
-    # A working channel that serves only RELAX is no channel for a FAST task.
-    relax = await start_sim(simulator_factory)
-    await gateway.add_channel(relax, name="relax-only", modes=["RELAX"])
-    assert_error(await client.post("/mj/submit/imagine", {"prompt": "a dog --fast"}), 503, 24)
-    assert await sim_requests(gateway.http, relax, "submit/imagine") == 0
+    # Both now rest: resting is not missing. 503/23, back when the first rest ends.
+    resting = await client.post("/mj/submit/imagine", {"prompt": "a cat"})
+    assert "resting" in assert_error(resting, 503, 23)["description"]
+    assert 1 <= int(resting.headers["Retry-After"]) <= 30
+    for sim in sims:
+        assert await sim_requests(gateway.http, sim, "submit/imagine") == 1
 
     assert await client.balance() == START
+    assert await gateway.services.pool.fetchval("SELECT count(*) FROM holds") == 1
 
 
 async def test_no_account_upstream_on_every_channel_with_marker_is_503_24(

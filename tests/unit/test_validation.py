@@ -283,14 +283,21 @@ def test_blend_refuses_fewer_than_two_or_more_than_five(count: int, bound: str) 
     assert "$.base64Array" in description
 
 
-def test_upload_needs_one_image_and_passes_filter_through() -> None:
+def test_upload_takes_one_to_five_images_and_an_account_filter() -> None:
     assert "length >= 1" in refused(UploadBody, {"base64Array": []})
+    assert "length <= 5" in refused(UploadBody, {"base64Array": ["x"] * 6})
     body = decode_json(
         UploadBody,
         encode({"base64Array": ["x"], "filter": {"instanceId": "abc", "remark": "r"}}),
         LIMIT,
     )
-    assert body.filter == {"instanceId": "abc", "remark": "r"}
+    assert body.filter == AccountFilter(instanceId="abc")
+    assert "length <= 64" in refused(
+        UploadBody, {"base64Array": ["x"], "filter": {"instanceId": "a" * 65}}
+    )
+    assert "Expected `object | null`" in refused(
+        UploadBody, {"base64Array": ["x"], "filter": [[1]]}
+    )
 
 
 def test_list_by_condition_takes_at_most_500_ids() -> None:
