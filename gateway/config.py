@@ -55,6 +55,13 @@ class ServerSettings(BaseModel):
         default=None,
         description="absolute URL clients reach the gateway at; unset = http://host:port",
     )
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024, description="a longer request head (line and headers) is 431"
+    )
+    max_headers: int = Field(default=100, ge=10, description="more request headers are 431")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a request head not received in this time is 408"
+    )
 
 
 class AdminSettings(BaseModel):

@@ -51,7 +51,8 @@ async def run_demo(settings: Settings, servers: Servers) -> None:
         upstream = settings.upstream.model_copy(update={"callback_base_url": base})
         settings = settings.model_copy(update={"upstream": upstream})
     app = create_app(settings, servers)
-    server = await start_server(app, bind_socket(settings.server.host, settings.server.port))
+    sock = bind_socket(settings.server.host, settings.server.port)
+    server = await start_server(app, sock, settings.server)
     print(
         f"""
 Gateway:   {base}   (database: {servers.database_kind}, redis: {servers.redis_kind})

@@ -175,6 +175,9 @@ DB_POOL_CONNECTIONS = Gauge(
     multiprocess_mode="livesum",
 )
 REDIS_UP = Gauge("gateway_redis_up", "1 when Redis answered the last ping", multiprocess_mode="min")
+WORKER_RESTARTS = Counter(
+    "gateway_worker_restarts_total", "Worker processes started again after one died"
+)
 BUILD = Gauge(
     "gateway_build_info",
     "The running gateway's version (always 1)",

@@ -2,32 +2,59 @@
 
 Workers are separate processes, each with its own listening socket bound with SO_REUSEPORT to
 the same address, so the kernel spreads connections across them. The parent resolves the stores
-and applies migrations once; each worker receives the same settings and store URLs.
+and applies migrations once, then supervises: a worker that dies is started again (after a pause
+that doubles while workers keep dying young, up to ``MAX_RESTART_PAUSE_S``), with a log line,
+and counted by the replacement in ``gateway_worker_restarts_total``; the whole stops only on
+SIGTERM or SIGINT. (uvicorn's own supervisor has no pause between restarts and no hook to clear
+a dead worker's gauges from the metrics folder; gunicorn forks the parent, which holds the
+embedded PostgreSQL and Redis, whose exit handlers would then run in every worker.)
+
+Every connection is bounded in the server itself, not only behind a proxy: a request head
+(request line and headers) longer than ``max_header_bytes`` or with more than ``max_headers``
+headers is answered 431, one not received within ``header_timeout_s`` is answered 408 (a
+connection that sends nothing in that time is closed), and the connection is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
-from typing import Any
+from multiprocessing.process import BaseProcess
+from typing import Any, ClassVar
 
+import msgspec
+import structlog
 import uvicorn
+from prometheus_client import multiprocess
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway import eventloop
-from gateway.config import Settings
+from gateway.config import ServerSettings, Settings
 from gateway.metrics import MULTIPROC_ENV
 from gateway.storage.servers import Servers
 
+log = structlog.get_logger(__name__)
+
+MIN_RESTART_PAUSE_S = 0.5
+MAX_RESTART_PAUSE_S = 30.0
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_TOO_LARGE = "request headers too large or too many"
+
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket. Made with ``IPPROTO_TCP`` so that asyncio's loop sets
+    TCP_NODELAY on the connections it accepts (it leaves protocol 0 sockets alone, and small
+    writes then wait out the client's delayed ACK: 40 ms a request on a kept-alive connection)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -37,14 +64,124 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     return sock
 
 
-def _uvicorn_config(app: Any) -> uvicorn.Config:
+class _HeadRefused(Exception):
+    """Stops the parser once a request head is refused; its answer is already written."""
+
+
+class _BoundedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds of the module docstring.
+
+    A head is measured twice: by the bytes received while it is incomplete (from the chunk
+    after the one where a request began, so a body is never counted), which stops one that
+    never ends; and, once complete, by its request line and headers, which stops one that
+    arrived whole in a single read."""
+
+    max_head_bytes: ClassVar[int]
+    max_headers: ClassVar[int]
+    head_timeout_s: ClassVar[float]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0  # received while the head is incomplete
+        self._head_size = 0  # of its request line and headers as parsed
+        self._head_count = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing() and self._too_large(self._head_bytes):
+            self._refuse(431, _TOO_LARGE)
+
+    def send_400_response(self, msg: str) -> None:
+        if not self.transport.is_closing():  # a refused head has had its answer
+            super().send_400_response(msg)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_count += 1
+        self._head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._too_large(self._head_size):
+            self._refuse(431, _TOO_LARGE)
+            raise _HeadRefused  # stops the parser: no request is made of it
+        self._in_head = False
+        self._head_bytes = self._head_size = self._head_count = 0
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def _too_large(self, size: int) -> bool:
+        return size > self.max_head_bytes or self._head_count > self.max_headers
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes == 0 and self.cycle is None:
+            self.transport.close()  # a connection that never sent a byte
+        else:
+            self._refuse(408, "request headers not received in time")
+
+    def _refuse(self, status: int, description: str) -> None:
+        self._disarm_head_timer()
+        body = msgspec.json.encode({"code": 21, "description": description, "result": None})
+        head = (
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % (status, _REASONS[status], len(body))
+        )
+        self.transport.write(head + body)
+        self.transport.close()
+
+
+def _protocol(limits: ServerSettings) -> type[HttpToolsProtocol]:
+    return type(
+        "BoundedHttpTools",
+        (_BoundedHttpTools,),
+        {
+            "max_head_bytes": limits.max_header_bytes,
+            "max_headers": limits.max_headers,
+            "head_timeout_s": limits.header_timeout_s,
+        },
+    )
+
+
+def _uvicorn_config(app: Any, limits: ServerSettings) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         lifespan="on",
         log_config=None,
         access_log=False,
         loop="none",
-        http="httptools",
+        http=_protocol(limits),
         proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
@@ -63,9 +200,9 @@ class RunningServer:
         await self.task
 
 
-async def start_server(app: Any, sock: socket.socket) -> RunningServer:
+async def start_server(app: Any, sock: socket.socket, limits: ServerSettings) -> RunningServer:
     """Serve ``app`` on the running loop from a bound socket; returns once it accepts."""
-    server = uvicorn.Server(_uvicorn_config(app))
+    server = uvicorn.Server(_uvicorn_config(app, limits))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
@@ -76,13 +213,16 @@ async def start_server(app: Any, sock: socket.socket) -> RunningServer:
     return RunningServer(f"http://{bound_host}:{bound_port}", server, task)
 
 
-def _worker(settings: Settings, servers: Servers) -> None:
+def _worker(settings: Settings, servers: Servers, restarted: bool) -> None:
+    from gateway import metrics
     from gateway.app import create_app
     from gateway.logging import configure_logging
 
     configure_logging(settings.log)
+    if restarted:
+        metrics.WORKER_RESTARTS.inc()
     sock = bind_socket(settings.server.host, settings.server.port, reuse_port=True)
-    server = uvicorn.Server(_uvicorn_config(create_app(settings, servers)))
+    server = uvicorn.Server(_uvicorn_config(create_app(settings, servers), settings.server))
     eventloop.run(server.serve(sockets=[sock]))
 
 
@@ -96,30 +236,80 @@ def _share_metrics() -> str | None:
     return folder
 
 
+@dataclass
+class _Slot:
+    """One worker's place: its process, when it started, and the pause before a restart."""
+
+    number: int
+    process: BaseProcess
+    started_at: float
+    pause_s: float = MIN_RESTART_PAUSE_S
+    restart_at: float | None = None
+
+
 def run_workers(settings: Settings, servers: Servers) -> None:
-    """Run ``settings.server.workers`` worker processes until interrupted or one dies."""
+    """Run ``settings.server.workers`` worker processes, restarting any that dies, until
+    SIGTERM or SIGINT."""
     metrics_folder = _share_metrics()
     context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_worker, args=(settings, servers), name=f"gateway-worker-{n}")
-        for n in range(settings.server.workers)
-    ]
-    for worker in workers:
-        worker.start()
+
+    def spawn(number: int, restarted: bool) -> BaseProcess:
+        process = context.Process(
+            target=_worker, args=(settings, servers, restarted), name=f"gateway-worker-{number}"
+        )
+        process.start()
+        return process
+
+    slots = [_Slot(n, spawn(n, False), time.monotonic()) for n in range(settings.server.workers)]
+    stopping = False
 
     def stop(*_: object) -> None:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
+        nonlocal stopping
+        stopping = True
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
-        multiprocessing.connection.wait([w.sentinel for w in workers])
-    except KeyboardInterrupt:
-        pass
+        while not stopping:
+            now = time.monotonic()
+            for slot in slots:
+                if slot.restart_at is None and not slot.process.is_alive():
+                    _note_death(slot, now)
+                elif slot.restart_at is not None and slot.restart_at <= now:
+                    slot.process = spawn(slot.number, True)
+                    slot.started_at, slot.restart_at = now, None
+            due = [s.restart_at for s in slots if s.restart_at is not None]
+            timeout_s = max(0.0, min(due) - now) if due else 1.0
+            alive = [s.process.sentinel for s in slots if s.restart_at is None]
+            multiprocessing.connection.wait(alive, timeout=min(timeout_s, 1.0))
     finally:
-        stop()
-        for worker in workers:
-            worker.join(timeout=10)
+        for slot in slots:
+            if slot.process.is_alive():
+                slot.process.terminate()
+        for slot in slots:
+            slot.process.join(timeout=10)
         if metrics_folder is not None:
             shutil.rmtree(metrics_folder, ignore_errors=True)
+
+
+def _note_death(slot: _Slot, now: float) -> None:
+    """A worker died: clear its live gauges, and restart it after its pause, which doubles
+    while it keeps dying within ``MAX_RESTART_PAUSE_S`` of its start."""
+    pid = slot.process.pid
+    if pid is not None:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    lived_s = now - slot.started_at
+    slot.pause_s = (
+        min(MAX_RESTART_PAUSE_S, slot.pause_s * 2)
+        if lived_s < MAX_RESTART_PAUSE_S
+        else MIN_RESTART_PAUSE_S
+    )
+    slot.restart_at = now + slot.pause_s
+    log.error(
+        "worker_died",
+        worker=slot.number,
+        pid=pid,
+        exit_code=slot.process.exitcode,
+        lived_s=round(lived_s, 1),
+        restart_in_s=slot.pause_s,
+    )

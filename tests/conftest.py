@@ -332,7 +332,7 @@ async def gateway_factory(
         app = create_app(
             settings, dataclasses.replace(servers, database_url=url, redis_url=redis_url)
         )
-        server = await start_server(app, sock)
+        server = await start_server(app, sock, settings.server)
         http = httpx.AsyncClient(base_url=server.base_url, timeout=30.0)
         running.append((server, http))
         return Gateway(server.base_url, settings, app.state.services, http)
