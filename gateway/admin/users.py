@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,8 @@ async def issue_key(
     requests_per_minute: int | None = None,
     max_open_tasks: int | None = None,
 ) -> IssuedKey:
+    for cidr in allowed_cidrs or ():
+        _network(cidr)
     key = generate_key()
     try:
         key_id = await accounts.create_key(
@@ -70,9 +73,19 @@ async def issue_key(
         asyncpg.DataError,
         asyncpg.InvalidTextRepresentationError,
         asyncpg.CheckViolationError,
-    ) as exc:
-        raise BadRequest(f"invalid key settings: {exc}") from None
+    ):
+        raise BadRequest("invalid key settings: a value cannot be stored") from None
     return IssuedKey(key_id, key)
+
+
+def _network(cidr: str) -> None:
+    """A client network as PostgreSQL's CIDR type stores it: no bits set past the prefix."""
+    try:
+        ipaddress.ip_network(cidr)
+    except ValueError:
+        raise BadRequest(
+            f"allowedCidrs: {cidr!r} is not a network such as 10.0.0.0/8 or 2001:db8::/32"
+        ) from None
 
 
 async def user_id_by_name(pool: asyncpg.Pool, name: str) -> int:

@@ -52,7 +52,7 @@ def render_http_exception(
             if isinstance(item, dict)
         )
         return Response(error_body(21, f"invalid request: {problems}"), status_code=status)
-    return Response(error_body(21, str(exc.detail)), status_code=status)
+    return Response(error_body(21, str(exc.detail)), status_code=status, headers=exc.headers)
 
 
 def render_unreachable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

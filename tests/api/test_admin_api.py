@@ -466,3 +466,31 @@ async def test_a_secret_that_cannot_be_sent_fails_over_and_charges_nothing(
 
     assert (answer.status_code, answer.json()["code"]) == (502, 23), answer.text
     assert await client.balance() == IMAGINE_UNITS
+
+
+async def test_methods_are_named_in_allow_and_bad_networks_in_our_own_words(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway, operator = await _setup(gateway_factory)
+    channel_id = await gateway.add_channel(await simulator_factory())
+    path = f"/api/admin/channels/{channel_id}"
+    options = await gateway.http.options(path, headers=ADMIN)
+    assert options.status_code == 204
+    assert set(options.headers["allow"].split(", ")) == {"GET", "OPTIONS", "PATCH"}
+    for method, target, allowed in (
+        ("DELETE", path, {"GET", "OPTIONS", "PATCH"}),
+        ("PUT", "/api/admin/channels", {"GET", "OPTIONS", "POST"}),
+        ("GET", "/mj/submit/imagine", {"OPTIONS", "POST"}),
+    ):
+        answer = await gateway.http.request(method, target, headers=ADMIN)
+        assert answer.status_code == 405, answer.text
+        assert set(answer.headers["allow"].split(", ")) == allowed
+        assert answer.json()["code"] == 21
+
+    user = await operator.call("POST", "/users", {"name": "neo"}, expect=201)
+    for cidrs in (["10.0.0.1/8"], ["not-a-network"], ["10.0.0.0/33"]):
+        description = await operator.refused(
+            "POST", f"/users/{user['id']}/keys", {"allowedCidrs": cidrs}
+        )
+        assert description.startswith("allowedCidrs: "), description
+        assert "query argument" not in description

@@ -47,11 +47,25 @@ def render_unstorable(request: Request[Any, Any, Any], _: asyncpg.DataError) -> 
     return render_api_error(request, BadRequest("invalid request: a value cannot be stored"))
 
 
+def answer_options(request: Request[Any, Any, Any]) -> Response[None] | None:
+    """OPTIONS names every method of its path. (Litestar's own answer lists the methods of
+    the handler registered first for a path, here GET alone where a POST or PATCH follows.)"""
+    if request.method != "OPTIONS":
+        return None
+    methods = {
+        method
+        for path in request.route_handler.paths
+        for method in request.app.route_handler_method_map.get(path, {})
+    }
+    return Response(None, status_code=204, headers={"Allow": ", ".join(sorted(methods))})
+
+
 def admin_router() -> Router:
     return Router(
         path="/api/admin",
         route_handlers=[*users.ROUTES, *money.ROUTES, *channels.ROUTES, *records.ROUTES],
         guards=[require_admin_token],
         exception_handlers={asyncpg.DataError: render_unstorable},
+        before_request=answer_options,
         tags=["admin"],
     )
