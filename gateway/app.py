@@ -20,6 +20,8 @@ from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.health import healthz, metrics_endpoint, readyz
 from gateway.api.middleware import request_log_middleware
 from gateway.api.mj import mj_routers
+from gateway.api.openapi import OpenApiJson
+from gateway.api.requests import GatewayRequest
 from gateway.auth.limits import RateLimits
 from gateway.auth.service import Authenticator
 from gateway.billing.idempotency import Idempotency
@@ -212,12 +214,13 @@ def create_app(settings: Settings, servers: Servers, *, run_background: bool = T
         middleware=[request_log_middleware],
         lifespan=[lifespan],
         request_max_body_size=settings.relay.max_body_bytes,
+        request_class=GatewayRequest,
         openapi_config=OpenAPIConfig(
             title="mj-gateway",
             version=__version__,
             description="The /mj relay, the account route and the operator's admin API.",
             path="/schema",
-            render_plugins=[],
+            render_plugins=[OpenApiJson()],
         ),
         logging_config=None,
         debug=False,

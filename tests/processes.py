@@ -28,10 +28,12 @@ def free_port() -> int:
 
 @dataclass
 class GatewayProcess:
-    """One ``gateway serve --workers 1`` in its own session, on a port it keeps across restarts."""
+    """One ``gateway serve --workers N`` in its own session, on a port it keeps across
+    restarts."""
 
     env: dict[str, str]
     log_path: Path
+    workers: int = 1
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
 
@@ -43,7 +45,7 @@ class GatewayProcess:
         env = {**os.environ, **self.env, "GATEWAY_SERVER__PORT": str(self.port)}
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                *(sys.executable, "-m", "gateway", "serve", "--workers", "1"),
+                *(sys.executable, "-m", "gateway", "serve", "--workers", str(self.workers)),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -90,9 +92,9 @@ async def gateway_processes(
     """Start gateway processes with ``base_env`` plus a call's own settings; all stopped after."""
     started: list[GatewayProcess] = []
 
-    async def start(**env: str) -> GatewayProcess:
+    async def start(workers: int = 1, **env: str) -> GatewayProcess:
         log_path = folder / f"gateway-{len(started)}.log"
-        gateway = GatewayProcess({**base_env, **env}, log_path)
+        gateway = GatewayProcess({**base_env, **env}, log_path, workers)
         started.append(gateway)
         return await gateway.start()
 

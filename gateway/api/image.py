@@ -6,10 +6,11 @@ from litestar import get
 from litestar.params import FromPath, FromQuery, SkipValidation
 from litestar.response import Stream
 
+from gateway.api.openapi import DOC_KEY, Doc
 from gateway.services import Services
 
 
-@get("/image/{task_id:str}")
+@get("/image/{task_id:str}", opt={DOC_KEY: Doc(None, (404, 502, 504), key=False)})
 async def image(
     task_id: FromPath[str],
     exp: FromQuery[int],

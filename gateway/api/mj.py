@@ -19,6 +19,16 @@ from gateway.api import orders
 from gateway.api.errors import error_body
 from gateway.api.image import image
 from gateway.api.middleware import RATE_LIMIT_STATE
+from gateway.api.openapi import (
+    DOC_KEY,
+    READ_ERRORS,
+    SUBMIT_ERRORS,
+    Doc,
+    SubmitAnswer,
+    TaskObject,
+    TextAnswer,
+    UploadAnswer,
+)
 from gateway.api.schemas import (
     ActionBody,
     BlendBody,
@@ -70,6 +80,10 @@ async def _parse(kind: type[Body], request: AnyRequest, services: Services) -> B
     return body
 
 
+def _submit_doc(body: type[RequestBody]) -> dict[str, Doc]:
+    return {DOC_KEY: Doc(SubmitAnswer, SUBMIT_ERRORS, body)}
+
+
 def _path_mode(request: AnyRequest) -> str | None:
     mode: str | None = request.route_handler.opt.get("path_mode")
     return mode
@@ -114,49 +128,49 @@ async def _submit(
     return await _once(request, services, principal, produce)
 
 
-@post("/submit/imagine", status_code=200)
+@post("/submit/imagine", status_code=200, opt=_submit_doc(ImagineBody))
 async def submit_imagine(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ImagineBody, request, services)
     return await _submit(request, services, principal, orders.imagine(body, _path_mode(request)))
 
 
-@post("/submit/blend", status_code=200)
+@post("/submit/blend", status_code=200, opt=_submit_doc(BlendBody))
 async def submit_blend(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(BlendBody, request, services)
     return await _submit(request, services, principal, orders.blend(body, _path_mode(request)))
 
 
-@post("/submit/describe", status_code=200)
+@post("/submit/describe", status_code=200, opt=_submit_doc(DescribeBody))
 async def submit_describe(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(DescribeBody, request, services)
     return await _submit(request, services, principal, orders.describe(body, _path_mode(request)))
 
 
-@post("/submit/shorten", status_code=200)
+@post("/submit/shorten", status_code=200, opt=_submit_doc(ShortenBody))
 async def submit_shorten(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ShortenBody, request, services)
     return await _submit(request, services, principal, orders.shorten(body, _path_mode(request)))
 
 
-@post("/submit/action", status_code=200)
+@post("/submit/action", status_code=200, opt=_submit_doc(ActionBody))
 async def submit_action(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ActionBody, request, services)
     return await _submit(request, services, principal, orders.action(body))
 
 
-@post("/submit/modal", status_code=200)
+@post("/submit/modal", status_code=200, opt=_submit_doc(ModalBody))
 async def submit_modal(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ModalBody, request, services)
     return await _submit(request, services, principal, orders.modal(body))
 
 
-@post("/submit/change", status_code=200)
+@post("/submit/change", status_code=200, opt=_submit_doc(ChangeBody))
 async def submit_change(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ChangeBody, request, services)
     return await _submit(request, services, principal, orders.change(body))
 
 
-@post("/submit/simple-change", status_code=200)
+@post("/submit/simple-change", status_code=200, opt=_submit_doc(SimpleChangeBody))
 async def submit_simple_change(
     request: AnyRequest, services: Svc, principal: Caller
 ) -> Response[Any]:
@@ -164,13 +178,17 @@ async def submit_simple_change(
     return await _submit(request, services, principal, orders.simple_change(body))
 
 
-@post("/insight-face/swap", status_code=200)
+@post("/insight-face/swap", status_code=200, opt=_submit_doc(SwapFaceBody))
 async def swap_face(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(SwapFaceBody, request, services)
     return await _submit(request, services, principal, orders.swap_face(body, _path_mode(request)))
 
 
-@post("/submit/upload-discord-images", status_code=200)
+@post(
+    "/submit/upload-discord-images",
+    status_code=200,
+    opt={DOC_KEY: Doc(UploadAnswer, SUBMIT_ERRORS, UploadBody)},
+)
 async def upload_images(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(UploadBody, request, services)
     order = orders.upload(body, _path_mode(request))
@@ -182,12 +200,16 @@ async def upload_images(request: AnyRequest, services: Svc, principal: Caller) -
     return await _once(request, services, principal, produce)
 
 
-@get("/task/{task_id:str}/fetch")
+@get("/task/{task_id:str}/fetch", opt={DOC_KEY: Doc(TaskObject, READ_ERRORS)})
 async def fetch_task(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
     return await services.tasks.fetch(principal, orders.task_id_of(task_id))
 
 
-@post("/task/list-by-condition", status_code=200)
+@post(
+    "/task/list-by-condition",
+    status_code=200,
+    opt={DOC_KEY: Doc(list[TaskObject], (400, 413, *READ_ERRORS), ListByConditionBody)},
+)
 async def list_by_condition(
     request: AnyRequest, services: Svc, principal: Caller
 ) -> list[dict[str, Any]]:
@@ -195,18 +217,25 @@ async def list_by_condition(
     return await services.tasks.by_ids(principal, body.ids)
 
 
-@get("/task/list")
+@get("/task/list", opt={DOC_KEY: Doc(list[TaskObject], READ_ERRORS)})
 async def list_tasks(services: Svc, principal: Caller) -> list[dict[str, Any]]:
     return await services.tasks.recent(principal)
 
 
-@post("/task/{task_id:str}/cancel", status_code=200)
+@post(
+    "/task/{task_id:str}/cancel",
+    status_code=200,
+    opt={DOC_KEY: Doc(TextAnswer, (400, *READ_ERRORS))},
+)
 async def cancel_task(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
     await services.cancels.cancel(principal, orders.task_id_of(task_id))
     return {"code": 1, "description": "cancelled", "result": task_id}
 
 
-@get("/task/{task_id:str}/image-seed")
+@get(
+    "/task/{task_id:str}/image-seed",
+    opt={DOC_KEY: Doc(TextAnswer, (400, 502, 504, *READ_ERRORS))},
+)
 async def image_seed(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
     seed = await services.tasks.image_seed(principal, orders.task_id_of(task_id))
     return {"code": 1, "description": "success", "result": seed}

@@ -109,8 +109,8 @@ class _Attempts:
         if Verdict.QUEUE_FULL in seen:
             return QueueFull(retry_after_s=QUEUE_FULL_RETRY_AFTER_S)
         if seen <= {Verdict.NO_ACCOUNT, Verdict.AUTH_FAILED}:
-            if order.account_named and Verdict.NO_ACCOUNT in seen:
-                return NoAccount("no usable upstream account matches the request's accountFilter")
+            if order.account_named and Verdict.NO_ACCOUNT in seen:  # the client's choice
+                return BadRequest("accountFilter: no usable upstream account has this id")
             return NoAccount()
         if self.verdicts[-1] is Verdict.TIMEOUT:
             return UpstreamTimeout()
@@ -275,11 +275,11 @@ class Submitter:
         channels = await self._channels.channels()
         cooling = await self._cooldowns.cooling()
         awake = [c for c in channels if c.id not in cooling]
-        order_ = failover_order(
+        ranked = failover_order(
             awake, order.price_action, order.mode, order.bot_type, self._rng, len(awake)
         )
-        if order_:
-            return order_
+        if ranked:
+            return ranked
         rests = [
             cooling[c.id].until_ms
             for c in channels

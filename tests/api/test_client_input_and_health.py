@@ -35,7 +35,7 @@ async def test_an_account_filter_naming_no_account_rests_no_channel_and_costs_no
         answer = await client.post(
             "/mj/submit/imagine", {"prompt": "a cat", "accountFilter": {"instanceId": "no-such"}}
         )
-        assert "accountFilter" in assert_error(answer, 503, 24)["description"]
+        assert "accountFilter" in assert_error(answer, 400, 21)["description"]
     assert await _cooling(gateway) == set()
 
     other = await gateway.client_with_key(balance_units=START, name="bob")

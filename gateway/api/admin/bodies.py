@@ -22,6 +22,8 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"^[^
 Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00]*$")]
 Page = Annotated[int, QueryParameter(ge=1, le=admin.MAX_PAGE)]
+Word = Annotated[str, msgspec.Meta(max_length=64)]
+Words = Annotated[list[Word], msgspec.Meta(max_length=64)]  # actions, modes, bot types, networks
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -69,8 +71,8 @@ class NewKeyBody(Body):
     name: Text = ""
     limit_units: PositiveUnits | None = None  # what the key may spend; None = only the balance
     expires_at: datetime | None = None
-    allowed_actions: list[Annotated[str, msgspec.Meta(max_length=64)]] | None = None
-    allowed_cidrs: list[Annotated[str, msgspec.Meta(max_length=64)]] | None = None
+    allowed_actions: Words | None = None
+    allowed_cidrs: Words | None = None
     requests_per_minute: Count | None = None
     max_open_tasks: Count | None = None
 
@@ -85,9 +87,9 @@ class ChannelBody(Body):
     secret: Annotated[str, msgspec.Meta(max_length=1024, pattern=r"^[\x21-\x7e]*$")] | None = None
     weight: int | None = None
     priority: int | None = None
-    modes: list[str] | None = None
-    actions: list[str] | msgspec.UnsetType | None = msgspec.UNSET
-    bot_types: list[str] | None = None
+    modes: Words | None = None
+    actions: Words | msgspec.UnsetType | None = msgspec.UNSET
+    bot_types: Words | None = None
     max_in_flight: int | msgspec.UnsetType | None = msgspec.UNSET
     enabled: bool | None = None
 
