@@ -338,6 +338,40 @@ async def test_the_openapi_document_describes_the_admin_routes_and_their_bodies(
     assert {"userId", "status", "channelId", "since", "until", "before", "limit"} <= parameters
 
 
+async def test_the_openapi_document_is_json_only_and_describes_every_answer(
+    gateway_factory: StartGateway,
+) -> None:
+    gateway = await gateway_factory()
+    for page in ("/schema/swagger", "/schema/redoc", "/schema/elements", "/schema/rapidoc"):
+        assert (await gateway.http.get(page)).status_code == 404
+    root = await gateway.http.get("/schema")
+    document = (await gateway.http.get("/schema/openapi.json")).json()
+    assert root.json() == document
+    schemas = document["components"]["schemas"]
+    text = json.dumps(document)
+    assert "status_code" not in text  # Litestar's own error shape is documented nowhere
+    assert "cdn" not in text.lower()
+
+    imagine = document["paths"]["/mj-relax/mj/submit/imagine"]["post"]
+    body = imagine["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert {"prompt", "base64Array", "accountFilter"} <= set(
+        schemas[body.rsplit("/", 1)[1]]["properties"]
+    )
+    assert schemas["ImagineBody"]["required"] == ["prompt"]
+    answer = imagine["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert answer.endswith("/SubmitAnswer")
+    fetch = document["paths"]["/mj/task/{task_id}/fetch"]["get"]["responses"]
+    assert fetch["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/TaskObject")
+    assert set(schemas["TaskObject"]["required"]) >= {"id", "status", "imageUrl", "buttons"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if status == "default" or int(status) >= 400:
+                    error = response["content"]["application/json"]["schema"]["$ref"]
+                    assert error.endswith("/ErrorAnswer"), (path, method, status)
+    assert set(schemas["ErrorAnswer"]["required"]) == {"code", "description", "result"}
+
+
 async def test_no_secret_reaches_an_answer_or_a_log_line(
     gateway_process_factory: StartGatewayProcess,
     simulator_factory: StartSimulator,
