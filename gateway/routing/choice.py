@@ -1,4 +1,5 @@
-"""Channel choice, pure: priority tiers first, weighted random order inside a tier.
+"""Channel choice, pure: priority tiers first, weighted random order inside a tier; and why
+there is none to try.
 
 The order inside a tier is a weighted random permutation (Efraimidis-Spirakis): each channel
 draws ``u ** (1 / weight)`` and the largest draw goes first, so a channel leads with probability
@@ -7,11 +8,13 @@ draws ``u ** (1 / weight)`` and the largest draw goes first, so a channel leads 
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import groupby
 
 from gateway.domain import Channel
+from gateway.errors import ChannelsResting, NoAccount
 
 
 def failover_order(
@@ -35,3 +38,35 @@ def failover_order(
         if len(order) >= limit:
             break
     return order[:limit]
+
+
+def channels_to_try(
+    channels: list[Channel],
+    resting_until_ms: Mapping[int, int],
+    price_action: str,
+    mode: str,
+    bot_type: str,
+    rng: random.Random,
+    now_ms: int,
+) -> list[Channel]:
+    """Every channel not resting that can run the work, in failover order; never empty.
+
+    ``ChannelsResting`` (503/23, ``Retry-After`` the seconds until the first rest ends) when
+    every channel that could run it is resting; ``NoAccount`` (503/24) when none could."""
+    awake = [c for c in channels if c.id not in resting_until_ms]
+    ranked = failover_order(awake, price_action, mode, bot_type, rng, len(awake))
+    if ranked:
+        return ranked
+    rests = [
+        resting_until_ms[c.id]
+        for c in channels
+        if c.id in resting_until_ms and c.serves(price_action, mode, bot_type)
+    ]
+    if rests:
+        wait_s = max(1, math.ceil((min(rests) - now_ms) / 1000))
+        raise ChannelsResting(
+            f"every channel that serves this request is resting after failures; "
+            f"the first is back in {wait_s} s",
+            retry_after_s=wait_s,
+        )
+    raise NoAccount("no channel serves this action and mode")

@@ -29,6 +29,7 @@ import structlog
 from gateway import metrics
 from gateway.billing.idempotency import Idempotency
 from gateway.domain import Channel
+from gateway.routing import health
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.routing.probes import ChannelProber
@@ -36,7 +37,6 @@ from gateway.storage import tasks as task_store
 from gateway.storage.backlog import backlog
 from gateway.tasks.sweeper import HoldSweeper
 from gateway.upstream.client import UpstreamClient, UpstreamError
-from gateway.upstream.outcomes import streak_reason
 
 log = structlog.get_logger(__name__)
 
@@ -171,10 +171,7 @@ class Poller:
                 metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "none", "failed").inc()
                 stats.channel_errors += 1
                 log.warning("poll_failed", channel=channel.name, error=str(exc))
-                reason = await self._cooldowns.failed(channel.id, streak_reason(exc))
-                if reason is not None:
-                    metrics.CHANNEL_COOLDOWNS.labels(channel.name, reason.value).inc()
-                    log.warning("channel_cooled_down", channel=channel.name, reason=reason.value)
+                await health.note_poll(self._cooldowns, channel, exc)
                 return
             except (ValueError, TypeError, asyncpg.DataError) as exc:
                 stats.channel_errors += 1
@@ -186,7 +183,7 @@ class Poller:
         """Ask the channel for one batch and write what it says (or does not say)."""
         found = await self._upstream.list_by_condition(channel, batch)
         metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "none", "answered").inc()
-        await self._cooldowns.succeeded(channel.id)
+        await health.note_poll(self._cooldowns, channel, None)
         for unfit in found.refused:
             metrics.UPSTREAM_TASKS_REFUSED.labels(channel.name, unfit.reason).inc()
             log.warning(

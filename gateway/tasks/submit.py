@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,6 @@ from gateway.domain import Channel, Principal, Task
 from gateway.errors import (
     ApiError,
     BadRequest,
-    ChannelsResting,
     InternalError,
     NoAccount,
     NotFound,
@@ -38,8 +36,9 @@ from gateway.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
-from gateway.routing.choice import failover_order
-from gateway.routing.cooldowns import Cooldowns, CoolReason
+from gateway.routing import health
+from gateway.routing.choice import channels_to_try
+from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.routing.slots import ChannelSlots
 from gateway.storage import tasks as task_store
@@ -48,7 +47,7 @@ from gateway.storage.slots import Slot
 from gateway.tasks.callbacks import callback_url
 from gateway.tasks.webhooks import HookGuard
 from gateway.upstream.client import UpstreamAnswer, UpstreamClient, UpstreamError, encode_body
-from gateway.upstream.outcomes import Verdict, classify, streak_reason
+from gateway.upstream.outcomes import Verdict, classify
 
 log = structlog.get_logger(__name__)
 
@@ -263,36 +262,23 @@ class Submitter:
         )
 
     async def _route(self, order: SubmitOrder, parent: Task | None) -> list[Channel]:
-        """The channels to try, in order: every channel not resting that can run the work, or
-        for a follow-up its parent's channel whatever its state. Never empty: ChannelsResting
-        (503/23, Retry-After when the first rest ends) when every channel that could run it
-        is resting, NoAccount (503/24) when none could."""
+        """The channels to try, in order (``channels_to_try``); for a follow-up, its parent's
+        channel whatever its state."""
         if parent is not None and parent.channel_id is not None:
             channel = await self._channels.get(parent.channel_id)
             if channel is None:
                 raise NoAccount("the channel of this task's parent is gone")
             return [channel]
-        channels = await self._channels.channels()
         cooling = await self._cooldowns.cooling()
-        awake = [c for c in channels if c.id not in cooling]
-        ranked = failover_order(
-            awake, order.price_action, order.mode, order.bot_type, self._rng, len(awake)
+        return channels_to_try(
+            await self._channels.channels(),
+            {channel_id: rest.until_ms for channel_id, rest in cooling.items()},
+            order.price_action,
+            order.mode,
+            order.bot_type,
+            self._rng,
+            int(time.time() * 1000),
         )
-        if ranked:
-            return ranked
-        rests = [
-            cooling[c.id].until_ms
-            for c in channels
-            if c.id in cooling and c.serves(order.price_action, order.mode, order.bot_type)
-        ]
-        if rests:
-            wait_s = max(1, math.ceil((min(rests) - time.time() * 1000) / 1000))
-            raise ChannelsResting(
-                f"every channel that serves this request is resting after failures; "
-                f"the first is back in {wait_s} s",
-                retry_after_s=wait_s,
-            )
-        raise NoAccount("no channel serves this action and mode")
 
     async def _attempt(
         self, channel: Channel, order: SubmitOrder, payload: bytes
@@ -328,26 +314,13 @@ class Submitter:
         order: SubmitOrder,
         outcome: UpstreamAnswer | UpstreamError,
     ) -> None:
-        """What the attempt says of the channel: a failure counts towards its cooldown (with
-        its kind, ``streak_reason``), "no account" to new work and a refused secret rest it at
-        once, any other answer shows it alive. A "no account" that the request itself may
-        have caused says nothing: a follow-up's (the upstream may have lost its parent) and
-        one whose account filter named an account."""
-        reason: CoolReason | None = None
-        if verdict in (Verdict.FAILED, Verdict.TIMEOUT):
-            reason = await self._cooldowns.failed(channel.id, streak_reason(outcome))
-        elif verdict is Verdict.AUTH_FAILED:
-            reason = CoolReason.AUTH_FAILED
-            await self._cooldowns.cool(channel.id, reason)
-        elif verdict is Verdict.NO_ACCOUNT:
-            if order.parent_id is None and not order.account_named:
-                reason = CoolReason.NO_ACCOUNT
-                await self._cooldowns.cool(channel.id, reason)
-        else:
-            await self._cooldowns.succeeded(channel.id)
-        if reason is not None:
-            metrics.CHANNEL_COOLDOWNS.labels(channel.name, reason.value).inc()
-            log.warning("channel_cooled_down", channel=channel.name, reason=reason.value)
+        await health.note_submit(
+            self._cooldowns,
+            channel,
+            verdict,
+            outcome,
+            no_account_is_the_requests=order.parent_id is not None or order.account_named,
+        )
 
     async def _forward(
         self,

@@ -1,22 +1,18 @@
 """What an upstream's answer means for a submit: the contract's table of upstream codes, as code.
 
 Pure: no I/O. ``classify`` turns an answer or an ``UpstreamError`` into a ``Verdict``; the submit
-path acts on the verdict alone. ``streak_reason`` says what kind of failure an attempt that
-failed was, for the channel's failure streak.
+path acts on the verdict alone (and ``gateway.routing.health`` on what it says of the channel).
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-from gateway.routing.cooldowns import CoolReason
 from gateway.upstream.client import (
     UpstreamAnswer,
-    UpstreamDisconnected,
     UpstreamError,
     UpstreamHttpError,
     UpstreamTimedOut,
-    UpstreamUnreachable,
 )
 
 
@@ -77,13 +73,3 @@ def classify(outcome: UpstreamAnswer | UpstreamError, *, urls: bool = False) -> 
             return Verdict.NO_ACCOUNT
         case _:
             return Verdict.FAILED
-
-
-def streak_reason(outcome: UpstreamAnswer | UpstreamError) -> CoolReason:
-    """The kind of a failed attempt (any call): ``UNREACHABLE`` when no connection was made or
-    it dropped before an answer, which a good probe disproves; ``FAILURES`` when the channel
-    answered with a failure, or did not answer in time once the request was sent, which a probe
-    cannot see."""
-    if isinstance(outcome, UpstreamUnreachable | UpstreamDisconnected):
-        return CoolReason.UNREACHABLE
-    return CoolReason.FAILURES
