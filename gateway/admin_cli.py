@@ -19,7 +19,7 @@ import asyncpg
 
 from gateway import admin
 from gateway.admin import ChannelChanges, as_json
-from gateway.auth.service import publish_revocation
+from gateway.auth.authenticator import publish_revocation
 from gateway.config import Settings
 from gateway.routing.cooldowns import Cooldown, Cooldowns
 from gateway.sealing import secret_box

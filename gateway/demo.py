@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 
 from gateway import admin
-from gateway.app import create_app, public_base_url
+from gateway.app import create_app
 from gateway.config import Settings
+from gateway.container import public_base_url
 from gateway.errors import BadRequest
 from gateway.sealing import secret_box
 from gateway.server import bind_socket, start_server

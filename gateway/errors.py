@@ -17,6 +17,14 @@
     │   ├── Unavailable          503 / 23  a store the request needs cannot be reached
     │   ├── NoAccount            503 / 24  no channel with a usable upstream account
     │   └── UpstreamTimeout      504 / 23  every tried channel timed out
+    ├── UpstreamError            one call to a channel failed; the submit path decides the answer
+    │   ├── UpstreamUnreachable  no connection was made: nothing reached the upstream
+    │   ├── UpstreamTimedOut     sent, but no answer in time: the upstream may have acted
+    │   ├── UpstreamDisconnected the connection dropped before a full answer
+    │   ├── UpstreamHttpError    an HTTP status that is not 2xx (``status``)
+    │   └── UpstreamBadBody      an answer that is not the JSON it should be
+    ├── PrivateAddressError      (also an OSError) a URL from someone else leads to no public
+    │                            address (``gateway.public_addresses``)
     └── StartupError             the process cannot start as configured
         ├── EmbeddedServerError  an embedded PostgreSQL or Redis would not start
         ├── MigrationError       migration files and the database disagree
@@ -24,6 +32,7 @@
 
 Each ApiError class carries its HTTP status and documented code; the HTTP layer renders any of
 them the same way, so nothing else decides a status. An error may carry response headers too.
+The upstream client translates every transport fault into an UpstreamError, in one place.
 """
 
 from __future__ import annotations
@@ -143,6 +152,39 @@ class UpstreamTimeout(ApiError):
     http_status = 504
     code = 23
     default_description = "upstream timed out"
+
+
+class UpstreamError(GatewayError):
+    kind = "error"
+
+
+class UpstreamUnreachable(UpstreamError):
+    kind = "unreachable"
+
+
+class UpstreamTimedOut(UpstreamError):
+    kind = "timeout"
+
+
+class UpstreamDisconnected(UpstreamError):
+    kind = "disconnected"
+
+
+class UpstreamHttpError(UpstreamError):
+    kind = "http_status"
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class UpstreamBadBody(UpstreamError):
+    kind = "bad_body"
+
+
+class PrivateAddressError(GatewayError, OSError):
+    """A URL's host is, or resolves to, an address that is not public. An OSError too, so that
+    aiohttp reports it from a resolver as a connection that could not be made."""
 
 
 class StartupError(GatewayError):

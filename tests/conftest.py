@@ -29,8 +29,8 @@ from pydantic import SecretStr
 from gateway import admin
 from gateway.app import create_app
 from gateway.config import DatabaseSettings, Settings, SimulatorSettings, default_migrations_dir
+from gateway.container import Services
 from gateway.server import RunningServer, bind_socket, start_server
-from gateway.services import Services
 from gateway.simulator import RunningSimulator, start_simulator
 from gateway.storage.database import create_pool
 from gateway.storage.migrations import apply_migrations

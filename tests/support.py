@@ -11,8 +11,8 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from gateway.sealing import SecretBox
-from gateway.storage import billing
-from gateway.storage.billing import Held, NewTask
+from gateway.storage import holds
+from gateway.storage.holds import Held, NewTask
 
 SEALING_KEY = "test-sealing-key-of-channel-secrets"
 BOX = SecretBox(SEALING_KEY.encode())
@@ -63,7 +63,7 @@ async def hold_imagine(
     pool: asyncpg.Pool, user_id: int, key_id: int, price_units: int, prompt: str = "a fox"
 ) -> Held:
     """A SUBMITTING imagine with its open hold, as if its upstream call were under way."""
-    held = await billing.hold_new_task(
+    held = await holds.hold_new_task(
         pool, imagine_task(user_id, key_id, price_units, prompt), 600.0
     )
     assert isinstance(held, Held), held

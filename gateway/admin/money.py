@@ -11,7 +11,7 @@ import asyncpg
 
 from gateway.domain import MODES
 from gateway.errors import BadRequest, Conflict, NotFound
-from gateway.storage import accounts, billing
+from gateway.storage import accounts, ledger, prices
 
 PRICE_ACTION = re.compile(r"mj_[a-z0-9_]+")
 
@@ -51,13 +51,13 @@ async def credit(
     if not reason.strip():
         raise BadRequest("a reason is required")
     source = f"{kind.lower()}:{reference or uuid.uuid4()}"
-    balance = await billing.credit_user(pool, user_id, amount_units, kind, source, reason)
+    balance = await ledger.credit_user(pool, user_id, amount_units, kind, source, reason)
     if balance is not None:
         return Credit(True, balance, source)
     current = await accounts.user_balance(pool, user_id)
     if current is None:
         raise NotFound(f"no user {user_id}")
-    earlier = await billing.ledger_entry(pool, source, kind)
+    earlier = await ledger.ledger_entry(pool, source, kind)
     if earlier == (user_id, amount_units):
         return Credit(False, current, source)
     if earlier is not None:
@@ -72,7 +72,7 @@ async def set_key_limit(
     if limit_units is not None and not 0 <= limit_units <= MAX_UNITS:
         raise BadRequest(f"a key limit is 0 to {MAX_UNITS} units")
     source = f"key-limit:{uuid.uuid4()}"
-    if not await billing.set_key_limit(pool, key_id, limit_units, source, reason or "key limit"):
+    if not await ledger.set_key_limit(pool, key_id, limit_units, source, reason or "key limit"):
         raise NotFound(f"no key {key_id}")
 
 
@@ -82,7 +82,7 @@ async def set_price(pool: asyncpg.Pool, action: str, price_units: int) -> None:
         raise BadRequest(f"a price is 0 to {MAX_UNITS} units")
     if not PRICE_ACTION.fullmatch(action):
         raise BadRequest("a priced action is mj_ and lower-case letters, digits or _")
-    await billing.set_price(pool, action, price_units)
+    await prices.set_price(pool, action, price_units)
 
 
 async def set_mode_ratio(pool: asyncpg.Pool, mode: str, ratio_bp: int) -> None:
@@ -91,7 +91,7 @@ async def set_mode_ratio(pool: asyncpg.Pool, mode: str, ratio_bp: int) -> None:
         raise BadRequest(f"mode is one of {', '.join(MODES)}")
     if ratio_bp < 0:
         raise BadRequest("a ratio must not be negative")
-    await billing.set_mode_ratio(pool, mode, ratio_bp)
+    await prices.set_mode_ratio(pool, mode, ratio_bp)
 
 
 async def set_group(
@@ -102,16 +102,16 @@ async def set_group(
         raise BadRequest("a ratio must not be negative")
     if not GROUP_NAME.fullmatch(name):
         raise BadRequest("a group name is 1-64 of a-z, 0-9, _ and -")
-    await billing.set_group(pool, name, ratio_bp, description)
+    await prices.set_group(pool, name, ratio_bp, description)
 
 
 @dataclass(frozen=True, slots=True)
 class PriceList:
     prices_units: dict[str, int]
     mode_ratios_bp: dict[str, int]
-    groups: list[billing.Group]
+    groups: list[prices.Group]
 
 
 async def price_list(pool: asyncpg.Pool) -> PriceList:
-    prices, modes = await billing.load_price_book(pool)
-    return PriceList(dict(sorted(prices.items())), modes, await billing.groups(pool))
+    base, modes = await prices.load_price_book(pool)
+    return PriceList(dict(sorted(base.items())), modes, await prices.groups(pool))

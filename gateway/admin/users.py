@@ -12,7 +12,7 @@ import asyncpg
 from gateway.admin.views import page_size
 from gateway.auth.keys import generate_key, hash_key, key_hint
 from gateway.errors import BadRequest, NotFound
-from gateway.storage import accounts, billing
+from gateway.storage import accounts, prices
 
 MAX_RATE_LIMIT = 2**31 - 1  # requests a minute or open tasks: the columns are INTEGER
 
@@ -146,7 +146,7 @@ async def set_key_rate_limits(
 
 async def set_user_group(pool: asyncpg.Pool, user_id: int, group: str) -> None:
     try:
-        found = await billing.set_user_group(pool, user_id, group)
+        found = await prices.set_user_group(pool, user_id, group)
     except asyncpg.ForeignKeyViolationError:
         raise BadRequest(f"no group {group}") from None
     if not found:

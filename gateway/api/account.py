@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.params import FromQuery
 
 from gateway.admin import as_json
-from gateway.api.mj import Caller, Svc, provide_principal
+from gateway.api.dependencies import Caller, Svc, provide_principal
 from gateway.errors import BadRequest
 from gateway.storage.usage import UsageRow
 

@@ -13,7 +13,7 @@ from typing import Any
 from litestar import post
 from litestar.params import FromPath
 
-from gateway.api.mj import AnyRequest, Svc
+from gateway.api.dependencies import AnyRequest, Svc
 from gateway.tasks.callbacks import CALLBACK_PATH
 
 MAX_CALLBACK_BYTES = 1024 * 1024

@@ -4,15 +4,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from typing import Any
 
+import asyncpg
+import redis.asyncio as aioredis
 from litestar import Request, Response, get
 from litestar.params import SkipValidation
 
 from gateway import metrics
-from gateway.errors import Unauthorized
-from gateway.services import Services
+from gateway.container import Services
+from gateway.errors import MigrationError, Unauthorized
+from gateway.storage.migrations import pending_migrations
 
 
 @get("/healthz")
@@ -24,9 +28,25 @@ async def healthz() -> dict[str, str]:
 async def readyz(
     services: SkipValidation[Services],
 ) -> Response[dict[str, Any]]:
-    checks = await services.readiness()
+    checks = await readiness(services)
     ready = all(checks.values())
     return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+async def readiness(services: Services) -> dict[str, bool]:
+    """Whether PostgreSQL answers with a current schema, and Redis answers."""
+    checks = {"database": False, "migrations": False, "redis": False}
+    try:
+        async with services.pool.acquire() as conn:
+            checks["database"] = True
+            checks["migrations"] = not await pending_migrations(
+                conn, services.settings.migrations_dir
+            )
+    except (OSError, asyncpg.PostgresError, MigrationError):
+        pass
+    with contextlib.suppress(OSError, aioredis.RedisError):
+        checks["redis"] = bool(await services.redis.ping())
+    return checks
 
 
 @get("/metrics", media_type="text/plain")

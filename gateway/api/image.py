@@ -7,7 +7,7 @@ from litestar.params import FromPath, FromQuery, SkipValidation
 from litestar.response import Stream
 
 from gateway.api.openapi import DOC_KEY, Doc
-from gateway.services import Services
+from gateway.container import Services
 
 
 @get("/image/{task_id:str}", opt={DOC_KEY: Doc(None, (404, 502, 504), key=False)})

@@ -10,15 +10,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.di import Provide
-from litestar.params import FromPath, SkipValidation
+from litestar.params import FromPath
 
 from gateway import metrics
-from gateway.api import orders
+from gateway.api import submit_orders
+from gateway.api.dependencies import AnyRequest, Caller, Svc, provide_principal, task_id_of
 from gateway.api.errors import error_body
 from gateway.api.image import image
-from gateway.api.middleware import RATE_LIMIT_STATE
 from gateway.api.openapi import (
     DOC_KEY,
     READ_ERRORS,
@@ -44,30 +44,14 @@ from gateway.api.schemas import (
     UploadBody,
 )
 from gateway.api.validation import decode_json, validate
-from gateway.billing.idempotency import fingerprint
+from gateway.container import Services
 from gateway.domain import Principal
-from gateway.services import Services
+from gateway.tasks.idempotency import fingerprint
 from gateway.tasks.submit import SubmitOrder, Submitted
 from gateway.tasks.views import client_properties
 
-AnyRequest = Request[Any, Any, Any]
-# Dependencies are the gateway's own objects: checking them on every request would only cost time.
-Caller = SkipValidation[Principal]
-Svc = SkipValidation[Services]
 Body = TypeVar("Body", bound=RequestBody)
 _VALIDATE_IN_THREAD_BYTES = 256 * 1024
-
-
-async def provide_principal(request: AnyRequest, services: Svc) -> Principal:
-    """The authenticated caller; its per-minute standing goes to the response's headers."""
-    principal, rate = await services.auth.authenticate(
-        request.headers.get("authorization"),
-        request.headers.get("mj-api-secret"),
-        request.client.host if request.client else None,
-    )
-    if rate is not None:
-        request.scope["state"][RATE_LIMIT_STATE] = rate
-    return principal
 
 
 async def _parse(kind: type[Body], request: AnyRequest, services: Services) -> Body:
@@ -131,43 +115,51 @@ async def _submit(
 @post("/submit/imagine", status_code=200, opt=_submit_doc(ImagineBody))
 async def submit_imagine(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ImagineBody, request, services)
-    return await _submit(request, services, principal, orders.imagine(body, _path_mode(request)))
+    return await _submit(
+        request, services, principal, submit_orders.imagine(body, _path_mode(request))
+    )
 
 
 @post("/submit/blend", status_code=200, opt=_submit_doc(BlendBody))
 async def submit_blend(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(BlendBody, request, services)
-    return await _submit(request, services, principal, orders.blend(body, _path_mode(request)))
+    return await _submit(
+        request, services, principal, submit_orders.blend(body, _path_mode(request))
+    )
 
 
 @post("/submit/describe", status_code=200, opt=_submit_doc(DescribeBody))
 async def submit_describe(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(DescribeBody, request, services)
-    return await _submit(request, services, principal, orders.describe(body, _path_mode(request)))
+    return await _submit(
+        request, services, principal, submit_orders.describe(body, _path_mode(request))
+    )
 
 
 @post("/submit/shorten", status_code=200, opt=_submit_doc(ShortenBody))
 async def submit_shorten(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ShortenBody, request, services)
-    return await _submit(request, services, principal, orders.shorten(body, _path_mode(request)))
+    return await _submit(
+        request, services, principal, submit_orders.shorten(body, _path_mode(request))
+    )
 
 
 @post("/submit/action", status_code=200, opt=_submit_doc(ActionBody))
 async def submit_action(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ActionBody, request, services)
-    return await _submit(request, services, principal, orders.action(body))
+    return await _submit(request, services, principal, submit_orders.action(body))
 
 
 @post("/submit/modal", status_code=200, opt=_submit_doc(ModalBody))
 async def submit_modal(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ModalBody, request, services)
-    return await _submit(request, services, principal, orders.modal(body))
+    return await _submit(request, services, principal, submit_orders.modal(body))
 
 
 @post("/submit/change", status_code=200, opt=_submit_doc(ChangeBody))
 async def submit_change(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(ChangeBody, request, services)
-    return await _submit(request, services, principal, orders.change(body))
+    return await _submit(request, services, principal, submit_orders.change(body))
 
 
 @post("/submit/simple-change", status_code=200, opt=_submit_doc(SimpleChangeBody))
@@ -175,13 +167,15 @@ async def submit_simple_change(
     request: AnyRequest, services: Svc, principal: Caller
 ) -> Response[Any]:
     body = await _parse(SimpleChangeBody, request, services)
-    return await _submit(request, services, principal, orders.simple_change(body))
+    return await _submit(request, services, principal, submit_orders.simple_change(body))
 
 
 @post("/insight-face/swap", status_code=200, opt=_submit_doc(SwapFaceBody))
 async def swap_face(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(SwapFaceBody, request, services)
-    return await _submit(request, services, principal, orders.swap_face(body, _path_mode(request)))
+    return await _submit(
+        request, services, principal, submit_orders.swap_face(body, _path_mode(request))
+    )
 
 
 @post(
@@ -191,7 +185,7 @@ async def swap_face(request: AnyRequest, services: Svc, principal: Caller) -> Re
 )
 async def upload_images(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
     body = await _parse(UploadBody, request, services)
-    order = orders.upload(body, _path_mode(request))
+    order = submit_orders.upload(body, _path_mode(request))
 
     async def produce() -> dict[str, Any]:
         urls = await services.submitter.upload(principal, order)
@@ -202,7 +196,7 @@ async def upload_images(request: AnyRequest, services: Svc, principal: Caller) -
 
 @get("/task/{task_id:str}/fetch", opt={DOC_KEY: Doc(TaskObject, READ_ERRORS)})
 async def fetch_task(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
-    return await services.tasks.fetch(principal, orders.task_id_of(task_id))
+    return await services.tasks.fetch(principal, task_id_of(task_id))
 
 
 @post(
@@ -228,7 +222,7 @@ async def list_tasks(services: Svc, principal: Caller) -> list[dict[str, Any]]:
     opt={DOC_KEY: Doc(TextAnswer, (400, *READ_ERRORS))},
 )
 async def cancel_task(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
-    await services.cancels.cancel(principal, orders.task_id_of(task_id))
+    await services.cancels.cancel(principal, task_id_of(task_id))
     return {"code": 1, "description": "cancelled", "result": task_id}
 
 
@@ -237,7 +231,7 @@ async def cancel_task(task_id: FromPath[str], services: Svc, principal: Caller) 
     opt={DOC_KEY: Doc(TextAnswer, (400, 502, 504, *READ_ERRORS))},
 )
 async def image_seed(task_id: FromPath[str], services: Svc, principal: Caller) -> dict[str, Any]:
-    seed = await services.tasks.image_seed(principal, orders.task_id_of(task_id))
+    seed = await services.tasks.image_seed(principal, task_id_of(task_id))
     return {"code": 1, "description": "success", "result": seed}
 
 

@@ -13,8 +13,8 @@ import asyncio
 
 import asyncpg
 
-from gateway.storage import billing
-from gateway.storage.billing import Settle
+from gateway.storage import holds
+from gateway.storage.holds import Settle
 
 
 class Settler:
@@ -50,7 +50,7 @@ class Settler:
         """One statement for the batch; if it fails, each settle alone, so that a settle the
         database refuses fails only its own caller."""
         try:
-            settled = await billing.settle_holds(self._pool, [s for s, _ in batch])
+            settled = await holds.settle_holds(self._pool, [s for s, _ in batch])
         except Exception as exc:
             if len(batch) > 1:
                 for item in batch:

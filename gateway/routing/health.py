@@ -17,13 +17,9 @@ import structlog
 
 from gateway import metrics
 from gateway.domain import Channel
+from gateway.errors import UpstreamDisconnected, UpstreamError, UpstreamUnreachable
 from gateway.routing.cooldowns import Cooldowns, CoolReason
-from gateway.upstream.client import (
-    UpstreamAnswer,
-    UpstreamDisconnected,
-    UpstreamError,
-    UpstreamUnreachable,
-)
+from gateway.upstream.client import UpstreamAnswer
 from gateway.upstream.outcomes import Verdict
 
 log = structlog.get_logger(__name__)

@@ -12,10 +12,10 @@ import structlog
 
 from gateway import metrics
 from gateway.domain import Principal, Task
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, NotFound, UpstreamError
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
-from gateway.upstream.client import UpstreamClient, UpstreamError
+from gateway.upstream.client import UpstreamClient
 
 log = structlog.get_logger(__name__)
 

@@ -27,16 +27,17 @@ import asyncpg
 import structlog
 
 from gateway import metrics
-from gateway.billing.idempotency import Idempotency
 from gateway.domain import Channel
+from gateway.errors import UpstreamError
 from gateway.routing import health
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.routing.probes import ChannelProber
 from gateway.storage import tasks as task_store
 from gateway.storage.backlog import backlog
+from gateway.tasks.idempotency import Idempotency
 from gateway.tasks.sweeper import HoldSweeper
-from gateway.upstream.client import UpstreamClient, UpstreamError
+from gateway.upstream.client import UpstreamClient
 
 log = structlog.get_logger(__name__)
 

@@ -23,8 +23,8 @@ import asyncpg
 import structlog
 
 from gateway import metrics
-from gateway.auth.service import Authenticator
-from gateway.billing.service import Billing
+from gateway.auth.authenticator import Authenticator
+from gateway.billing.holds import Billing
 from gateway.domain import Channel, Principal, Task
 from gateway.errors import (
     ApiError,
@@ -33,6 +33,7 @@ from gateway.errors import (
     NoAccount,
     NotFound,
     QueueFull,
+    UpstreamError,
     UpstreamFailed,
     UpstreamTimeout,
 )
@@ -42,11 +43,11 @@ from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.routing.slots import ChannelSlots
 from gateway.storage import tasks as task_store
-from gateway.storage.billing import Held, NewTask
+from gateway.storage.holds import Held, NewTask
 from gateway.storage.slots import Slot
 from gateway.tasks.callbacks import callback_url
 from gateway.tasks.webhooks import HookGuard
-from gateway.upstream.client import UpstreamAnswer, UpstreamClient, UpstreamError, encode_body
+from gateway.upstream.client import UpstreamAnswer, UpstreamClient, encode_body
 from gateway.upstream.outcomes import Verdict, classify
 
 log = structlog.get_logger(__name__)

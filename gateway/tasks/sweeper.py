@@ -15,13 +15,14 @@ import time
 import asyncpg
 import structlog
 
-from gateway.billing.service import Billing
+from gateway.billing.holds import Billing
 from gateway.domain import Channel
+from gateway.errors import UpstreamError
 from gateway.routing.directory import ChannelDirectory
-from gateway.storage import billing as billing_store
+from gateway.storage import holds as hold_store
 from gateway.storage import tasks as task_store
-from gateway.storage.billing import Held
-from gateway.upstream.client import UpstreamClient, UpstreamError
+from gateway.storage.holds import Held
+from gateway.upstream.client import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ class HoldSweeper:
         """Resolve up to ``limit`` expired holds, oldest first: (settled, released)."""
         settled = released = 0
         deadline = time.monotonic() + SWEEP_BUDGET_S
-        for held, task_status in await billing_store.expired_holds(self._pool, limit):
+        for held, task_status in await hold_store.expired_holds(self._pool, limit):
             if time.monotonic() > deadline:
                 break  # the rest in the next round: polling must not wait on the sweep
             try:

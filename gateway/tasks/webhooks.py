@@ -30,8 +30,8 @@ import msgspec
 import structlog
 
 from gateway import metrics, public_addresses
-from gateway.errors import BadRequest
-from gateway.public_addresses import PrivateAddressError, PublicResolver
+from gateway.errors import BadRequest, PrivateAddressError
+from gateway.public_addresses import PublicResolver
 from gateway.storage import webhooks as outbox
 from gateway.storage.webhooks import WebhookEvent
 from gateway.tasks.images import ImageSigner

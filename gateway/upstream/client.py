@@ -1,14 +1,8 @@
 """The one HTTP client for upstream channels, on aiohttp.
 
 Every transport fault is translated in one place (``_map_transport_errors``) into the
-``UpstreamError`` tree; callers never see an aiohttp or asyncio exception:
-
-    UpstreamError
-    ├── UpstreamUnreachable   no connection was made: nothing reached the upstream
-    ├── UpstreamTimedOut      sent, but no answer in time: the upstream may have acted
-    ├── UpstreamDisconnected  the connection dropped before a full answer
-    ├── UpstreamHttpError     an HTTP status that is not 2xx (``status``)
-    └── UpstreamBadBody       an answer that is not the JSON it should be
+``UpstreamError`` branch of ``gateway.errors``; callers never see an aiohttp or asyncio
+exception.
 """
 
 from __future__ import annotations
@@ -27,6 +21,15 @@ import msgspec
 from gateway import json_input, public_addresses
 from gateway.config import UpstreamSettings
 from gateway.domain import Channel
+from gateway.errors import (
+    PrivateAddressError,
+    UpstreamBadBody,
+    UpstreamDisconnected,
+    UpstreamError,
+    UpstreamHttpError,
+    UpstreamTimedOut,
+    UpstreamUnreachable,
+)
 from gateway.metrics import upstream_call
 from gateway.upstream.task_objects import TaskObjects, read_task_list
 
@@ -36,34 +39,6 @@ MAX_IMAGE_REDIRECTS = 3
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _STREAMED_BODY_BYTES = 1024 * 1024  # larger bodies are sent from a buffer, in chunks
 SECRET_HEADER = "mj-api-secret"  # noqa: S105 - a header name, not a secret
-
-
-class UpstreamError(Exception):
-    kind = "error"
-
-
-class UpstreamUnreachable(UpstreamError):
-    kind = "unreachable"
-
-
-class UpstreamTimedOut(UpstreamError):
-    kind = "timeout"
-
-
-class UpstreamDisconnected(UpstreamError):
-    kind = "disconnected"
-
-
-class UpstreamHttpError(UpstreamError):
-    kind = "http_status"
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-class UpstreamBadBody(UpstreamError):
-    kind = "bad_body"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +77,7 @@ def _map_transport_errors(url: str) -> Iterator[None]:
         aiohttp.ClientConnectorError,
         aiohttp.ConnectionTimeoutError,
         aiohttp.InvalidURL,
-        public_addresses.PrivateAddressError,
+        PrivateAddressError,
     ) as exc:
         raise UpstreamUnreachable(f"{url}: {exc}") from exc
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:

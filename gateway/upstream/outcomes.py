@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from gateway.upstream.client import (
-    UpstreamAnswer,
-    UpstreamError,
-    UpstreamHttpError,
-    UpstreamTimedOut,
-)
+from gateway.errors import UpstreamError, UpstreamHttpError, UpstreamTimedOut
+from gateway.upstream.client import UpstreamAnswer
 
 
 class Verdict(Enum):

@@ -9,7 +9,7 @@ import httpx
 from gateway.billing.reconciliation import reconcile
 from gateway.domain import Channel
 from gateway.simulator import RunningSimulator
-from gateway.storage.billing import Held
+from gateway.storage.holds import Held
 from gateway.tasks.callbacks import callback_url
 from tests.api.helpers import upstream_id
 from tests.conftest import SIMULATOR_SECRET, Client, Gateway, StartGateway, StartSimulator

@@ -8,8 +8,8 @@ import time
 import asyncpg
 
 from gateway import admin
-from gateway.storage import billing, tasks
-from gateway.storage.billing import Settle
+from gateway.storage import holds, tasks
+from gateway.storage.holds import Settle
 from tests.support import BOX, hold_imagine
 
 YOUNG_S = 60
@@ -17,9 +17,7 @@ YOUNG_S = 60
 
 async def _task(pool: asyncpg.Pool, user_id: int, key_id: int, channel_id: int, n: int) -> int:
     held = await hold_imagine(pool, user_id, key_id, 0, f"task {n}")
-    await billing.settle_holds(
-        pool, [Settle(held.hold_id, "SUBMITTED", channel_id, f"u{n}", "", {})]
-    )
+    await holds.settle_holds(pool, [Settle(held.hold_id, "SUBMITTED", channel_id, f"u{n}", "", {})])
     return held.task_id
 
 

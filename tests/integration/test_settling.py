@@ -8,8 +8,8 @@ import asyncpg
 
 from gateway import admin
 from gateway.billing.settling import Settler
-from gateway.storage import billing
-from gateway.storage.billing import Held, Settle
+from gateway.storage import holds
+from gateway.storage.holds import Held, Settle
 from tests.support import BOX, hold_imagine
 
 PRICE_UNITS = 100_000
@@ -62,7 +62,7 @@ async def test_a_hold_named_twice_or_already_released_is_not_settled_again(
 ) -> None:
     user_id, (first, released) = await _holds(db_pool, 2)
     channel_id = await _channel(db_pool)
-    assert await billing.release_hold(db_pool, released.hold_id, "REJECTED", "test")
+    assert await holds.release_hold(db_pool, released.hold_id, "REJECTED", "test")
     settler = Settler(db_pool)
 
     outcomes = await asyncio.gather(
@@ -127,7 +127,7 @@ async def test_a_hold_whose_task_ended_meanwhile_is_not_settled_and_its_release_
     )
 
     settled = await Settler(db_pool).settle(_settle(held, channel_id))
-    released = await billing.release_hold(db_pool, held.hold_id, "REJECTED", "ended first")
+    released = await holds.release_hold(db_pool, held.hold_id, "REJECTED", "ended first")
 
     assert (settled, released) == (False, True)
     assert (

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from gateway.upstream.client import (
-    UpstreamAnswer,
+from gateway.errors import (
     UpstreamBadBody,
     UpstreamDisconnected,
     UpstreamHttpError,
     UpstreamTimedOut,
     UpstreamUnreachable,
 )
+from gateway.upstream.client import UpstreamAnswer
 from gateway.upstream.outcomes import Verdict, classify
 
 

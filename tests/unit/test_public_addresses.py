@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from gateway.public_addresses import PrivateAddressError, is_public, refuse_private_literal
+from gateway.errors import PrivateAddressError
+from gateway.public_addresses import is_public, refuse_private_literal
 
 NOT_PUBLIC = [
     "127.0.0.1",

@@ -21,8 +21,8 @@ from litestar.handlers import BaseRouteHandler
 
 from gateway.api.admin import channels, money, records, users
 from gateway.api.errors import render_api_error
+from gateway.container import Services
 from gateway.errors import BadRequest, Unauthorized
-from gateway.services import Services
 
 
 def require_admin_token(

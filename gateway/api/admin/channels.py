@@ -10,9 +10,9 @@ from litestar.params import FromPath, JSONBody
 from gateway import admin
 from gateway.admin import ChannelChanges, as_json
 from gateway.api.admin.bodies import ChannelBody
-from gateway.api.mj import Svc
+from gateway.api.dependencies import Svc
+from gateway.container import Services
 from gateway.errors import BadRequest
-from gateway.services import Services
 
 
 @get("/channels")

@@ -12,9 +12,9 @@ from gateway import admin
 from gateway.admin import as_json
 from gateway.api.account import usage_period, usage_rows
 from gateway.api.admin.bodies import CreditBody, KeyLimitBody, PriceBody, RatioBody
-from gateway.api.mj import Svc
+from gateway.api.dependencies import Svc
 from gateway.billing.reconciliation import reconcile
-from gateway.services import Services
+from gateway.container import Services
 
 
 async def _credit(services: Services, user_id: int, kind: str, body: CreditBody) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from litestar.params import FromQuery, QueryParameter
 from gateway import admin
 from gateway.admin import as_json
 from gateway.api.admin.bodies import DEFAULT_PAGE, Page
-from gateway.api.mj import Svc
+from gateway.api.dependencies import Svc
 from gateway.storage.ledger import LedgerSearch
 from gateway.storage.tasks import TaskSearch
 

@@ -17,8 +17,8 @@ from gateway.api.admin.bodies import (
     RateLimitsBody,
     UserGroupBody,
 )
-from gateway.api.mj import Svc
-from gateway.services import Services
+from gateway.api.dependencies import Svc
+from gateway.container import Services
 
 
 @get("/users")

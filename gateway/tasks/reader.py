@@ -8,12 +8,19 @@ from typing import Any
 import asyncpg
 
 from gateway.domain import Principal, Task, is_task_id
-from gateway.errors import BadRequest, NotFound, UpstreamFailed, UpstreamTimeout
+from gateway.errors import (
+    BadRequest,
+    NotFound,
+    UpstreamError,
+    UpstreamFailed,
+    UpstreamTimedOut,
+    UpstreamTimeout,
+)
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.views import task_view
-from gateway.upstream.client import UpstreamClient, UpstreamError, UpstreamTimedOut
+from gateway.upstream.client import UpstreamClient
 
 LIST_LIMIT = 100
 

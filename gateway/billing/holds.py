@@ -25,9 +25,9 @@ from gateway.billing.prices import PriceBook
 from gateway.billing.settling import Settler
 from gateway.domain import Principal
 from gateway.errors import BadRequest, InsufficientBalance, NotFound
-from gateway.storage import accounts, billing
+from gateway.storage import accounts, holds, prices
 from gateway.storage.accounts import Account
-from gateway.storage.billing import Held, HoldRefusal, NewTask, Settle
+from gateway.storage.holds import Held, HoldRefusal, NewTask, Settle
 from gateway.storage.usage import UsageRow, usage_rows
 
 MAX_USAGE_SPAN = timedelta(days=366)
@@ -56,7 +56,7 @@ class Billing:
     async def price_book(self) -> PriceBook:
         """The operator's prices, at most ``refresh_s`` old."""
         if self._book is None or time.monotonic() - self._loaded_at > self._refresh_s:
-            base, modes = await billing.load_price_book(self._pool)
+            base, modes = await prices.load_price_book(self._pool)
             self._book = PriceBook(base, modes)
             self._loaded_at = time.monotonic()
         return self._book
@@ -71,7 +71,7 @@ class Billing:
     async def hold_new_task(self, task: NewTask) -> Held:
         """Hold the task's price and record it as SUBMITTING; InsufficientBalance (403/25), or
         RateLimited (429/23) when a cap on open tasks is reached."""
-        held = await billing.hold_new_task(self._hold_pool, task, self._hold_deadline_s)
+        held = await holds.hold_new_task(self._hold_pool, task, self._hold_deadline_s)
         if held is HoldRefusal.KEY_OPEN_TASKS:
             raise open_tasks_refused(KEY_OPEN_TASKS, task.key_max_open_tasks or 0)
         if held is HoldRefusal.USER_OPEN_TASKS:
@@ -85,7 +85,7 @@ class Billing:
         self, principal: Principal, task_id: int, price_action: str, price_units: int
     ) -> Held:
         """Hold the price of confirming a MODAL task; BadRequest if it is not awaiting one."""
-        held = await billing.hold_modal_task(
+        held = await holds.hold_modal_task(
             self._hold_pool,
             principal.user_id,
             principal.key_id,
@@ -128,7 +128,7 @@ class Billing:
         properties: dict[str, Any] | None = None,
     ) -> bool:
         """Give the held amount back; the task becomes ``task_status`` (REJECTED or MODAL)."""
-        return await billing.release_hold(
+        return await holds.release_hold(
             self._pool,
             held.hold_id,
             task_status,

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.api.dependencies import task_id_of
 from gateway.api.schemas import (
     AccountFilter,
     ActionBody,
@@ -30,8 +31,7 @@ from gateway.billing.prices import (
     SUBMIT_PRICE_ACTIONS,
     price_action_for_custom_id,
 )
-from gateway.domain import is_task_id
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest
 from gateway.tasks.submit import SubmitOrder
 
 _SHOWN_ACTIONS = {
@@ -48,13 +48,6 @@ _SHOWN_ACTIONS = {
     "mj_imagine": "IMAGINE",
     "mj_describe": "DESCRIBE",
 }
-
-
-def task_id_of(value: str) -> int:
-    """A gateway task id from a client string; NotFound for anything that cannot be one."""
-    if not is_task_id(value):
-        raise NotFound(f"task {value} not found")
-    return int(value)
 
 
 def _account_filter(account_filter: AccountFilter | None, mode: str) -> dict[str, Any]:

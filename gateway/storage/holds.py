@@ -1,4 +1,4 @@
-"""Money in SQL: holds with the task rows they pay for, settle, release, and the price book.
+"""Holds in SQL: a task's price held with the task row it pays for, then settled or released.
 
 Every balance change is a conditional UPDATE in the same statement or transaction as its ledger
 row; a hold is resolved by a compare-and-set on its status, so each move happens at most once.
@@ -254,66 +254,6 @@ async def release_hold(
     return bool(released)
 
 
-async def load_price_book(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, int]]:
-    """(base price by priced action, mode ratio in basis points by mode)."""
-    prices = await pool.fetch("SELECT action, price_units FROM prices")
-    modes = await pool.fetch("SELECT mode, ratio_bp FROM mode_ratios")
-    return (
-        {row["action"]: row["price_units"] for row in prices},
-        {row["mode"]: row["ratio_bp"] for row in modes},
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    name: str
-    ratio_bp: int
-    description: str
-
-
-async def groups(pool: asyncpg.Pool) -> list[Group]:
-    rows = await pool.fetch("SELECT name, ratio_bp, description FROM user_groups ORDER BY name")
-    return [Group(**dict(row)) for row in rows]
-
-
-async def set_price(pool: asyncpg.Pool, action: str, price_units: int) -> None:
-    await pool.execute(
-        "INSERT INTO prices (action, price_units) VALUES ($1, $2)"
-        " ON CONFLICT (action) DO UPDATE SET price_units = $2, updated_at = now()",
-        action,
-        price_units,
-    )
-
-
-async def set_mode_ratio(pool: asyncpg.Pool, mode: str, ratio_bp: int) -> None:
-    await pool.execute(
-        "INSERT INTO mode_ratios (mode, ratio_bp) VALUES ($1, $2)"
-        " ON CONFLICT (mode) DO UPDATE SET ratio_bp = $2",
-        mode,
-        ratio_bp,
-    )
-
-
-async def set_group(pool: asyncpg.Pool, name: str, ratio_bp: int, description: str | None) -> None:
-    """Create the group, or change its ratio (and its description, when given)."""
-    await pool.execute(
-        "INSERT INTO user_groups (name, ratio_bp, description) VALUES ($1, $2, coalesce($3, ''))"
-        " ON CONFLICT (name) DO UPDATE"
-        " SET ratio_bp = $2, description = coalesce($3, user_groups.description)",
-        name,
-        ratio_bp,
-        description,
-    )
-
-
-async def set_user_group(pool: asyncpg.Pool, user_id: int, group: str) -> bool:
-    """False if there is no such user; ForeignKeyViolationError if there is no such group."""
-    updated: str = await pool.execute(
-        "UPDATE users SET group_name = $2, updated_at = now() WHERE id = $1", user_id, group
-    )
-    return updated != "UPDATE 0"
-
-
 async def expired_holds(pool: asyncpg.Pool, limit: int) -> list[tuple[Held, str]]:
     """Open holds past their deadline, with their task's status, oldest first."""
     rows = await pool.fetch(
@@ -322,73 +262,3 @@ async def expired_holds(pool: asyncpg.Pool, limit: int) -> list[tuple[Held, str]
         limit,
     )
     return [(Held(row["task_id"], row["id"]), row["status"]) for row in rows]
-
-
-_CREDIT = """
-WITH u AS (
-    UPDATE users SET balance_units = balance_units + $2, updated_at = now()
-    WHERE id = $1 AND balance_units + $2 >= 0
-      AND NOT EXISTS (SELECT FROM ledger WHERE source = $4 AND kind = $3)
-    RETURNING balance_units
-), l AS (
-    INSERT INTO ledger (user_id, kind, amount_units, source, reason)
-    SELECT $1, $3, $2, $4, $5 FROM u
-)
-SELECT balance_units FROM u
-"""
-
-
-async def credit_user(
-    pool: asyncpg.Pool, user_id: int, amount_units: int, kind: str, source: str, reason: str
-) -> int | None:
-    """Add ``amount_units`` (negative takes away) to the balance with its ledger row (``kind``
-    TOPUP or ADJUST, ``source`` unique per kind). Answers the new balance; None when nothing
-    moved: no such user, the balance would go below zero, or ``source`` was already applied."""
-    try:
-        balance: int | None = await pool.fetchval(
-            _CREDIT, user_id, amount_units, kind, source, reason
-        )
-    except asyncpg.UniqueViolationError:  # the same source, applied meanwhile by another call
-        return None
-    return balance
-
-
-async def ledger_entry(pool: asyncpg.Pool, source: str, kind: str) -> tuple[int, int] | None:
-    """(user id, amount) of the ledger row with this source and kind, if there is one."""
-    row = await pool.fetchrow(
-        "SELECT user_id, amount_units FROM ledger WHERE source = $1 AND kind = $2", source, kind
-    )
-    return (row["user_id"], row["amount_units"]) if row else None
-
-
-async def set_key_limit(
-    pool: asyncpg.Pool, key_id: int, limit_units: int | None, source: str, reason: str
-) -> bool:
-    """Give a key a remaining limit (None: unlimited). A limit is an ADJUST row that brings the
-    sum of the key's ledger rows to it. False if there is no such key.
-
-    The key's row is locked first: a hold that recorded its ledger row but not yet its debit
-    waits, and is counted after the new limit, so the sum stays right."""
-    async with pool.acquire() as conn, conn.transaction():
-        user_id: int | None = await conn.fetchval(
-            "SELECT user_id FROM api_keys WHERE id = $1 FOR UPDATE", key_id
-        )
-        if user_id is None:
-            return False
-        await conn.execute(
-            "UPDATE api_keys SET quota_remaining_units = $2 WHERE id = $1", key_id, limit_units
-        )
-        if limit_units is not None:
-            await conn.execute(
-                "INSERT INTO ledger"
-                " (user_id, api_key_id, kind, amount_units, key_amount_units, source, reason)"
-                " SELECT $1, $2, 'ADJUST', 0,"
-                "        $3 - coalesce(sum(key_amount_units), 0), $4, $5"
-                " FROM ledger WHERE api_key_id = $2",
-                user_id,
-                key_id,
-                limit_units,
-                source,
-                reason,
-            )
-    return True

@@ -1,0 +1,194 @@
+"""The dependency container: every service one process runs (``Services``), built and torn down
+by ``build_services``, and handed to routes through the app's state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from gateway import metrics
+from gateway.auth.authenticator import Authenticator
+from gateway.auth.limits import RateLimits
+from gateway.billing.holds import Billing
+from gateway.config import Settings
+from gateway.routing.cooldowns import Cooldowns
+from gateway.routing.directory import ChannelDirectory
+from gateway.routing.probes import ChannelProber
+from gateway.routing.slots import ChannelSlots
+from gateway.sealing import SecretBox, key_material, secret_box
+from gateway.storage.database import create_pool
+from gateway.storage.redis import create_redis
+from gateway.storage.redis_keys import RedisKeys
+from gateway.storage.servers import Servers
+from gateway.tasks.callbacks import Callbacks
+from gateway.tasks.cancel import TaskCanceller
+from gateway.tasks.idempotency import Idempotency
+from gateway.tasks.images import ImageSigner
+from gateway.tasks.poller import Poller
+from gateway.tasks.reader import TaskReader
+from gateway.tasks.submit import Submitter
+from gateway.tasks.sweeper import HoldSweeper
+from gateway.tasks.webhooks import HookGuard, WebhookDeliverer
+from gateway.upstream.client import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    upstream: UpstreamClient
+    auth: Authenticator
+    billing: Billing
+    idempotency: Idempotency
+    channels: ChannelDirectory
+    box: SecretBox  # opens and seals channel secrets
+    cooldowns: Cooldowns
+    submitter: Submitter
+    tasks: TaskReader
+    callbacks: Callbacks
+    cancels: TaskCanceller
+    webhooks: WebhookDeliverer
+    poller: Poller
+    settings: Settings
+
+
+def load_secret_key(settings: Settings) -> bytes:
+    """The key that signs image URLs: configured, or generated once and kept in the data dir."""
+    return key_material(settings.relay.secret_key, settings.data_dir / "secret.key")
+
+
+def public_base_url(settings: Settings) -> str:
+    server = settings.server
+    return server.public_base_url or f"http://{server.host}:{server.port}"
+
+
+@contextlib.asynccontextmanager
+async def build_services(
+    settings: Settings, servers: Servers, *, run_background: bool = True
+) -> AsyncIterator[Services]:
+    """Every service of one process; background loops run while the block is open."""
+    pool = await create_pool(servers.database_url, settings.database)
+    hold_pool = await create_pool(
+        servers.database_url,
+        settings.database.model_copy(
+            update={
+                "pool_min_size": 1,
+                "pool_max_size": max(2, settings.database.pool_max_size // 2),
+            }
+        ),
+        synchronous_commit=False,
+    )
+    redis = create_redis(servers.redis_url)
+    upstream = UpstreamClient(settings.upstream)
+    await upstream.start()
+    box = secret_box(settings)
+    channels = ChannelDirectory(pool, box)
+    keys = RedisKeys(settings.redis.key_prefix)
+    cooldowns = Cooldowns(
+        redis,
+        keys,
+        settings.upstream.cooldown_s,
+        failures_to_cool=settings.upstream.failures_to_cool,
+        failure_streak_ttl_s=settings.upstream.failure_streak_ttl_s,
+    )
+    limits = RateLimits(redis, keys)
+    auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
+    billing = Billing(
+        pool, hold_pool, settings.relay.hold_deadline_s, refresh_s=settings.relay.price_cache_s
+    )
+    idempotency = Idempotency(pool)
+    images = ImageSigner(
+        load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s
+    )
+    relay = settings.relay
+    webhooks = WebhookDeliverer(
+        pool,
+        images,
+        allow_private=relay.webhook_allow_private,
+        timeout_s=relay.webhook_timeout_s,
+        retry_for_s=relay.webhook_retry_for_s,
+        backoff_s=relay.webhook_backoff_s,
+        poll_s=relay.webhook_poll_s,
+    )
+    await webhooks.start()
+    services = Services(
+        pool=pool,
+        redis=redis,
+        upstream=upstream,
+        auth=auth,
+        billing=billing,
+        idempotency=idempotency,
+        channels=channels,
+        box=box,
+        cooldowns=cooldowns,
+        submitter=Submitter(
+            pool,
+            auth,
+            billing,
+            channels,
+            cooldowns,
+            upstream,
+            ChannelSlots(pool),
+            max_attempts=settings.upstream.max_attempts,
+            queued_passthrough=settings.relay.queued_passthrough,
+            callback_base_url=settings.upstream.callback_base_url,
+            hooks=HookGuard(settings.relay.webhook_allow_private),
+            rng=random.Random(settings.upstream.routing_seed),  # noqa: S311 - not security
+        ),
+        tasks=TaskReader(pool, channels, upstream, images),
+        callbacks=Callbacks(pool, channels),
+        cancels=TaskCanceller(pool, channels, upstream),
+        webhooks=webhooks,
+        poller=Poller(
+            pool,
+            servers.database_url,
+            channels,
+            upstream,
+            HoldSweeper(pool, billing, channels, upstream),
+            idempotency,
+            cooldowns,
+            ChannelProber(
+                channels,
+                cooldowns,
+                upstream,
+                interval_s=settings.upstream.probe_interval_s,
+                timeout_s=settings.upstream.probe_timeout_s,
+            ),
+            interval_s=settings.relay.poll_interval_s,
+            batch_size=settings.relay.poll_batch_size,
+            task_timeout_s=settings.relay.task_timeout_s,
+            task_timeouts_s=settings.relay.task_timeouts_s,
+            young_s=settings.relay.poll_young_s,
+            waiting_every=settings.relay.poll_waiting_every,
+            forgotten_after_polls=settings.relay.forgotten_after_polls,
+        ),
+        settings=settings,
+    )
+    background: list[asyncio.Task[None]] = []
+    if run_background:
+        background = [
+            asyncio.create_task(auth.listen_for_revocations(), name="revocations"),
+            asyncio.create_task(services.poller.run(), name="poller"),
+            asyncio.create_task(webhooks.run(), name="webhooks"),
+            asyncio.create_task(
+                metrics.watch_process(lambda: (pool.get_size(), pool.get_idle_size()), redis.ping),
+                name="process-metrics",
+            ),
+        ]
+    try:
+        yield services
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await webhooks.close()
+        await upstream.close()
+        await redis.aclose()
+        await hold_pool.close()
+        await pool.close()
