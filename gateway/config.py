@@ -2,7 +2,7 @@
 
 Every value comes from the environment (prefix ``GATEWAY_``, nested groups joined with ``__``,
 e.g. ``GATEWAY_DATABASE__URL``) or from a ``.env`` file. Nothing is instantiated at import:
-``gateway.__main__`` builds one ``Settings`` and passes it (or a group of it) down.
+``gateway.cli`` builds one ``Settings`` and passes it (or a group of it) down.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from gateway.admin.channels import (
     channel_view,
     edit_channel,
     list_channels,
+    reseal_secrets,
     test_channel,
 )
 from gateway.admin.money import (
@@ -34,7 +35,14 @@ from gateway.admin.money import (
     set_mode_ratio,
     set_price,
 )
-from gateway.admin.records import TASK_STATUSES, ledger, search_tasks
+from gateway.admin.records import (
+    LEDGER_KINDS,
+    TASK_STATUSES,
+    LedgerSearch,
+    TaskSearch,
+    ledger,
+    search_tasks,
+)
 from gateway.admin.users import (
     MAX_RATE_LIMIT,
     IssuedKey,
@@ -58,6 +66,7 @@ __all__ = [
     "BOT_TYPES",
     "CHANNEL_NAME",
     "GROUP_NAME",
+    "LEDGER_KINDS",
     "MAX_PAGE",
     "MAX_RATE_LIMIT",
     "MAX_UNITS",
@@ -67,7 +76,9 @@ __all__ = [
     "ChannelChanges",
     "Credit",
     "IssuedKey",
+    "LedgerSearch",
     "PriceList",
+    "TaskSearch",
     "add_channel",
     "as_json",
     "channel_id_by_name",
@@ -85,6 +96,7 @@ __all__ = [
     "list_users",
     "page_size",
     "price_list",
+    "reseal_secrets",
     "revoke_key",
     "search_tasks",
     "set_group",

@@ -176,3 +176,9 @@ async def channel_id_by_name(pool: asyncpg.Pool, name: str) -> int:
 
 async def list_channels(pool: asyncpg.Pool) -> list[channel_store.ChannelSettings]:
     return await channel_store.channel_settings(pool)
+
+
+async def reseal_secrets(pool: asyncpg.Pool, box: SecretBox) -> int:
+    """Seal every channel secret again under the box's first key, in one transaction; how many
+    there were. SealingError (and nothing changed) if one opens with none of the box's keys."""
+    return await channel_store.reseal_secrets(pool, box)

@@ -1,4 +1,5 @@
-"""The operator's searches of tasks and of the ledger."""
+"""The operator's searches of tasks and of the ledger (and the search values, for the admin API
+and the CLI)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from gateway.errors import BadRequest
 from gateway.storage import tasks as task_store
 from gateway.storage.ledger import LEDGER_KINDS, LedgerRow, LedgerSearch, ledger_rows
 from gateway.storage.tasks import TaskSearch
+
+__all__ = ["LEDGER_KINDS", "TASK_STATUSES", "LedgerSearch", "TaskSearch", "ledger", "search_tasks"]
 
 TASK_STATUSES = (
     "SUBMITTING", "REJECTED", "NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE",

@@ -11,8 +11,6 @@ from gateway import admin
 from gateway.admin import as_json
 from gateway.api.admin.bodies import DEFAULT_PAGE, Page
 from gateway.api.dependencies import Svc
-from gateway.storage.ledger import LedgerSearch
-from gateway.storage.tasks import TaskSearch
 
 
 @get("/tasks")
@@ -29,7 +27,7 @@ async def search_tasks(
 ) -> dict[str, Any]:
     """Tasks submitted in [since, until) (ISO-8601), newest first, by user, key, channel or
     status; ``before`` (a task id) pages back. Upstream ids and channels show here."""
-    search = TaskSearch(
+    search = admin.TaskSearch(
         user_id=user_id,
         api_key_id=key_id,
         channel_id=channel_id,
@@ -55,7 +53,7 @@ async def ledger(
     limit: Page = DEFAULT_PAGE,
 ) -> dict[str, Any]:
     """Ledger rows in [since, until), newest first; ``before`` (a row id) pages back."""
-    search = LedgerSearch(
+    search = admin.LedgerSearch(
         user_id=user_id,
         api_key_id=key_id,
         kind=kind,

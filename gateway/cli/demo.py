@@ -6,11 +6,14 @@ prints it with a ready-to-run curl command.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+from typing import Any
 
 from gateway import admin
 from gateway.app import create_app
+from gateway.cli.running import migrate
 from gateway.config import Settings
 from gateway.container import public_base_url
 from gateway.errors import BadRequest
@@ -19,7 +22,7 @@ from gateway.server import bind_socket, start_server
 from gateway.simulator import start_simulator
 from gateway.storage import channels as channel_store
 from gateway.storage.database import create_pool
-from gateway.storage.servers import Servers
+from gateway.storage.servers import Servers, open_servers
 
 DEMO_USER = "demo"
 DEMO_BALANCE_UNITS = 100_000_000
@@ -74,3 +77,17 @@ Press Ctrl+C to stop.
         pass
     finally:
         await simulator.stop()
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
+    simulator = settings.simulator.model_copy(update={"speed_factor": args.speed})
+    settings = settings.model_copy(update={"simulator": simulator})
+    with open_servers(settings) as servers:
+        asyncio.run(migrate(settings, servers))
+        asyncio.run(run_demo(settings, servers))
+
+
+def add_parser(commands: Any) -> None:
+    demo = commands.add_parser("demo", help="the gateway in front of a simulator, ready to try")
+    demo.add_argument("--speed", type=float, default=10.0, help="simulator speed factor")
+    demo.set_defaults(run=cmd_demo)
