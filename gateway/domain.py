@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 Mode = Literal["FAST", "RELAX", "TURBO"]
@@ -44,6 +45,22 @@ class Principal:
     max_open_tasks: int | None = None
     user_requests_per_minute: int | None = None
     user_max_open_tasks: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeySettings:
+    """What an API key may do, fixed when it is issued; each one left out is no limit of its kind.
+
+    ``quota_units``: what the key may spend (None: only its user's balance limits it);
+    ``allowed_actions``: priced action names; ``allowed_cidrs``: client networks."""
+
+    name: str = ""
+    quota_units: int | None = None
+    expires_at: datetime | None = None
+    allowed_actions: list[str] | None = None
+    allowed_cidrs: list[str] | None = None
+    requests_per_minute: int | None = None
+    max_open_tasks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

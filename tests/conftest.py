@@ -30,6 +30,7 @@ from gateway import admin
 from gateway.app import create_app
 from gateway.config import DatabaseSettings, Settings, SimulatorSettings, default_migrations_dir
 from gateway.container import Services
+from gateway.domain import KeySettings
 from gateway.server import RunningServer, bind_socket, start_server
 from gateway.simulator import RunningSimulator, start_simulator
 from gateway.storage.database import create_pool
@@ -186,7 +187,7 @@ class Gateway:
         return await admin.create_user(self.services.pool, name, balance_units)
 
     async def issue_key(self, user_id: int, **options: Any) -> str:
-        return (await admin.issue_key(self.services.pool, user_id, **options)).key
+        return (await admin.issue_key(self.services.pool, user_id, KeySettings(**options))).key
 
     async def client_with_key(self, balance_units: int = 1_000_000, name: str = "alice") -> Client:
         user_id = await self.create_user(name, balance_units)

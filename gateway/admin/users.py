@@ -5,16 +5,17 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
 from gateway.admin.views import page_size
 from gateway.auth.keys import generate_key, hash_key, key_hint
+from gateway.domain import KeySettings
 from gateway.errors import BadRequest, NotFound
 from gateway.storage import accounts, prices
 
-MAX_RATE_LIMIT = 2**31 - 1  # requests a minute or open tasks: the columns are INTEGER
+MAX_RATE_LIMIT = 2**31 - 1
+NO_LIMITS = KeySettings()  # requests a minute or open tasks: the columns are INTEGER
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,34 +40,15 @@ async def create_user(
 
 
 async def issue_key(
-    pool: asyncpg.Pool,
-    user_id: int,
-    *,
-    name: str = "",
-    quota_units: int | None = None,
-    expires_at: datetime | None = None,
-    allowed_actions: list[str] | None = None,
-    allowed_cidrs: list[str] | None = None,
-    requests_per_minute: int | None = None,
-    max_open_tasks: int | None = None,
+    pool: asyncpg.Pool, user_id: int, settings: KeySettings = NO_LIMITS
 ) -> IssuedKey:
-    for cidr in allowed_cidrs or ():
+    """A new key of the user, with its settings; the key itself is in the answer only."""
+    for cidr in settings.allowed_cidrs or ():
         _network(cidr)
+    _check_rate_limits(settings.requests_per_minute, settings.max_open_tasks)
     key = generate_key()
     try:
-        key_id = await accounts.create_key(
-            pool,
-            user_id,
-            hash_key(key),
-            key_hint(key),
-            name=name,
-            quota_units=quota_units,
-            expires_at=expires_at,
-            allowed_actions=allowed_actions,
-            allowed_cidrs=allowed_cidrs,
-            requests_per_minute=requests_per_minute,
-            max_open_tasks=max_open_tasks,
-        )
+        key_id = await accounts.create_key(pool, user_id, hash_key(key), key_hint(key), settings)
     except asyncpg.ForeignKeyViolationError:
         raise BadRequest(f"no user {user_id}") from None
     except (

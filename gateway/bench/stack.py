@@ -28,6 +28,7 @@ import asyncpg
 
 from gateway import admin, eventloop
 from gateway.config import Settings
+from gateway.domain import KeySettings
 from gateway.errors import StartupError
 from gateway.sealing import SecretBox
 from gateway.storage.migrations import apply_migrations
@@ -128,7 +129,7 @@ async def seed(settings: Settings, database_url: str, simulator_url: str, secret
         async with pool.acquire() as conn:
             await apply_migrations(conn, settings.migrations_dir)
         user_id = await admin.create_user(pool, "bench", BALANCE_UNITS)
-        key = (await admin.issue_key(pool, user_id, name="bench")).key
+        key = (await admin.issue_key(pool, user_id, KeySettings(name="bench"))).key
         await admin.add_channel(
             pool,
             SecretBox(SEALING_KEY.encode()),

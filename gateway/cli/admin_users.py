@@ -13,6 +13,7 @@ from gateway import admin
 from gateway.auth.authenticator import publish_revocation
 from gateway.cli.admin_common import Register, csv, optional_user_id, page, rate_limit_options
 from gateway.config import Settings
+from gateway.domain import KeySettings
 from gateway.storage.redis import create_redis
 from gateway.storage.redis_keys import RedisKeys
 
@@ -77,9 +78,7 @@ async def key_create(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) 
     expires = (
         datetime.now(UTC) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
     )
-    issued = await admin.issue_key(
-        pool,
-        user_id,
+    settings = KeySettings(
         name=args.name or "",
         quota_units=args.quota,
         expires_at=expires,
@@ -88,6 +87,7 @@ async def key_create(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) 
         requests_per_minute=args.rpm,
         max_open_tasks=args.max_open_tasks,
     )
+    issued = await admin.issue_key(pool, user_id, settings)
     return {"keyId": issued.key_id, "userId": user_id, "key": issued.key}
 
 

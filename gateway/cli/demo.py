@@ -16,6 +16,7 @@ from gateway.app import create_app
 from gateway.cli.running import migrate
 from gateway.config import Settings
 from gateway.container import public_base_url
+from gateway.domain import KeySettings
 from gateway.errors import BadRequest
 from gateway.sealing import secret_box
 from gateway.server import bind_socket, start_server
@@ -46,7 +47,7 @@ async def run_demo(settings: Settings, servers: Servers) -> None:
                 simulator.base_url,
                 admin.ChannelChanges(secret=secret.get_secret_value() if secret else None),
             )
-        key = (await admin.issue_key(pool, user_id, name="demo")).key
+        key = (await admin.issue_key(pool, user_id, KeySettings(name="demo"))).key
     finally:
         await pool.close()
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from gateway.domain import KeySettings
 from gateway.storage.filters import Filters
 
 
@@ -91,14 +92,7 @@ async def create_key(
     user_id: int,
     key_hash: bytes,
     key_hint: str,
-    *,
-    name: str = "",
-    quota_units: int | None = None,
-    expires_at: datetime | None = None,
-    allowed_actions: list[str] | None = None,
-    allowed_cidrs: list[str] | None = None,
-    requests_per_minute: int | None = None,
-    max_open_tasks: int | None = None,
+    settings: KeySettings,
 ) -> int:
     """A new key; a limited key's opening limit is an ADJUST ledger row (key_amount_units), so
     its remaining limit == the sum of its rows."""
@@ -112,24 +106,24 @@ async def create_key(
             RETURNING id
             """,
             user_id,
-            name,
+            settings.name,
             key_hash,
             key_hint,
-            quota_units,
-            expires_at,
-            allowed_actions,
-            allowed_cidrs,
-            requests_per_minute,
-            max_open_tasks,
+            settings.quota_units,
+            settings.expires_at,
+            settings.allowed_actions,
+            settings.allowed_cidrs,
+            settings.requests_per_minute,
+            settings.max_open_tasks,
         )
-        if quota_units is not None:
+        if settings.quota_units is not None:
             await conn.execute(
                 "INSERT INTO ledger"
                 " (user_id, api_key_id, kind, amount_units, key_amount_units, source, reason)"
                 " VALUES ($1, $2, 'ADJUST', 0, $3, $4, 'opening key limit')",
                 user_id,
                 key_id,
-                quota_units,
+                settings.quota_units,
                 f"key-limit:opening:{key_id}",
             )
         return key_id

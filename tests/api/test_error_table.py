@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from gateway import admin
+from gateway.domain import KeySettings
 from gateway.simulator import RunningSimulator
 from tests.api.failover_helpers import (
     DESCRIBE_PRICE,
@@ -473,7 +474,7 @@ async def test_refused_key_is_403_24(
         "ip": {"allowed_cidrs": ["10.0.0.0/8", "2001:db8::/32"]},
         "action": {"allowed_actions": ["mj_upscale", "mj_describe"]},
     }.get(refusal, {})
-    issued = await admin.issue_key(gateway.services.pool, user_id, **options)
+    issued = await admin.issue_key(gateway.services.pool, user_id, KeySettings(**options))
     if refusal == "disabled":
         await gateway.services.pool.execute(
             "UPDATE api_keys SET enabled = FALSE WHERE id = $1", issued.key_id
@@ -536,7 +537,7 @@ async def test_key_quota_limit_is_403_25_and_nothing_goes_upstream(
     sim = await start_sim(simulator_factory)
     await gateway.add_channel(sim)
     user_id = await gateway.create_user("dave", START)
-    issued = await admin.issue_key(gateway.services.pool, user_id, quota_units=150_000)
+    issued = await admin.issue_key(gateway.services.pool, user_id, KeySettings(quota_units=150_000))
     limited = Client(gateway, user_id, issued.key)
 
     assert_submitted(await limited.post("/mj/submit/imagine", {"prompt": "a cat"}))

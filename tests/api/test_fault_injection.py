@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 
 from gateway import admin
+from gateway.domain import KeySettings
 from tests.api.helpers import RED
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
 from tests.processes import StartGatewayProcess, reconcile
@@ -165,7 +166,7 @@ async def test_fault_injection_run_leaves_every_balance_exact(
         start_units = rng.randrange(20, 200) * IMAGINE_UNITS
         user_id = await admin.create_user(db_pool, f"user{n}", start_units)
         quota = rng.randrange(10, 80) * IMAGINE_UNITS if n % 2 else None
-        key = (await admin.issue_key(db_pool, user_id, quota_units=quota)).key
+        key = (await admin.issue_key(db_pool, user_id, KeySettings(quota_units=quota))).key
         accounts.append(Account(user_id, key, start_units, quota))
     first = await gateway_process_factory(**GATEWAY_ENV)
     second = await gateway_process_factory(**GATEWAY_ENV)

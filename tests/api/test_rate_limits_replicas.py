@@ -12,6 +12,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from gateway import admin
+from gateway.domain import KeySettings
 from tests.api.helpers import PRICE, assert_error, submitted_id
 from tests.conftest import SIMULATOR_SECRET, StartSimulator
 from tests.processes import GatewayProcess, StartGatewayProcess
@@ -97,7 +98,11 @@ async def test_a_keys_requests_a_minute_are_exact_across_two_processes(
     redis_client: aioredis.Redis,
 ) -> None:
     user_id = await admin.create_user(db_pool, "alice", START)
-    key = (await admin.issue_key(db_pool, user_id, requests_per_minute=REQUESTS_PER_MINUTE)).key
+    key = (
+        await admin.issue_key(
+            db_pool, user_id, KeySettings(requests_per_minute=REQUESTS_PER_MINUTE)
+        )
+    ).key
     gateways = await _two_gateways(gateway_process_factory)
 
     responses = await _fire_in_one_minute(redis_client, gateways, [key])
@@ -167,7 +172,7 @@ async def test_a_keys_open_tasks_cap_is_exact_across_two_processes(
         db_pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
     )
     user_id = await admin.create_user(db_pool, "alice", START)
-    key = (await admin.issue_key(db_pool, user_id, max_open_tasks=cap)).key
+    key = (await admin.issue_key(db_pool, user_id, KeySettings(max_open_tasks=cap))).key
     gateways = await _two_gateways(gateway_process_factory)
 
     accepted = await _submit_open_tasks(gateways, [key], cap)
@@ -229,7 +234,7 @@ async def test_a_process_that_dies_mid_submit_holds_its_slot_only_until_the_swee
         db_pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
     )
     user_id = await admin.create_user(db_pool, "alice", START)
-    key = (await admin.issue_key(db_pool, user_id, max_open_tasks=1)).key
+    key = (await admin.issue_key(db_pool, user_id, KeySettings(max_open_tasks=1))).key
     env = {
         "GATEWAY_RELAY__HOLD_DEADLINE_S": "3",
         "GATEWAY_UPSTREAM__MAX_ATTEMPTS": "1",

@@ -11,6 +11,7 @@ import pytest
 
 from gateway import admin
 from gateway.config import default_migrations_dir
+from gateway.domain import KeySettings
 from gateway.errors import MigrationError
 from gateway.storage.migrations import apply_migrations, load_migrations, pending_migrations
 
@@ -184,7 +185,7 @@ async def test_balance_can_never_go_negative(database_url: str) -> None:
 
 async def test_users_and_keys_are_never_deleted(db_pool: asyncpg.Pool) -> None:
     user_id = await admin.create_user(db_pool, "dave", 5)
-    await admin.issue_key(db_pool, user_id, name="k")
+    await admin.issue_key(db_pool, user_id, KeySettings(name="k"))
     for table in ("api_keys", "users"):
         with pytest.raises(asyncpg.RaiseError, match=f"{table} rows are never deleted"):
             await db_pool.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names

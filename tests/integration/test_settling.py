@@ -8,6 +8,7 @@ import asyncpg
 
 from gateway import admin
 from gateway.billing.settling import Settler
+from gateway.domain import KeySettings
 from gateway.storage import holds
 from gateway.storage.holds import Held, Settle
 from tests.support import BOX, hold_imagine
@@ -17,7 +18,7 @@ PRICE_UNITS = 100_000
 
 async def _holds(pool: asyncpg.Pool, count: int) -> tuple[int, list[Held]]:
     user_id = await admin.create_user(pool, "carol", count * PRICE_UNITS)
-    key_id = (await admin.issue_key(pool, user_id, name="k")).key_id
+    key_id = (await admin.issue_key(pool, user_id, KeySettings(name="k"))).key_id
     held = [await hold_imagine(pool, user_id, key_id, PRICE_UNITS) for _ in range(count)]
     return user_id, held
 

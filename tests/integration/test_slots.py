@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from gateway import admin
+from gateway.domain import KeySettings
 from gateway.storage.slots import Slot, take_slot
 from tests.support import BOX, hold_imagine
 
@@ -17,7 +18,7 @@ async def _channel(pool: asyncpg.Pool) -> int:
 
 async def test_a_task_resolved_before_its_send_gets_no_place(db_pool: asyncpg.Pool) -> None:
     user_id = await admin.create_user(db_pool, "dora", 0)
-    key_id = (await admin.issue_key(db_pool, user_id, name="k")).key_id
+    key_id = (await admin.issue_key(db_pool, user_id, KeySettings(name="k"))).key_id
     channel_id = await _channel(db_pool)
     first = await hold_imagine(db_pool, user_id, key_id, 0, "first")
     swept = await hold_imagine(db_pool, user_id, key_id, 0, "swept")

@@ -10,6 +10,7 @@ from litestar.params import QueryParameter
 
 from gateway import admin
 from gateway.admin import MAX_UNITS, ChannelChanges
+from gateway.domain import KeySettings
 
 DEFAULT_PAGE = 100
 
@@ -75,6 +76,17 @@ class NewKeyBody(Body):
     allowed_cidrs: Words | None = None
     requests_per_minute: Count | None = None
     max_open_tasks: Count | None = None
+
+    def settings(self) -> KeySettings:
+        return KeySettings(
+            name=self.name,
+            quota_units=self.limit_units,
+            expires_at=self.expires_at,
+            allowed_actions=self.allowed_actions,
+            allowed_cidrs=self.allowed_cidrs,
+            requests_per_minute=self.requests_per_minute,
+            max_open_tasks=self.max_open_tasks,
+        )
 
 
 class ChannelBody(Body):

@@ -103,17 +103,7 @@ async def issue_key(
 ) -> dict[str, Any]:
     """A new key for the user. The answer is the only place the key is ever shown."""
     await admin.user(services.pool, user_id)
-    issued = await admin.issue_key(
-        services.pool,
-        user_id,
-        name=data.name,
-        quota_units=data.limit_units,
-        expires_at=data.expires_at,
-        allowed_actions=data.allowed_actions,
-        allowed_cidrs=data.allowed_cidrs,
-        requests_per_minute=data.requests_per_minute,
-        max_open_tasks=data.max_open_tasks,
-    )
+    issued = await admin.issue_key(services.pool, user_id, data.settings())
     return {"keyId": issued.key_id, "userId": user_id, "key": issued.key}
 
 
