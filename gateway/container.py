@@ -30,7 +30,8 @@ from gateway.tasks.callbacks import Callbacks
 from gateway.tasks.cancel import TaskCanceller
 from gateway.tasks.idempotency import Idempotency
 from gateway.tasks.images import ImageSigner
-from gateway.tasks.poller import Poller
+from gateway.tasks.leader import Job, Leader
+from gateway.tasks.poller import Poller, export_backlog
 from gateway.tasks.reader import TaskReader
 from gateway.tasks.submit import Submitter
 from gateway.tasks.sweeper import HoldSweeper
@@ -55,7 +56,12 @@ class Services:
     cancels: TaskCanceller
     webhooks: WebhookDeliverer
     poller: Poller
+    sweeper: HoldSweeper
+    prober: ChannelProber
     settings: Settings
+
+
+PURGE_KEYS_EVERY_S = 60.0
 
 
 def load_secret_key(settings: Settings) -> bytes:
@@ -147,20 +153,9 @@ async def build_services(
         webhooks=webhooks,
         poller=Poller(
             pool,
-            servers.database_url,
             channels,
             upstream,
-            HoldSweeper(pool, billing, channels, upstream),
-            idempotency,
             cooldowns,
-            ChannelProber(
-                channels,
-                cooldowns,
-                upstream,
-                interval_s=settings.upstream.probe_interval_s,
-                timeout_s=settings.upstream.probe_timeout_s,
-            ),
-            interval_s=settings.relay.poll_interval_s,
             batch_size=settings.relay.poll_batch_size,
             task_timeout_s=settings.relay.task_timeout_s,
             task_timeouts_s=settings.relay.task_timeouts_s,
@@ -168,13 +163,21 @@ async def build_services(
             waiting_every=settings.relay.poll_waiting_every,
             forgotten_after_polls=settings.relay.forgotten_after_polls,
         ),
+        sweeper=HoldSweeper(pool, billing, channels, upstream),
+        prober=ChannelProber(
+            channels,
+            cooldowns,
+            upstream,
+            interval_s=settings.upstream.probe_interval_s,
+            timeout_s=settings.upstream.probe_timeout_s,
+        ),
         settings=settings,
     )
     background: list[asyncio.Task[None]] = []
     if run_background:
         background = [
             asyncio.create_task(auth.listen_for_revocations(), name="revocations"),
-            asyncio.create_task(services.poller.run(), name="poller"),
+            asyncio.create_task(_leader(services, servers.database_url).run(), name="leader"),
             asyncio.create_task(webhooks.run(), name="webhooks"),
             asyncio.create_task(
                 metrics.watch_process(lambda: (pool.get_size(), pool.get_idle_size()), redis.ping),
@@ -192,3 +195,19 @@ async def build_services(
         await redis.aclose()
         await hold_pool.close()
         await pool.close()
+
+
+def _leader(services: Services, database_url: str) -> Leader:
+    """The jobs one process at a time runs, each at its own pace (``gateway.tasks.leader``)."""
+    every_s = services.settings.relay.poll_interval_s
+    return Leader(
+        database_url,
+        [
+            Job("sync", every_s, services.poller.run_once),
+            Job("sweep-holds", every_s, services.sweeper.sweep),
+            Job("backlog", every_s, lambda: export_backlog(services.pool, services.channels)),
+            Job("probe", services.prober.tick_s, services.prober.run_once),
+            Job("purge-keys", PURGE_KEYS_EVERY_S, services.idempotency.purge_expired),
+        ],
+        retry_s=every_s,
+    )

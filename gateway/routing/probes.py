@@ -1,7 +1,7 @@
 """Probes of resting channels: the way a cooldown ends early, and the state of every channel.
 
-The poller's leader (one replica at a time, the holder of the poller lock) runs ``run`` while
-it leads. A channel that has been resting for ``interval_s`` is probed
+The leader (one replica at a time, ``gateway.tasks.leader``) runs ``run_once`` every
+``tick_s`` while it leads. A channel that has been resting for ``interval_s`` is probed
 (``UpstreamClient.probe``), then again every ``interval_s`` while it rests:
 
 - a good answer ends a cooldown the probe can vouch for, one started by the channel being
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import asyncpg
 import structlog
 
 from gateway import metrics
@@ -60,16 +59,10 @@ class ChannelProber:
         self._rest_at_least_s = interval_s + self._tick_s + timeout_s
         self._due_at: dict[int, float] = {}  # next probe (monotonic) of each resting channel
 
-    async def run(self) -> None:
-        """Until cancelled: ``run_once`` every ``min(interval_s, 1 s)``."""
-        while True:
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError) as exc:  # the channel list is unreadable
-                log.warning("probe_round_failed", error=str(exc))
-            except Exception:
-                log.exception("probe_round_crashed")
-            await asyncio.sleep(self._tick_s)
+    @property
+    def tick_s(self) -> float:
+        """How often ``run_once`` should run: every ``min(interval_s, 1 s)``."""
+        return self._tick_s
 
     async def run_once(self) -> dict[int, ProbeResult]:
         """Probe the resting channels that are due, act on the answers, export every channel's

@@ -1,24 +1,20 @@
 """Task sync: bring every open task up to date from its channel.
 
-One process polls at a time: the holder of a PostgreSQL advisory lock on a connection of its
-own, so a process that dies releases it with its connection and another takes over at its next
-try. Each round reads the open tasks, asks each channel for them with list-by-condition in
+The leader (``gateway.tasks.leader``) runs a round every poll interval. Each round reads the open
+tasks, asks each channel for them with list-by-condition in
 batches (channels in parallel), and writes what changed: running and young tasks every round,
 older ones still queued upstream (or awaiting a modal) every ``waiting_every`` rounds. A task
 that ends in FAILURE or CANCEL is refunded in the same statement. Every task ends: one still
 open ``task_timeout_s`` (or its action's own timeout) after the gateway accepted it, or one its
 channel has answered without for ``forgotten_after_polls`` polls in a row, fails and is
 refunded. A poll that gets no answer counts as a failed attempt towards the channel's
-cooldown; one that gets an answer ends the channel's failure streak. While it holds the lock
-the poller also runs the prober of resting channels (``gateway.routing.probes``) at its own
-pace. ``run_once`` is one round, for tests; ``run`` loops.
+cooldown; one that gets an answer ends the channel's failure streak. ``export_backlog`` sets
+the gauges of what waits, also a job of the leader's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -32,23 +28,14 @@ from gateway.errors import UpstreamError
 from gateway.routing import health
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
-from gateway.routing.probes import ChannelProber
 from gateway.storage import tasks as task_store
 from gateway.storage.backlog import backlog
-from gateway.tasks.idempotency import Idempotency
-from gateway.tasks.sweeper import HoldSweeper
 from gateway.upstream.client import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
-POLLER_LOCK_KEY = 0x6D6A_6777_706F_6C6C  # "mjgwpoll"
-
-
 TIMED_OUT_REASON = "timed out: no result from the upstream in time"
 FORGOTTEN_REASON = "the upstream no longer knows this task"
-
-
-APPLICATION_NAME = "gateway-poller"  # its connection's name in pg_stat_activity, with the pid
 
 
 @dataclass
@@ -59,23 +46,16 @@ class RoundStats:
     channel_errors: int = 0
     timed_out: int = 0
     forgotten: int = 0
-    holds_settled: int = 0
-    holds_released: int = 0
 
 
 class Poller:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        database_url: str,
         channels: ChannelDirectory,
         upstream: UpstreamClient,
-        sweeper: HoldSweeper,
-        idempotency: Idempotency,
         cooldowns: Cooldowns,
-        prober: ChannelProber,
         *,
-        interval_s: float = 2.0,
         batch_size: int = 100,
         task_timeout_s: float = 1800.0,
         task_timeouts_s: dict[str, float] | None = None,
@@ -85,14 +65,9 @@ class Poller:
         max_tasks_per_round: int = 10_000,
     ) -> None:
         self._pool = pool
-        self._database_url = database_url
         self._channels = channels
         self._upstream = upstream
-        self._sweeper = sweeper
-        self._idempotency = idempotency
         self._cooldowns = cooldowns
-        self._prober = prober
-        self._interval_s = interval_s
         self._batch_size = batch_size
         self._task_timeout_s = task_timeout_s
         self._task_timeouts_s = task_timeouts_s or {}
@@ -104,11 +79,8 @@ class Poller:
         self._asked_at_s: dict[int, float] = {}  # task id -> when this process last asked
 
     async def run_once(self) -> RoundStats:
-        """One round: release expired holds, forget expired idempotency keys, end overdue tasks,
-        sync open tasks from their channels."""
+        """One round: end overdue tasks, sync open tasks from their channels."""
         stats = RoundStats()
-        stats.holds_settled, stats.holds_released = await self._sweeper.sweep()
-        await self._idempotency.purge_expired()
         now_ms = int(time.time() * 1000)
         overdue = await task_store.overdue_tasks(
             self._pool, now_ms, self._task_timeout_s, self._task_timeouts_s, self._max_tasks
@@ -135,7 +107,6 @@ class Poller:
             if channel is not None:
                 jobs.append(self._poll_channel(channel, tasks, stats))
         await asyncio.gather(*jobs)
-        await self._export_backlog()
         metrics.POLL_LAST_ROUND.set(time.time())
         return stats
 
@@ -147,17 +118,6 @@ class Poller:
             since_s = self._asked_at_s.get(task_id, task_id // 1000 / 1000)
             metrics.POLL_LAG.observe(max(0.0, now_s - since_s))
         self._asked_at_s = dict.fromkeys(task_ids, now_s)
-
-    async def _export_backlog(self) -> None:
-        waiting = await backlog(self._pool)
-        metrics.HOLDS_OPEN.set(waiting.holds_open)
-        metrics.HOLDS_PAST_DEADLINE.set(waiting.holds_past_deadline)
-        metrics.WEBHOOK_BACKLOG.set(waiting.webhooks_pending)
-        metrics.TASKS_OPEN.labels("none").set(waiting.tasks_open.get(None, 0))
-        for channel in await self._channels.channels():
-            metrics.TASKS_OPEN.labels(channel.name).set(waiting.tasks_open.get(channel.id, 0))
-            metrics.CHANNEL_IN_FLIGHT.labels(channel.name).set(waiting.in_flight.get(channel.id, 0))
-            metrics.CHANNEL_ENABLED.labels(channel.name).set(int(channel.enabled))
 
     async def _poll_channel(
         self, channel: Channel, tasks: dict[str, int], stats: RoundStats
@@ -215,45 +175,16 @@ class Poller:
             stats.refunded += written.refunded
             log.warning("tasks_forgotten_upstream", count=written.changed)
 
-    async def run(self) -> None:
-        """Until cancelled: hold the poller lock when free, and poll every ``interval_s``."""
-        while True:
-            try:
-                conn = await asyncpg.connect(
-                    self._database_url,
-                    server_settings={"application_name": f"{APPLICATION_NAME}:{os.getpid()}"},
-                )
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("poller_connect_failed", error=str(exc))
-                await asyncio.sleep(self._interval_s)
-                continue
-            try:
-                await self._lead_when_possible(conn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("poller_interrupted", error=str(exc))
-                await asyncio.sleep(self._interval_s)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
 
-    async def _lead_when_possible(self, conn: asyncpg.Connection) -> None:
-        while True:
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", POLLER_LOCK_KEY):
-                break
-            await asyncio.sleep(self._interval_s)
-        log.info("poller_leading")
-        probing = asyncio.create_task(self._prober.run(), name="prober")
-        try:
-            while True:
-                await conn.execute("SELECT 1")
-                try:
-                    await self.run_once()
-                except (OSError, asyncpg.PostgresError) as exc:
-                    log.warning("poll_round_failed", error=str(exc))
-                except Exception:
-                    log.exception("poll_round_crashed")
-                await asyncio.sleep(self._interval_s)
-        finally:  # the lock is lost (or the poller stops): another process probes now
-            probing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probing
+async def export_backlog(pool: asyncpg.Pool, channels: ChannelDirectory) -> None:
+    """The gauges of what waits: open holds (and those past their deadline), undelivered
+    webhooks, open tasks and tasks in flight by channel, and which channels are enabled."""
+    waiting = await backlog(pool)
+    metrics.HOLDS_OPEN.set(waiting.holds_open)
+    metrics.HOLDS_PAST_DEADLINE.set(waiting.holds_past_deadline)
+    metrics.WEBHOOK_BACKLOG.set(waiting.webhooks_pending)
+    metrics.TASKS_OPEN.labels("none").set(waiting.tasks_open.get(None, 0))
+    for channel in await channels.channels():
+        metrics.TASKS_OPEN.labels(channel.name).set(waiting.tasks_open.get(channel.id, 0))
+        metrics.CHANNEL_IN_FLIGHT.labels(channel.name).set(waiting.in_flight.get(channel.id, 0))
+        metrics.CHANNEL_ENABLED.labels(channel.name).set(int(channel.enabled))
