@@ -1,4 +1,5 @@
-"""Helpers of the gateway API tests: setup, sample images, answer checks, simulator look-ups.
+"""Helpers of the gateway API tests: setup, sample images, answer checks, the simulators' control
+surface, the gateway's own tables.
 
 Nothing here is a fixture: each test calls ``start`` with the ``gateway_factory`` and simulator it
 was given, so every test still owns its own database, Redis prefix and simulator.
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.simulator import RunningSimulator
 from gateway.simulator.tasks import Task as SimTask
-from tests.conftest import SIMULATOR_SECRET, Client, Gateway, StartGateway
+from tests.conftest import SIMULATOR_SECRET, Client, Gateway, StartGateway, StartSimulator
 from tests.support import TASK_KEYS
 
 Task = dict[str, Any]
@@ -75,18 +76,6 @@ def submitted_id(response: httpx.Response, code: int = 1) -> str:
     assert len(task_id) <= 16, body
     assert int(task_id) < 2**53, body
     return task_id
-
-
-def assert_error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
-    """The documented error shape ``{code, description, result: null}`` with this status."""
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    assert isinstance(body, dict), body
-    assert body["code"] == code, body
-    assert body["result"] is None, body
-    assert isinstance(body.get("description"), str), body
-    assert body["description"], body
-    return body
 
 
 async def submit(client: Client, path: str, body: dict[str, Any]) -> str:
@@ -148,32 +137,30 @@ async def sim_task(gateway: Gateway, simulator: RunningSimulator, task_id: str) 
     return task
 
 
-async def sim_requests(gateway: Gateway, simulator: RunningSimulator) -> dict[str, int]:
-    """Requests the simulator has served, by route, from GET /sim/stats (itself left out)."""
-    response = await gateway.http.get(
-        f"{simulator.base_url}/sim/stats", headers={"mj-api-secret": SIMULATOR_SECRET}
-    )
-    assert response.status_code == 200, response.text
-    requests: dict[str, int] = response.json()["requests"]
-    return {route: count for route, count in requests.items() if route != "sim/stats"}
-
-
 def numbered_parts(text: str | None) -> list[str]:
     """A describe/shorten answer split on its blank lines."""
     assert isinstance(text, str), text
     return [part.strip() for part in text.split("\n\n") if part.strip()]
 
 
-def button(task: Task, *, label: str | None = None, prefix: str | None = None) -> str:
-    """The customId of the one button with this label, or whose customId starts with prefix."""
+def button(task: Task, label: str | None = None, *, prefix: str | None = None) -> str:
+    """The customId of the one button whose label is ``label`` or whose customId holds it
+    (``"CustomZoom"``, ``"PicReader::1"``), or whose customId starts with ``prefix``."""
     found = [
         b["customId"]
         for b in task["buttons"]
-        if (label is not None and b["label"] == label)
+        if (label is not None and (b.get("label") == label or label in b["customId"]))
         or (prefix is not None and b["customId"].startswith(prefix))
     ]
     assert len(found) == 1, (label, prefix, task["buttons"])
-    return found[0]
+    custom_id: str = found[0]
+    return custom_id
+
+
+async def sim_routes(http: httpx.AsyncClient, sim: RunningSimulator) -> dict[str, int]:
+    """Requests the simulator has served, by route (its own stats route left out)."""
+    requests: dict[str, int] = (await sim_stats(http, sim))["requests"]
+    return {route: count for route, count in requests.items() if route != "sim/stats"}
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
@@ -193,3 +180,112 @@ async def scrape(gateway: Gateway) -> str:
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     return answer.text
+
+
+SIM_HEADERS = {"mj-api-secret": SIMULATOR_SECRET}
+IMAGINE_PRICE = 100_000
+DESCRIBE_PRICE = 50_000
+UPSCALE_PRICE = 50_000
+MODAL_PRICE = 100_000
+
+PNG_1PX = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE"
+    "hQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+SIM_TASK_TIMEOUT_S = 5_000.0
+"""Unscaled task timeout of the tests' simulators: 5 s at speed 1000. The default (300 s, so
+0.3 s) can fire before a task's chained step timers on a loaded machine."""
+
+
+async def start_sim(simulator_factory: StartSimulator, **settings: Any) -> RunningSimulator:
+    """A simulator as ``simulator_factory`` starts it, with a task timeout tests cannot hit."""
+    return await simulator_factory(**({"task_timeout_s": SIM_TASK_TIMEOUT_S} | settings))
+
+
+def data_url(mime: str, payload: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(payload).decode()}"
+
+
+async def sim_stats(http: httpx.AsyncClient, sim: RunningSimulator) -> dict[str, Any]:
+    response = await http.get(f"{sim.base_url}/sim/stats", headers=SIM_HEADERS)
+    assert response.status_code == 200, response.text
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+async def sim_requests(http: httpx.AsyncClient, sim: RunningSimulator, route: str) -> int:
+    """How many requests the simulator got on ``route`` (e.g. ``submit/imagine``)."""
+    count: int = (await sim_stats(http, sim))["requests"].get(route, 0)
+    return count
+
+
+async def sim_submits(http: httpx.AsyncClient, sim: RunningSimulator) -> int:
+    """Requests on every submit-like route (``submit/*`` and ``insight-face/swap``)."""
+    requests: dict[str, int] = (await sim_stats(http, sim))["requests"]
+    return sum(n for route, n in requests.items() if route.startswith(("submit/", "insight-face")))
+
+
+async def sim_tasks(http: httpx.AsyncClient, sim: RunningSimulator) -> int:
+    """How many tasks the simulator holds, in any status."""
+    tasks: dict[str, int] = (await sim_stats(http, sim))["tasks"]
+    return sum(tasks.values())
+
+
+async def set_faults(http: httpx.AsyncClient, sim: RunningSimulator, **rates: float) -> None:
+    response = await http.put(f"{sim.base_url}/sim/faults", json=rates, headers=SIM_HEADERS)
+    assert response.status_code == 200, response.text
+    for name, rate in rates.items():
+        assert response.json()[name] == rate
+
+
+def assert_error(
+    response: httpx.Response, status: int, code: int, *, retry_after: bool | None = None
+) -> dict[str, Any]:
+    """The contract's error shape: ``status``, ``{code, description, result: null}``; with
+    ``retry_after`` True a positive whole-second Retry-After, with False none."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert "result" in body, body
+    assert body["result"] is None, body
+    assert isinstance(body.get("description"), str), body
+    assert body["description"].strip(), body
+    if retry_after is True:
+        value = response.headers.get("Retry-After")
+        assert value is not None, dict(response.headers)
+        assert value.isdigit(), value
+        assert int(value) > 0, value
+    elif retry_after is False:
+        assert "Retry-After" not in response.headers, dict(response.headers)
+    return body
+
+
+async def imagine_done(client: Client, prompt: str = "a red fox") -> dict[str, Any]:
+    """Submit an imagine and wait until it is SUCCESS; the task object."""
+    task_id = submitted_id(await client.post("/mj/submit/imagine", {"prompt": prompt}))
+    task = await client.wait_for(task_id, {"SUCCESS", "FAILURE", "CANCEL"})
+    assert task["status"] == "SUCCESS", task
+    return task
+
+
+async def task_channel(gateway: Gateway, task_id: str) -> int | None:
+    channel_id: int | None = await gateway.services.pool.fetchval(
+        "SELECT channel_id FROM tasks WHERE id = $1", int(task_id)
+    )
+    return channel_id
+
+
+async def ledger_rows(gateway: Gateway, task_id: str, kind: str) -> int:
+    count: int = await gateway.services.pool.fetchval(
+        "SELECT count(*) FROM ledger WHERE task_id = $1 AND kind = $2", int(task_id), kind
+    )
+    return count
+
+
+async def ledger_sum(gateway: Gateway, user_id: int) -> int:
+    total: int = await gateway.services.pool.fetchval(
+        "SELECT coalesce(sum(amount_units), 0) FROM ledger WHERE user_id = $1", user_id
+    )
+    return total

@@ -20,7 +20,7 @@ from tests.api.helpers import (
     START_BALANCE,
     assert_error,
     button,
-    sim_requests,
+    sim_routes,
     start,
     submit,
     submitted_id,
@@ -42,12 +42,12 @@ async def _refused(
     balance: int = START_BALANCE,
 ) -> None:
     """An imagine with these headers is refused; nothing charged, nothing sent upstream."""
-    before = await sim_requests(gateway, simulator)
+    before = await sim_routes(gateway.http, simulator)
     response = await gateway.http.post("/mj/submit/imagine", json=IMAGINE, headers=headers)
     statuses = (status,) if isinstance(status, int) else status
     assert response.status_code in statuses, (response.status_code, response.text)
     assert_error(response, response.status_code, code)
-    assert await sim_requests(gateway, simulator) == before
+    assert await sim_routes(gateway.http, simulator) == before
     if user_id is not None:
         assert await gateway.balance(user_id) == balance
 
@@ -251,7 +251,7 @@ async def test_another_users_task_is_404(
     alice_balance = START_BALANCE - PRICE["mj_imagine"]
     assert await alice.balance() == alice_balance
 
-    before = await sim_requests(gateway, simulator)
+    before = await sim_routes(gateway.http, simulator)
     url = _fill(path, task_id, u1)
     if method == "GET":
         response = await bob.get(url)
@@ -262,7 +262,7 @@ async def test_another_users_task_is_404(
     assert listed.status_code == 200, listed.text
     assert listed.json() == []
     assert task_id not in [t["id"] for t in (await bob.get("/mj/task/list")).json()]
-    assert await sim_requests(gateway, simulator) == before
+    assert await sim_routes(gateway.http, simulator) == before
     assert await bob.balance() == START_BALANCE
     assert await alice.balance() == alice_balance
 

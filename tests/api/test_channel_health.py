@@ -16,20 +16,21 @@ import redis.asyncio as aioredis
 from gateway.routing.cooldowns import Cooldowns, CoolReason
 from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.servers import Servers
-from tests.api.failover_helpers import (
+from tests.api.helpers import (
     IMAGINE_PRICE,
     assert_error,
-    assert_submitted,
     button,
     imagine_done,
+    metric_value,
+    scrape,
     set_faults,
     sim_requests,
     sim_submits,
     sim_tasks,
     start_sim,
+    submitted_id,
     task_channel,
 )
-from tests.api.helpers import metric_value, scrape
 from tests.conftest import Client, StartGateway, StartSimulator
 from tests.processes import StartGatewayProcess
 from tests.support import TcpProxy
@@ -67,7 +68,7 @@ class Health:
 
 
 async def _imagine(client: Client, prompt: str = "a cat") -> str:
-    return assert_submitted(await client.post("/mj/submit/imagine", {"prompt": prompt}))
+    return submitted_id(await client.post("/mj/submit/imagine", {"prompt": prompt}))
 
 
 # --- failure streaks -----------------------------------------------------------------------------
@@ -492,7 +493,7 @@ async def test_a_channel_killed_and_revived_during_steady_traffic(
     accepted = 0
     for answer in answers:
         if answer.status_code == 200:
-            assert_submitted(answer)
+            submitted_id(answer)
             accepted += 1
         else:  # documented refusals only: 502/23, 503/23, 503/24, 504/23
             body = assert_error(answer, answer.status_code, answer.json()["code"])
@@ -548,7 +549,7 @@ async def test_the_in_flight_cap_holds_across_replicas_and_frees_a_slot_when_a_t
         )
     )
 
-    accepted = [assert_submitted(a) for a in answers if a.status_code == 200]
+    accepted = [submitted_id(a) for a in answers if a.status_code == 200]
     assert len(accepted) == cap
     for answer in answers:
         if answer.status_code != 200:
@@ -565,7 +566,7 @@ async def test_the_in_flight_cap_holds_across_replicas_and_frees_a_slot_when_a_t
     # way the task has ended, and its place is free at once.
     await one.post(f"/mj/task/{accepted[0]}/cancel", {})
     assert (await one.wait_for(accepted[0], {"CANCEL", "FAILURE", "SUCCESS"}))["status"] == "CANCEL"
-    freed = assert_submitted(await other.post("/mj/submit/imagine", {"prompt": "next"}))
+    freed = submitted_id(await other.post("/mj/submit/imagine", {"prompt": "next"}))
     assert await task_channel(first, freed) == slow_id
     assert_error(
         await one.post("/mj/submit/imagine", {"prompt": "full"}), 503, 23, retry_after=True
@@ -619,7 +620,7 @@ async def test_a_follow_up_is_held_to_its_channel_cap(
 
     await client.post(f"/mj/task/{stalled}/cancel", {})
     assert (await client.wait_for(stalled, {"CANCEL", "FAILURE", "SUCCESS"}))["status"] == "CANCEL"
-    upscaled = assert_submitted(await client.post("/mj/submit/action", upscale))
+    upscaled = submitted_id(await client.post("/mj/submit/action", upscale))
     assert await task_channel(gateway, upscaled) == home_id
 
 

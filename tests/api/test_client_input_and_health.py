@@ -6,8 +6,16 @@ from __future__ import annotations
 import asyncio
 
 from gateway.billing.reconciliation import reconcile
-from tests.api.failover_helpers import IMAGINE_PRICE, assert_error, assert_submitted, start_sim
-from tests.api.helpers import BLUE, RED, metric_value, scrape
+from tests.api.helpers import (
+    BLUE,
+    IMAGINE_PRICE,
+    RED,
+    assert_error,
+    metric_value,
+    scrape,
+    start_sim,
+    submitted_id,
+)
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
 
 START = 100 * IMAGINE_PRICE
@@ -39,7 +47,7 @@ async def test_an_account_filter_naming_no_account_rests_no_channel_and_costs_no
     assert await _cooling(gateway) == set()
 
     other = await gateway.client_with_key(balance_units=START, name="bob")
-    assert_submitted(await other.post("/mj/submit/imagine", {"prompt": "a dog"}))
+    submitted_id(await other.post("/mj/submit/imagine", {"prompt": "a dog"}))
     assert await client.balance() == START
 
 
@@ -52,7 +60,7 @@ async def test_what_the_prompt_causes_rests_no_channel(
         assert assert_error(banned, 400, 21)["properties"] == {"bannedWord": "bannedword"}
     assert await _cooling(gateway) == set()
     assert await client.balance() == START
-    assert_submitted(await client.post("/mj/submit/imagine", {"prompt": "a dog"}))
+    submitted_id(await client.post("/mj/submit/imagine", {"prompt": "a dog"}))
 
 
 async def test_successful_uploads_count_as_successes(
@@ -70,7 +78,7 @@ async def test_successful_uploads_count_as_successes(
     )
     assert after - before == 4
     assert await _cooling(gateway) == set()
-    assert_submitted(await client.post("/mj/submit/imagine", {"prompt": "a dog"}))
+    submitted_id(await client.post("/mj/submit/imagine", {"prompt": "a dog"}))
 
 
 async def test_uploads_are_bounded_and_priced_per_image(
@@ -98,7 +106,7 @@ async def test_a_cancel_racing_the_tasks_end_says_what_happened(
     await gateway.add_channel(await start_sim(simulator_factory, speed_factor=20.0))
     client = await gateway.client_with_key(balance_units=START)
     ids = [
-        assert_submitted(await client.post("/mj/submit/imagine", {"prompt": f"a moving cat {n}"}))
+        submitted_id(await client.post("/mj/submit/imagine", {"prompt": f"a moving cat {n}"}))
         for n in range(10)
     ]
     await asyncio.sleep(0.3)  # under way upstream

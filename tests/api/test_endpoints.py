@@ -19,7 +19,7 @@ from tests.api.helpers import (
     assert_own_image_url,
     button,
     numbered_parts,
-    sim_requests,
+    sim_routes,
     sim_task,
     start,
     submit,
@@ -171,7 +171,7 @@ async def test_upload_returns_a_list_of_urls(
     gateway_factory: StartGateway, simulator: RunningSimulator
 ) -> None:
     gateway, client = await start(gateway_factory, simulator)
-    before = await sim_requests(gateway, simulator)
+    before = await sim_routes(gateway.http, simulator)
     response = await client.post("/mj/submit/upload-discord-images", {"base64Array": [RED, BLUE]})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -182,7 +182,7 @@ async def test_upload_returns_a_list_of_urls(
     assert len(set(urls)) == 2, body
     for url in urls:
         assert httpx.URL(url).scheme in ("http", "https"), url
-    after = await sim_requests(gateway, simulator)
+    after = await sim_routes(gateway.http, simulator)
     assert after.get("submit/upload-discord-images", 0) == 1 + before.get(
         "submit/upload-discord-images", 0
     )
@@ -195,7 +195,7 @@ async def test_image_seed_asks_the_tasks_channel(
     gateway, client = await start(gateway_factory, simulator)
     task_id = await submit(client, "/mj/submit/imagine", {"prompt": "a koi pond"})
     await succeed(client, task_id)
-    before = await sim_requests(gateway, simulator)
+    before = await sim_routes(gateway.http, simulator)
     response = await client.get(f"/mj/task/{task_id}/image-seed")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -204,7 +204,7 @@ async def test_image_seed_asks_the_tasks_channel(
     assert body["result"].isdigit(), body
     upstream = simulator.engine.image_seed(await upstream_id(gateway, task_id))
     assert body["result"] == upstream.result
-    after = await sim_requests(gateway, simulator)
+    after = await sim_routes(gateway.http, simulator)
     assert after["task/image-seed"] == before.get("task/image-seed", 0) + 1
     assert await client.balance() == START_BALANCE - PRICE["mj_imagine"]
 

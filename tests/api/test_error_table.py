@@ -18,14 +18,13 @@ import pytest
 from gateway import admin
 from gateway.domain import KeySettings
 from gateway.simulator import RunningSimulator
-from tests.api.failover_helpers import (
+from tests.api.helpers import (
     DESCRIBE_PRICE,
     IMAGINE_PRICE,
     MODAL_PRICE,
     PNG_1PX,
     UPSCALE_PRICE,
     assert_error,
-    assert_submitted,
     button,
     data_url,
     imagine_done,
@@ -35,6 +34,7 @@ from tests.api.failover_helpers import (
     sim_submits,
     sim_tasks,
     start_sim,
+    submitted_id,
 )
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
 
@@ -248,7 +248,7 @@ async def test_body_over_configured_size_is_413_21(
     assert await client.balance() == START
     assert await sim_submits(gateway.http, sim) == 0
 
-    assert_submitted(await client.post("/mj/submit/imagine", {"prompt": "a" * 1500}))
+    submitted_id(await client.post("/mj/submit/imagine", {"prompt": "a" * 1500}))
     assert await client.balance() == START - IMAGINE_PRICE
     assert await sim_requests(gateway.http, sim, "submit/imagine") == 1
 
@@ -282,7 +282,7 @@ async def test_unknown_custom_id_is_400_21(
     assert await client.balance() == after_imagine
     assert await sim_requests(gateway.http, sim, "submit/action") == 0
 
-    assert_submitted(
+    submitted_id(
         await client.post("/mj/submit/action", {"taskId": task["id"], "customId": upscale_1})
     )
     assert await client.balance() == after_imagine - UPSCALE_PRICE
@@ -296,7 +296,7 @@ async def test_parent_task_not_success_is_400_21(
     await gateway.add_channel(fast, name="fast")
     client = await gateway.client_with_key(balance_units=START)
 
-    failed_id = assert_submitted(
+    failed_id = submitted_id(
         await client.post("/mj/submit/imagine", {"prompt": "[[sim:fail_invalid]] a cat"})
     )
     failed = await client.wait_for(failed_id, {"SUCCESS", "FAILURE"})
@@ -324,7 +324,7 @@ async def test_parent_still_running_is_400_21(
     gateway, sim, client = await _gateway_with_channel(
         gateway_factory, simulator_factory, speed_factor=5
     )
-    parent_id = assert_submitted(await client.post("/mj/submit/imagine", {"prompt": "a cat"}))
+    parent_id = submitted_id(await client.post("/mj/submit/imagine", {"prompt": "a cat"}))
     parent = (await client.get(f"/mj/task/{parent_id}/fetch")).json()
     assert parent["status"] in {"NOT_START", "SUBMITTED", "IN_PROGRESS"}, parent
 
@@ -382,7 +382,7 @@ async def test_upstream_validation_error_is_400_21_with_its_description(
     response = await client.post(
         "/mj/submit/action", {"taskId": grid["id"], "customId": button(grid, "U1")}
     )
-    upscale = await client.wait_for(assert_submitted(response), {"SUCCESS", "FAILURE"})
+    upscale = await client.wait_for(submitted_id(response), {"SUCCESS", "FAILURE"})
     assert upscale["status"] == "SUCCESS", upscale
     balance = await client.balance()
     assert balance == START - IMAGINE_PRICE - UPSCALE_PRICE
@@ -400,7 +400,7 @@ async def test_upstream_validation_error_is_400_21_with_its_description(
     assert await client.balance() == balance
 
     # Custom Zoom needs a modal whose prompt holds --zoom 1..2; without it the upstream says 4.
-    zoom = assert_submitted(
+    zoom = submitted_id(
         await client.post(
             "/mj/submit/action",
             {"taskId": upscale["id"], "customId": button(upscale, "CustomZoom")},
@@ -416,7 +416,7 @@ async def test_upstream_validation_error_is_400_21_with_its_description(
 
     # The task is still waiting for its confirmation; a valid one is charged once.
     assert (await client.get(f"/mj/task/{zoom}/fetch")).json()["status"] == "MODAL"
-    assert_submitted(
+    submitted_id(
         await client.post("/mj/submit/modal", {"taskId": zoom, "prompt": "a wide shot --zoom 2"})
     )
     assert await client.balance() == balance - MODAL_PRICE
@@ -454,7 +454,7 @@ async def test_missing_or_unknown_key_is_401_24(
     assert await client.balance() == START
     assert await sim_submits(gateway.http, sim) == 0
     # The same request with the real key goes through.
-    assert_submitted(
+    submitted_id(
         await gateway.http.post(
             "/mj/submit/imagine", json={"prompt": "a cat"}, headers={"mj-api-secret": client.key}
         )
@@ -497,7 +497,7 @@ async def test_refused_key_is_403_24(
     assert await sim_submits(gateway.http, sim) == 0
     # Another key of the same user, without the restriction, works.
     other = await gateway.issue_key(user_id)
-    assert_submitted(
+    submitted_id(
         await gateway.http.post(
             "/mj/submit/imagine",
             json={"prompt": "a cat"},
@@ -522,7 +522,7 @@ async def test_insufficient_user_balance_is_403_25_and_nothing_goes_upstream(
     assert await poor.balance() == IMAGINE_PRICE - 1
     assert await sim_submits(gateway.http, sim) == 0
 
-    assert_submitted(await exact.post("/mj/submit/imagine", {"prompt": "a cat"}))
+    submitted_id(await exact.post("/mj/submit/imagine", {"prompt": "a cat"}))
     assert await exact.balance() == 0
     assert_error(await exact.post("/mj/submit/imagine", {"prompt": "a dog"}), 403, 25)
     assert_error(await exact.post("/mj/submit/describe", {"base64": PNG_1PX}), 403, 25)
@@ -540,7 +540,7 @@ async def test_key_quota_limit_is_403_25_and_nothing_goes_upstream(
     issued = await admin.issue_key(gateway.services.pool, user_id, KeySettings(quota_units=150_000))
     limited = Client(gateway, user_id, issued.key)
 
-    assert_submitted(await limited.post("/mj/submit/imagine", {"prompt": "a cat"}))
+    submitted_id(await limited.post("/mj/submit/imagine", {"prompt": "a cat"}))
     assert_error(await limited.post("/mj/submit/imagine", {"prompt": "a dog"}), 403, 25)
     assert await limited.balance() == START - IMAGINE_PRICE
     left = await gateway.services.pool.fetchval(
@@ -550,7 +550,7 @@ async def test_key_quota_limit_is_403_25_and_nothing_goes_upstream(
     assert await sim_requests(gateway.http, sim, "submit/imagine") == 1
 
     # What is left on the key still buys a cheaper task; the user's balance is not the limit.
-    assert_submitted(await limited.post("/mj/submit/describe", {"base64": PNG_1PX}))
+    submitted_id(await limited.post("/mj/submit/describe", {"base64": PNG_1PX}))
     assert await limited.balance() == START - IMAGINE_PRICE - DESCRIBE_PRICE
 
 
@@ -620,7 +620,7 @@ async def test_concurrent_task_cap_is_429_23_with_retry_after(
         "UPDATE api_keys SET max_open_tasks = 1 WHERE user_id = $1", client.user_id
     )
 
-    assert_submitted(await client.post("/mj/submit/imagine", {"prompt": "a cat"}))
+    submitted_id(await client.post("/mj/submit/imagine", {"prompt": "a cat"}))
     response = await client.post("/mj/submit/imagine", {"prompt": "a dog"})
     assert_error(response, 429, 23, retry_after=True)
     assert await client.balance() == START - IMAGINE_PRICE
@@ -656,7 +656,7 @@ async def test_really_full_upstream_is_503_23_with_retry_after(
     gateway, sim, client = await _gateway_with_channel(
         gateway_factory, simulator_factory, accounts=1, core_size=1, queue_size=0, speed_factor=5
     )
-    assert_submitted(await client.post("/mj/submit/imagine", {"prompt": "a cat"}))
+    submitted_id(await client.post("/mj/submit/imagine", {"prompt": "a cat"}))
 
     assert_error(
         await client.post("/mj/submit/imagine", {"prompt": "a dog"}), 503, 23, retry_after=True
@@ -777,7 +777,7 @@ async def test_upstream_slow_answer_by_marker_is_504_23(
     assert await client.balance() == START
     assert await sim_requests(gateway.http, sim, "submit/imagine") == 1
     # A quick answer within the same timeout is accepted.
-    assert_submitted(await client.post("/mj/submit/imagine", {"prompt": "[[sim:slow=0.05]] a dog"}))
+    submitted_id(await client.post("/mj/submit/imagine", {"prompt": "[[sim:slow=0.05]] a dog"}))
 
 
 async def test_wrong_channel_secret_everywhere_is_an_error_with_nothing_charged(
@@ -815,12 +815,12 @@ async def test_queued_upstream_answer(
         speed_factor=5,
     )
     running = await client.post("/mj/submit/imagine", {"prompt": "a cat"})
-    assert_submitted(running, code=1)
+    submitted_id(running, code=1)
     assert "numberOfQueues" not in (running.json().get("properties") or {})
 
     for ahead in range(2):
         response = await client.post("/mj/submit/imagine", {"prompt": f"a dog {ahead}"})
-        task_id = assert_submitted(response, code=code)
+        task_id = submitted_id(response, code=code)
         body = response.json()
         assert body["properties"]["numberOfQueues"] == ahead, body
         assert f"排队中，前面还有{ahead}个任务" in body["description"], body
@@ -836,7 +836,7 @@ async def test_modal_needed_is_200_21_with_the_new_task_id(
 ) -> None:
     gateway, sim, client = await _gateway_with_channel(gateway_factory, simulator_factory)
     response = await client.post("/mj/submit/describe", {"base64": PNG_1PX})
-    described = await client.wait_for(assert_submitted(response), {"SUCCESS", "FAILURE"})
+    described = await client.wait_for(submitted_id(response), {"SUCCESS", "FAILURE"})
     assert described["status"] == "SUCCESS", described
     balance = await client.balance()
     assert balance == START - DESCRIBE_PRICE
@@ -846,7 +846,7 @@ async def test_modal_needed_is_200_21_with_the_new_task_id(
         {"taskId": described["id"], "customId": button(described, "PicReader::1")},
     )
 
-    modal_id = assert_submitted(response, code=21)
+    modal_id = submitted_id(response, code=21)
     body = response.json()
     assert body["description"], body
     assert modal_id != described["id"]
@@ -856,7 +856,7 @@ async def test_modal_needed_is_200_21_with_the_new_task_id(
     assert await client.balance() == balance  # the charge moves to the /modal call
 
     confirmed = await client.post("/mj/submit/modal", {"taskId": modal_id, "prompt": "a cat"})
-    assert assert_submitted(confirmed) == modal_id
+    assert submitted_id(confirmed) == modal_id
     assert await client.balance() == balance - MODAL_PRICE
     done = await client.wait_for(modal_id, {"SUCCESS", "FAILURE"})
     assert done["status"] == "SUCCESS", done
@@ -876,7 +876,7 @@ async def test_remix_variation_is_200_21_modal(
         "/mj/submit/change", {"taskId": grid["id"], "action": "VARIATION", "index": 2}
     )
 
-    modal_id = assert_submitted(response, code=21)
+    modal_id = submitted_id(response, code=21)
     assert (await client.get(f"/mj/task/{modal_id}/fetch")).json()["status"] == "MODAL"
     assert await client.balance() == balance
 
@@ -900,7 +900,7 @@ async def test_task_failing_after_acceptance_is_refunded_exactly_once(
         gateway_factory, simulator_factory, task_timeout_s=300.0
     )
 
-    task_id = assert_submitted(
+    task_id = submitted_id(
         await client.post("/mj/submit/imagine", {"prompt": f"[[sim:{marker}]] a cat"})
     )
     assert await client.balance() == START - IMAGINE_PRICE

@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 
 from gateway.simulator import RunningSimulator
-from tests.api.failover_helpers import (
+from tests.api.helpers import (
     IMAGINE_PRICE,
     assert_error,
-    assert_submitted,
     button,
     imagine_done,
     set_faults,
@@ -26,6 +25,7 @@ from tests.api.failover_helpers import (
     sim_submits,
     sim_tasks,
     start_sim,
+    submitted_id,
     task_channel,
 )
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
@@ -47,7 +47,7 @@ async def _imagines(client: Client, count: int, prompt: str = "a cat") -> list[s
     ids = []
     for number in range(count):
         response = await client.post("/mj/submit/imagine", {"prompt": f"{prompt} {number}"})
-        ids.append(assert_submitted(response))
+        ids.append(submitted_id(response))
     return ids
 
 
@@ -84,7 +84,7 @@ async def test_task_runs_on_the_next_channel_when_the_first_cannot_take_it(
         await broken.stop()
     elif "core_size" in settings:
         occupier = await gateway.client_with_key(balance_units=START, name="occupier")
-        first = assert_submitted(await occupier.post("/mj/submit/imagine", {"prompt": "first"}))
+        first = submitted_id(await occupier.post("/mj/submit/imagine", {"prompt": "first"}))
         assert await task_channel(gateway, first) == broken_id
 
     ids = await _imagines(client, 3)
@@ -208,7 +208,7 @@ async def test_follow_up_stays_on_its_failing_channel(
     assert home_requests.get("submit/change", 0) + home_requests.get("submit/simple-change", 0) == 3
 
     # A new task is free to go elsewhere, and does.
-    fresh = assert_submitted(await client.post("/mj/submit/imagine", {"prompt": "a new cat"}))
+    fresh = submitted_id(await client.post("/mj/submit/imagine", {"prompt": "a new cat"}))
     assert await sim_tasks(gateway.http, other) == 1
     assert await task_channel(gateway, fresh) != await task_channel(gateway, task["id"])
 
@@ -226,7 +226,7 @@ async def test_follow_ups_and_image_seed_stay_on_a_stopped_channel(
     assert await sim_requests(gateway.http, home, "task/image-seed") == 1
 
     # A follow-up that works lands on the parent's channel even with another one available.
-    upscale = assert_submitted(
+    upscale = submitted_id(
         await client.post(
             "/mj/submit/action", {"taskId": task["id"], "customId": button(task, "U1")}
         )
@@ -258,13 +258,13 @@ async def test_modal_confirmation_stays_on_its_channel(
 ) -> None:
     gateway = await gateway_factory()
     home, other, client, task = await _task_on_first_channel(gateway, simulator_factory)
-    upscale = assert_submitted(
+    upscale = submitted_id(
         await client.post(
             "/mj/submit/action", {"taskId": task["id"], "customId": button(task, "U1")}
         )
     )
     upscaled = await client.wait_for(upscale, {"SUCCESS", "FAILURE"})
-    zoom = assert_submitted(
+    zoom = submitted_id(
         await client.post(
             "/mj/submit/action", {"taskId": upscale, "customId": button(upscaled, "CustomZoom")}
         ),
@@ -282,7 +282,7 @@ async def test_modal_confirmation_stays_on_its_channel(
 
     await set_faults(gateway.http, home, http_500=0.0)
     assert (
-        assert_submitted(
+        submitted_id(
             await client.post("/mj/submit/modal", {"taskId": zoom, "prompt": "wide --zoom 2"})
         )
         == zoom
@@ -338,7 +338,7 @@ async def test_weighted_choice_follows_the_weights(
     async def one(number: int) -> int:
         async with gate:
             response = await client.post("/mj/submit/imagine", {"prompt": f"cat {number}"})
-        assert_submitted(response)
+        submitted_id(response)
         return number
 
     done = await asyncio.gather(*(one(number) for number in range(total)))

@@ -18,7 +18,7 @@ from gateway.errors import RateLimited
 from gateway.simulator import RunningSimulator
 from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.servers import Servers
-from tests.api.helpers import PRICE, assert_error, sim_requests, submitted_id
+from tests.api.helpers import PRICE, assert_error, sim_routes, submitted_id
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
 from tests.support import TcpProxy, within_one_minute
 
@@ -66,7 +66,7 @@ def _limited(label: str) -> float:
 
 
 async def _imagines(gateway: Gateway, simulator: RunningSimulator) -> int:
-    return (await sim_requests(gateway, simulator)).get("submit/imagine", 0)
+    return (await sim_routes(gateway.http, simulator)).get("submit/imagine", 0)
 
 
 async def test_a_keys_requests_a_minute_show_in_headers_and_refuse_past_the_limit(
