@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
 
 from gateway.routing.cooldowns import Cooldowns, CoolReason
+from gateway.simulator import RunningSimulator
 from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.servers import Servers
 from tests.api.helpers import (
@@ -31,7 +33,7 @@ from tests.api.helpers import (
     submitted_id,
     task_channel,
 )
-from tests.conftest import Client, StartGateway, StartSimulator
+from tests.conftest import Client, Gateway, StartGateway, StartSimulator
 from tests.processes import StartGatewayProcess
 from tests.support import TcpProxy
 
@@ -67,6 +69,22 @@ class Health:
         return int(raw.decode().split()[0]) if raw else 0
 
 
+async def _preferred_and_fallback(
+    gateway: Gateway,
+    simulator_factory: StartSimulator,
+    names: tuple[str, str],
+    preferred: dict[str, Any] | None = None,
+    fallback: dict[str, Any] | None = None,
+) -> tuple[RunningSimulator, int, RunningSimulator, int]:
+    """Two simulators as channels: the preferred one (priority 1) with the fallback behind it
+    (priority 0), each started with its own simulator settings; (simulator, channel id) of each."""
+    first = await start_sim(simulator_factory, **(preferred or {}))
+    second = await start_sim(simulator_factory, **(fallback or {}))
+    first_id = await gateway.add_channel(first, name=names[0], priority=1)
+    second_id = await gateway.add_channel(second, name=names[1], priority=0)
+    return first, first_id, second, second_id
+
+
 async def _imagine(client: Client, prompt: str = "a cat") -> str:
     return submitted_id(await client.post("/mj/submit/imagine", {"prompt": prompt}))
 
@@ -83,10 +101,9 @@ async def test_failures_in_a_row_rest_a_channel_in_every_replica_and_a_success_r
     upstream = {"failures_to_cool": 3, "cooldown_s": 60.0, "probe_interval_s": 60.0}
     first = await gateway_factory(upstream=upstream)
     second = await gateway_factory(upstream=upstream)
-    flaky = await start_sim(simulator_factory, faults={"http_500": 1.0})
-    good = await start_sim(simulator_factory)
-    flaky_id = await first.add_channel(flaky, name="flaky", priority=1)
-    good_id = await first.add_channel(good, name="good", priority=0)
+    flaky, flaky_id, _good, good_id = await _preferred_and_fallback(
+        first, simulator_factory, ("flaky", "good"), preferred={"faults": {"http_500": 1.0}}
+    )
     second.services.channels.invalidate()
     one = await first.client_with_key(balance_units=START)
     other = Client(second, one.user_id, one.key)
@@ -141,10 +158,9 @@ async def test_answered_polls_break_a_row_of_failed_submits(
     """Failures with answered polls of the channel between them are not in a row."""
     upstream = {"failures_to_cool": 3, "cooldown_s": 60.0, "probe_interval_s": 60.0}
     gateway = await gateway_factory(upstream=upstream)
-    flaky = await start_sim(simulator_factory)
-    good = await start_sim(simulator_factory)
-    flaky_id = await gateway.add_channel(flaky, name="flaky", priority=1)
-    good_id = await gateway.add_channel(good, name="good", priority=0)
+    flaky, flaky_id, _good, good_id = await _preferred_and_fallback(
+        gateway, simulator_factory, ("flaky", "good")
+    )
     client = await gateway.client_with_key(balance_units=START)
     health = Health(redis_client, redis_prefix)
     stalled = await _imagine(client, "a fox [[sim:stall]]")  # open there: polled every round
@@ -224,10 +240,9 @@ async def test_a_cooldown_entry_of_the_previous_format_rests_no_channel(
     """The previous release kept "<until ms>" under ``channels:cooldown``; a new process
     running beside one neither reads those entries nor writes there."""
     gateway = await gateway_factory(upstream={"failures_to_cool": 1, "cooldown_s": 60.0})
-    first = await start_sim(simulator_factory)
-    second = await start_sim(simulator_factory)
-    first_id = await gateway.add_channel(first, name="first", priority=1)
-    second_id = await gateway.add_channel(second, name="second", priority=0)
+    first, first_id, _second, second_id = await _preferred_and_fallback(
+        gateway, simulator_factory, ("first", "second")
+    )
     client = await gateway.client_with_key(balance_units=START)
     previous = f"{redis_prefix}channels:cooldown"
     until_ms = int(time.time() * 1000) + 60_000
@@ -258,10 +273,9 @@ async def test_a_probe_brings_a_revived_channel_back_without_live_traffic(
     no submit is sent to it; once it answers, a probe brings it back before any submit."""
     upstream = {"failures_to_cool": 2, "cooldown_s": 1.5, "probe_interval_s": 0.2}
     gateway = await gateway_factory(upstream=upstream)
-    dying = await start_sim(simulator_factory)
-    good = await start_sim(simulator_factory)
-    dying_id = await gateway.add_channel(dying, name="dying", priority=1)
-    good_id = await gateway.add_channel(good, name="good", priority=0)
+    dying, dying_id, _good, good_id = await _preferred_and_fallback(
+        gateway, simulator_factory, ("dying", "good")
+    )
     client = await gateway.client_with_key(balance_units=START)
     health = Health(redis_client, redis_prefix)
     port = int(dying.base_url.rsplit(":", 1)[1])
@@ -312,10 +326,9 @@ async def test_a_disabled_channel_stays_disabled_whatever_the_probe_says(
 ) -> None:
     upstream = {"failures_to_cool": 1, "cooldown_s": 30.0, "probe_interval_s": 0.1}
     gateway = await gateway_factory(upstream=upstream)
-    off = await start_sim(simulator_factory, faults={"http_500": 1.0})
-    good = await start_sim(simulator_factory)
-    off_id = await gateway.add_channel(off, name="off", priority=1)
-    good_id = await gateway.add_channel(good, name="good", priority=0)
+    off, off_id, _good, good_id = await _preferred_and_fallback(
+        gateway, simulator_factory, ("off", "good"), preferred={"faults": {"http_500": 1.0}}
+    )
     client = await gateway.client_with_key(balance_units=START)
     health = Health(redis_client, redis_prefix)
     assert await task_channel(gateway, await _imagine(client)) == good_id
@@ -349,10 +362,9 @@ async def test_a_good_probe_does_not_end_a_no_account_cooldown(
 ) -> None:
     """A probe cannot see accounts: the cooldown runs its course, and no submit goes there."""
     gateway = await gateway_factory(upstream={"cooldown_s": 30.0, "probe_interval_s": 0.1})
-    empty = await start_sim(simulator_factory, accounts=0)
-    good = await start_sim(simulator_factory)
-    empty_id = await gateway.add_channel(empty, name="empty", priority=1)
-    good_id = await gateway.add_channel(good, name="good", priority=0)
+    empty, empty_id, _good, good_id = await _preferred_and_fallback(
+        gateway, simulator_factory, ("empty", "good"), preferred={"accounts": 0}
+    )
     client = await gateway.client_with_key(balance_units=START)
     health = Health(redis_client, redis_prefix)
     assert await task_channel(gateway, await _imagine(client)) == good_id
@@ -378,10 +390,9 @@ async def test_a_good_probe_does_not_end_a_cooldown_that_failed_submits_started(
     its whole cooldown, good probes or not, and then gets live traffic again."""
     upstream = {"failures_to_cool": 3, "cooldown_s": 2.0, "probe_interval_s": 0.1}
     gateway = await gateway_factory(upstream=upstream)
-    broken = await start_sim(simulator_factory)
-    good = await start_sim(simulator_factory)
-    broken_id = await gateway.add_channel(broken, name="broken", priority=1)
-    good_id = await gateway.add_channel(good, name="good", priority=0)
+    broken, broken_id, _good, good_id = await _preferred_and_fallback(
+        gateway, simulator_factory, ("broken", "good")
+    )
     client = await gateway.client_with_key(balance_units=START)
     health = Health(redis_client, redis_prefix)
     before = await scrape(gateway)
@@ -578,10 +589,9 @@ async def test_a_channel_at_its_cap_passes_new_work_to_the_next(
     gateway_factory: StartGateway, simulator_factory: StartSimulator
 ) -> None:
     gateway = await gateway_factory()
-    capped = await start_sim(simulator_factory, speed_factor=2.0)
-    spare = await start_sim(simulator_factory)
-    capped_id = await gateway.add_channel(capped, name="capped", priority=1)
-    spare_id = await gateway.add_channel(spare, name="spare", priority=0)
+    capped, capped_id, _spare, spare_id = await _preferred_and_fallback(
+        gateway, simulator_factory, ("capped", "spare"), preferred={"speed_factor": 2.0}
+    )
     await gateway.services.pool.execute(
         "UPDATE channels SET max_in_flight = 2 WHERE id = $1", capped_id
     )
