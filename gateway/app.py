@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -30,13 +30,22 @@ def provide_services(state: State) -> Services:
     return services
 
 
-def create_app(settings: Settings, servers: Servers, *, run_background: bool = True) -> Litestar:
-    """The gateway's HTTP app; its services live in ``app.state.services`` while it runs."""
+def create_app(
+    settings: Settings,
+    servers: Servers,
+    *,
+    run_background: bool = True,
+    rate_clock_ms: Callable[[], int] | None = None,
+) -> Litestar:
+    """The gateway's HTTP app; its services live in ``app.state.services`` while it runs
+    (``build_services``, which takes ``run_background`` and ``rate_clock_ms``)."""
     metrics.BUILD.labels(__version__).set(1)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with build_services(settings, servers, run_background=run_background) as services:
+        async with build_services(
+            settings, servers, run_background=run_background, rate_clock_ms=rate_clock_ms
+        ) as services:
             app.state.services = services
             yield
 

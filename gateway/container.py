@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -76,9 +76,14 @@ def public_base_url(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def build_services(
-    settings: Settings, servers: Servers, *, run_background: bool = True
+    settings: Settings,
+    servers: Servers,
+    *,
+    run_background: bool = True,
+    rate_clock_ms: Callable[[], int] | None = None,
 ) -> AsyncIterator[Services]:
-    """Every service of one process; background loops run while the block is open."""
+    """Every service of one process; background loops run while the block is open.
+    ``rate_clock_ms``: the clock of the per-minute rate windows (None: the Redis server's)."""
     pool = await create_pool(servers.database_url, settings.database)
     hold_pool = await create_pool(
         servers.database_url,
@@ -103,7 +108,7 @@ async def build_services(
         failures_to_cool=settings.upstream.failures_to_cool,
         failure_streak_ttl_s=settings.upstream.failure_streak_ttl_s,
     )
-    limits = RateLimits(redis, keys)
+    limits = RateLimits(redis, keys, clock_ms=rate_clock_ms)
     auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
     billing = Billing(
         pool, hold_pool, settings.relay.hold_deadline_s, refresh_s=settings.relay.price_cache_s

@@ -303,11 +303,12 @@ async def gateway_factory(
         through: str | None = None,
         redis_through: str | None = None,
         callbacks: bool = False,
+        rate_clock_ms: Callable[[], int] | None = None,
         **groups: dict[str, Any],
     ) -> Gateway:
         """``through``: another URL of the test's database (a proxy, say) for the gateway;
         ``redis_through``: the same for the test's Redis; ``callbacks``: upstreams are asked to
-        call back to this gateway."""
+        call back to this gateway; ``rate_clock_ms``: the clock of its per-minute windows."""
         url = through or database_url
         redis_url = redis_through or servers.redis_url
         sock = bind_socket("127.0.0.1", 0)
@@ -331,7 +332,9 @@ async def gateway_factory(
             admin=groups.get("admin", {}),
         )
         app = create_app(
-            settings, dataclasses.replace(servers, database_url=url, redis_url=redis_url)
+            settings,
+            dataclasses.replace(servers, database_url=url, redis_url=redis_url),
+            rate_clock_ms=rate_clock_ms,
         )
         server = await start_server(app, sock, settings.server)
         http = httpx.AsyncClient(base_url=server.base_url, timeout=30.0)

@@ -24,6 +24,7 @@ its slot, and an upload ends within its own request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -46,13 +47,17 @@ KEY_OPEN_TASKS = "key_open_tasks"
 USER_OPEN_TASKS = "user_open_tasks"
 
 # KEYS: one counter per limit (the key's, then the user's); ARGV: their limits, then the window
-# in ms. Answers {refused, ms left in the window, count per counter}: refused is 0 when the
-# request was counted (in every counter), else the index of the counter at its limit (and the
-# request was counted in none). A counter lives until its window ends.
+# in ms, then now in epoch ms ('' for the Redis server's clock). Answers {refused, ms left in the
+# window, count per counter}: refused is 0 when the request was counted (in every counter), else
+# the index of the counter at its limit (and the request was counted in none). A counter lives
+# until its window ends.
 _COUNT_REQUEST = """
-local window_ms = tonumber(ARGV[#ARGV])
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local window_ms = tonumber(ARGV[#ARGV - 1])
+local now_ms = tonumber(ARGV[#ARGV])
+if not now_ms then
+    local now = redis.call('TIME')
+    now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
 local left_ms = window_ms - now_ms % window_ms
 local counts = {}
 for i, key in ipairs(KEYS) do
@@ -92,8 +97,17 @@ class RequestRate:
 
 
 class RateLimits:
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: RedisKeys,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        """``clock_ms``: the time (epoch ms) the windows follow; None, the Redis server's,
+        which every process shares."""
         self._keys = keys
+        self._clock_ms = clock_ms
         self._count_request = redis.register_script(_COUNT_REQUEST)
 
     async def count_request(self, principal: Principal) -> RequestRate | None:
@@ -121,7 +135,11 @@ class RateLimits:
         try:
             answer = await self._count_request(
                 keys=[key for _, key, _ in limits],
-                args=[*(limit for _, _, limit in limits), WINDOW_MS],
+                args=[
+                    *(limit for _, _, limit in limits),
+                    WINDOW_MS,
+                    self._clock_ms() if self._clock_ms else "",
+                ],
             )
         except (aioredis.RedisError, OSError) as exc:
             metrics.RATE_LIMIT_FAIL_OPEN.inc()

@@ -20,12 +20,16 @@ from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.servers import Servers
 from tests.api.helpers import PRICE, assert_error, sim_routes, submitted_id
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
-from tests.support import TcpProxy, within_one_minute
+from tests.support import TcpProxy
 
 START = 1_000_000
 IMAGINE = PRICE["mj_imagine"]
 LIST = "/mj/task/list"
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def _stopped_clock() -> int:
+    return 1_800_000_030_000  # 30 s into a minute
 
 
 async def _gateway(
@@ -34,8 +38,12 @@ async def _gateway(
     speed_factor: float = 1000.0,
     redis_through: str | None = None,
 ) -> tuple[Gateway, RunningSimulator]:
-    """A gateway that reads limits afresh on every request (no auth cache), with one channel."""
-    gateway = await gateway_factory(relay={"auth_cache_ttl_s": 0}, redis_through=redis_through)
+    """A gateway that reads limits afresh on every request (no auth cache), with one channel,
+    whose per-minute windows follow a clock stopped in the middle of a minute: every request of
+    a test falls in one window, without waiting for the next minute."""
+    gateway = await gateway_factory(
+        relay={"auth_cache_ttl_s": 0}, redis_through=redis_through, rate_clock_ms=_stopped_clock
+    )
     simulator = await simulator_factory(speed_factor=speed_factor)
     await gateway.add_channel(simulator)
     return gateway, simulator
@@ -75,7 +83,6 @@ async def test_a_keys_requests_a_minute_show_in_headers_and_refuse_past_the_limi
     gateway, simulator = await _gateway(gateway_factory, simulator_factory)
     user_id = await gateway.create_user(balance_units=START)
     client = await _key(gateway, user_id, requests_per_minute=3)
-    await within_one_minute(redis_client, 10)
     before = _limited("key_requests_per_minute")
 
     missing = await client.get("/mj/task/1000000000000000/fetch")
@@ -120,7 +127,6 @@ async def test_a_users_limit_spans_its_keys_and_its_refusals_use_none_of_a_keys_
     )
     limited = await _key(gateway, user_id, requests_per_minute=10)
     plain = await _key(gateway, user_id)
-    await within_one_minute(redis_client, 10)
     before = _limited("user_requests_per_minute")
 
     first = await limited.get(LIST)
@@ -154,7 +160,6 @@ async def test_a_keys_refusals_use_none_of_its_users_allowance(
     )
     limited = await _key(gateway, user_id, requests_per_minute=1)
     plain = await _key(gateway, user_id)
-    await within_one_minute(redis_client, 10)
 
     assert _rate(await limited.get(LIST)) == (1, 0)
     for _ in range(3):
@@ -257,7 +262,6 @@ async def test_rate_limits_fail_open_when_redis_is_down_and_billing_goes_on(
         gateway.services.pool, user_id, requests_per_minute=1, max_open_tasks=None
     )
     client = await _key(gateway, user_id, requests_per_minute=1)
-    await within_one_minute(redis_client, 10)
     assert _rate(await client.get(LIST)) == (1, 0)
     _refused(await client.get(LIST), 1)
     failed_open = REGISTRY.get_sample_value("gateway_rate_limit_fail_open_total") or 0.0
@@ -282,7 +286,7 @@ async def test_rate_limits_fail_open_when_redis_is_down_and_billing_goes_on(
 async def test_the_count_is_exact_under_concurrency_and_counts_in_both_or_neither(
     redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
-    limits = RateLimits(redis_client, RedisKeys(redis_prefix))
+    limits = RateLimits(redis_client, RedisKeys(redis_prefix), clock_ms=_stopped_clock)
     key = Principal(
         user_id=1,
         key_id=1,
@@ -295,7 +299,6 @@ async def test_the_count_is_exact_under_concurrency_and_counts_in_both_or_neithe
         user_requests_per_minute=100,
     )
     other_key = dataclasses.replace(key, key_id=2, requests_per_minute=None)
-    await within_one_minute(redis_client, 10)
 
     at_once = asyncio.Semaphore(50)  # 50 connections at a time, as a few busy processes open
 
