@@ -1,14 +1,15 @@
-"""Which channels a new task tries, and why there may be none."""
+"""Which channels a new task tries, in which order, and why there may be none."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
 from gateway.domain import Channel
 from gateway.errors import ChannelsResting, NoAccount
-from gateway.routing.choice import channels_to_try
+from gateway.routing.choice import channels_to_try, failover_order
 
 NOW_MS = 1_800_000_000_000
 
@@ -55,3 +56,30 @@ def test_no_channel_serving_the_work_is_503_24() -> None:
         _try([_channel(1, modes=frozenset({"RELAX"}))], {})
     with pytest.raises(NoAccount):
         _try([], {})
+
+
+def test_inside_a_tier_a_channel_leads_by_its_share_of_the_weights() -> None:
+    channels = [
+        dataclasses.replace(_channel(n), weight=weight) for n, weight in ((1, 1), (2, 3), (3, 6))
+    ]
+    rng = random.Random(7)
+    leads = {1: 0, 2: 0, 3: 0}
+    for _ in range(20_000):
+        order = failover_order(channels, "mj_imagine", "FAST", "MID_JOURNEY", rng, 3)
+        assert sorted(c.id for c in order) == [1, 2, 3]  # the rest follow, for failover
+        leads[order[0].id] += 1
+    for channel_id, share in ((1, 0.1), (2, 0.3), (3, 0.6)):
+        assert abs(leads[channel_id] / 20_000 - share) < 0.015, leads
+
+
+def test_channels_that_cannot_run_the_work_are_left_out() -> None:
+    relax_only = _channel(1, modes=frozenset({"RELAX"}))
+    disabled = dataclasses.replace(_channel(2), enabled=False)
+    no_upscale = dataclasses.replace(_channel(3), actions=frozenset({"mj_upscale"}))
+    niji = dataclasses.replace(_channel(4), bot_types=frozenset({"NIJI_JOURNEY"}))
+    ok = _channel(5)
+    order = failover_order(
+        [relax_only, disabled, no_upscale, niji, ok], "mj_imagine", "FAST", "MID_JOURNEY",
+        random.Random(1), 5,
+    )  # fmt: skip
+    assert [c.id for c in order] == [5]
