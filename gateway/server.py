@@ -43,7 +43,7 @@ from gateway.storage.servers import Servers
 
 log = structlog.get_logger(__name__)
 
-MIN_RESTART_PAUSE_S = 0.5
+MIN_RESTART_PAUSE_S = 1.0
 MAX_RESTART_PAUSE_S = 30.0
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 _TOO_LARGE = "request headers too large or too many"
@@ -243,7 +243,7 @@ class _Slot:
     number: int
     process: BaseProcess
     started_at: float
-    pause_s: float = MIN_RESTART_PAUSE_S
+    pause_s: float = 0.0  # before its last restart; 0 while it never died
     restart_at: float | None = None
 
 
@@ -293,17 +293,15 @@ def run_workers(settings: Settings, servers: Servers) -> None:
 
 
 def _note_death(slot: _Slot, now: float) -> None:
-    """A worker died: clear its live gauges, and restart it after its pause, which doubles
-    while it keeps dying within ``MAX_RESTART_PAUSE_S`` of its start."""
+    """A worker died: clear its live gauges, and restart it after a pause of
+    ``MIN_RESTART_PAUSE_S``, doubled at each death within ``MAX_RESTART_PAUSE_S`` of its start
+    (up to that)."""
     pid = slot.process.pid
     if pid is not None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
     lived_s = now - slot.started_at
-    slot.pause_s = (
-        min(MAX_RESTART_PAUSE_S, slot.pause_s * 2)
-        if lived_s < MAX_RESTART_PAUSE_S
-        else MIN_RESTART_PAUSE_S
-    )
+    died_young = slot.pause_s > 0 and lived_s < MAX_RESTART_PAUSE_S
+    slot.pause_s = min(MAX_RESTART_PAUSE_S, slot.pause_s * 2) if died_young else MIN_RESTART_PAUSE_S
     slot.restart_at = now + slot.pause_s
     log.error(
         "worker_died",
