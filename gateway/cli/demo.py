@@ -12,15 +12,12 @@ import contextlib
 from typing import Any
 
 from gateway import admin
-from gateway.app import create_app
 from gateway.cli.running import migrate
 from gateway.config import Settings
 from gateway.container import public_base_url
 from gateway.domain import KeySettings
 from gateway.errors import BadRequest
 from gateway.sealing import secret_box
-from gateway.server import bind_socket, start_server
-from gateway.simulator import start_simulator
 from gateway.storage import channels as channel_store
 from gateway.storage.database import create_pool
 from gateway.storage.servers import Servers, open_servers
@@ -31,6 +28,11 @@ DEMO_CHANNEL = "simulator"
 
 
 async def run_demo(settings: Settings, servers: Servers) -> None:
+    # The app, its server and the simulator are imported here: other commands need none of it.
+    from gateway.app import create_app
+    from gateway.server import bind_socket, start_server
+    from gateway.simulator import start_simulator
+
     simulator = await start_simulator(settings.simulator)
     pool = await create_pool(servers.database_url, settings.database)
     try:
