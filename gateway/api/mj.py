@@ -47,7 +47,7 @@ from gateway.api.validation import decode_json, validate
 from gateway.container import Services
 from gateway.domain import Principal
 from gateway.tasks.idempotency import fingerprint
-from gateway.tasks.submit import SubmitOrder, Submitted
+from gateway.tasks.orders import SubmitOrder, Submitted
 from gateway.tasks.views import client_properties
 
 Body = TypeVar("Body", bound=RequestBody)

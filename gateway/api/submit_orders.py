@@ -32,7 +32,7 @@ from gateway.billing.prices import (
     price_action_for_custom_id,
 )
 from gateway.errors import BadRequest
-from gateway.tasks.submit import SubmitOrder
+from gateway.tasks.orders import SubmitOrder
 
 _SHOWN_ACTIONS = {
     "mj_upscale": "UPSCALE",
