@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -23,6 +24,32 @@ from gateway.api.requests import GatewayRequest
 from gateway.config import Settings
 from gateway.container import Services, build_services
 from gateway.storage.servers import Servers
+
+# What a page on another origin may send and read: the three key forms, JSON, the
+# Idempotency-Key; the rate-limit and retry answers.
+CORS_HEADERS = ["Authorization", "mj-api-secret", "Content-Type", "Idempotency-Key"]
+CORS_EXPOSED = [
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Idempotent-Replayed",
+    "X-Request-Id",
+]
+
+
+def cors(origins: list[str]) -> CORSConfig | None:
+    """Browsers may call the gateway from pages on ``origins`` (``*``: any), never with
+    credentials: the key travels in a header, as public AI APIs have it."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=CORS_HEADERS,
+        expose_headers=CORS_EXPOSED,
+        allow_credentials=False,
+    )
 
 
 def provide_services(state: State) -> Services:
@@ -65,6 +92,7 @@ def create_app(
         lifespan=[lifespan],
         request_max_body_size=settings.relay.max_body_bytes,
         request_class=GatewayRequest,
+        cors_config=cors(settings.server.cors_origins),
         openapi_config=OpenAPIConfig(
             title="mj-gateway",
             version=__version__,

@@ -55,6 +55,11 @@ class ServerSettings(BaseModel):
         default=None,
         description="absolute URL clients reach the gateway at; unset = http://host:port",
     )
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="origins whose pages may call the API and read its images (a JSON list;"
+        ' ["*"] = any, without credentials; [] = no CORS)',
+    )
     max_header_bytes: int = Field(
         default=32 * 1024, ge=1024, description="a longer request head (line and headers) is 431"
     )
