@@ -23,6 +23,7 @@ from gateway.tasks.views import task_view
 from gateway.upstream.client import UpstreamClient
 
 LIST_LIMIT = 100
+_NO_IMAGE_ACTIONS = frozenset({"SHORTEN", "DESCRIBE"})
 
 
 class TaskReader:
@@ -63,7 +64,13 @@ class TaskReader:
         return [self.view(found[i]) for i in wanted if i in found]
 
     async def image_seed(self, principal: Principal, task_id: int) -> str:
+        """The seed of the task's image, asked of its channel; 400/21 for a task that made no
+        image (a shorten or a describe answers with text) or has none yet."""
         task = await self._own(principal, task_id)
+        if task.action in _NO_IMAGE_ACTIONS:
+            raise BadRequest(f"task {task_id} is a {task.action}: it makes no image, so no seed")
+        if task.upstream_image_url is None:
+            raise BadRequest(f"task {task_id} has no image yet, so no seed")
         channel = await self._channels.get(task.channel_id) if task.channel_id else None
         if channel is None or task.upstream_task_id is None:
             raise BadRequest(f"task {task_id} has no image seed")

@@ -32,6 +32,10 @@ def client_properties(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_view(task: Task, images: ImageSigner) -> dict[str, Any]:
+    """``properties.finalZhPrompt`` is always there (``""`` when there is none), as New API
+    answers: web clients render it and break on a missing key."""
+    properties = client_properties(task.properties)
+    properties["finalZhPrompt"] = properties.get("finalZhPrompt") or ""
     return {
         "id": str(task.id),
         "action": task.action,
@@ -47,5 +51,5 @@ def task_view(task: Task, images: ImageSigner) -> dict[str, Any]:
         "imageUrl": images.url_for(task.id) if task.upstream_image_url else None,
         "failReason": task.fail_reason,
         "buttons": task.buttons,
-        "properties": client_properties(task.properties),
+        "properties": properties,
     }

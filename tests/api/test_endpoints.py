@@ -15,6 +15,7 @@ from tests.api.helpers import (
     PRICE,
     RED,
     START_BALANCE,
+    assert_error,
     assert_no_upstream_host,
     assert_own_image_url,
     button,
@@ -207,6 +208,35 @@ async def test_image_seed_asks_the_tasks_channel(
     after = await sim_routes(gateway.http, simulator)
     assert after["task/image-seed"] == before.get("task/image-seed", 0) + 1
     assert await client.balance() == START_BALANCE - PRICE["mj_imagine"]
+
+
+async def test_image_seed_of_a_task_that_makes_no_image_says_so(
+    gateway_factory: StartGateway, simulator: RunningSimulator
+) -> None:
+    gateway, client = await start(gateway_factory, simulator)
+    shortened = await submit(client, "/mj/submit/shorten", {"prompt": "a koi pond at dusk"})
+    await succeed(client, shortened)
+    before = await sim_routes(gateway.http, simulator)
+    answer = await client.get(f"/mj/task/{shortened}/image-seed")
+    assert "SHORTEN" in assert_error(answer, 400, 21)["description"]
+    assert "关联任务状态错误" not in answer.text
+    assert (await sim_routes(gateway.http, simulator)).get("task/image-seed", 0) == before.get(
+        "task/image-seed", 0
+    )
+
+
+async def test_every_task_object_carries_final_zh_prompt(
+    gateway_factory: StartGateway, simulator: RunningSimulator
+) -> None:
+    _, client = await start(gateway_factory, simulator)
+    task_id = await submit(client, "/mj/submit/imagine", {"prompt": "a koi pond"})
+    assert (await client.get(f"/mj/task/{task_id}/fetch")).json()["properties"][
+        "finalZhPrompt"
+    ] == ""
+    done = await succeed(client, task_id)
+    assert done["properties"]["finalZhPrompt"] == ""
+    listed = (await client.get("/mj/task/list")).json()
+    assert all(t["properties"]["finalZhPrompt"] == "" for t in listed)
 
 
 async def test_list_by_condition_keeps_the_order_asked(
