@@ -58,10 +58,8 @@ async def _parse(kind: type[Body], request: AnyRequest, services: Services) -> B
     raw = await request.body()
     body = decode_json(kind, raw, services.settings.relay.max_body_bytes)
     if len(raw) > _VALIDATE_IN_THREAD_BYTES:
-        await anyio.to_thread.run_sync(validate, body)
-    else:
-        validate(body)
-    return body
+        return await anyio.to_thread.run_sync(validate, body)
+    return validate(body)
 
 
 def _submit_doc(body: type[RequestBody]) -> dict[str, Doc]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
-from typing import Literal, TypeVar, assert_never
+from typing import Literal, TypeVar, assert_never, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -40,13 +40,15 @@ from gateway.api.schemas import (
 from gateway.errors import BadRequest, PayloadTooLarge
 
 T = TypeVar("T")
+Body = TypeVar("Body", bound=RequestBody)
 
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
 """The contract's limit on one image, after base64 decoding."""
 
 ImageMime = Literal["image/png", "image/jpeg", "image/webp", "image/gif"]
 
-_DATA_URL = re.compile(r"data:image/(png|jpeg|webp|gif);base64,", re.IGNORECASE | re.ASCII)
+_DATA_URL = re.compile(r"data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE | re.ASCII)
+_BARE_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}", re.ASCII)
 _FORMAT_NAMES: dict[str, str] = {
     "image/png": "PNG",
     "image/jpeg": "JPEG",
@@ -80,12 +82,14 @@ def decode_json(kind: type[T], body: bytes, max_body_bytes: int) -> T:
 
 
 def check_image(field: str, value: str, max_bytes: int = MAX_IMAGE_BYTES) -> ImageMime:
-    """Check one image data URL and return its declared MIME type (lower case).
+    """Check one image and return its MIME type (lower case).
 
-    The value must be ``data:image/(png|jpeg|webp|gif);base64,<payload>`` with a strictly valid,
-    padded base64 payload decoding to 1..``max_bytes`` bytes whose magic number is the declared
-    format. Only the header is inspected, never the whole image. ``field`` names the value in
-    errors, e.g. ``base64Array[1]``.
+    The value is ``data:image/(png|jpeg|jpg|webp|gif);base64,<payload>`` (``jpg`` is a common
+    client spelling of ``jpeg``) or, as web clients send masks and images, the bare base64
+    payload alone, whose type is read from its bytes. The payload must be strictly valid, padded
+    base64 decoding to 1..``max_bytes`` bytes whose magic number is the declared format. Only
+    the header is inspected, never the whole image. ``field`` names the value in errors, e.g.
+    ``base64Array[1]``.
     """
     return _decode_image(field, value, max_bytes)[0]
 
@@ -168,46 +172,60 @@ def check_change(body: ChangeBody) -> None:
         raise BadRequest("index: must be between 1 and 4")
 
 
-def validate(body: RequestBody, *, max_image_bytes: int = MAX_IMAGE_BYTES) -> None:
-    """Run the checks a schema cannot express on a body that ``decode_json`` produced.
+def validate(body: Body, *, max_image_bytes: int = MAX_IMAGE_BYTES) -> Body:
+    """Run the checks a schema cannot express on a body that ``decode_json`` produced; the body,
+    with every image as the data URL of its true type (what upstreams take).
 
     Every image field (``base64Array`` items, ``base64``, ``sourceBase64``, ``targetBase64``,
     ``maskBase64``) goes through ``check_image``, ``notifyHook`` through ``check_notify_hook``;
     prompts must not be blank; change and simple-change forms must be complete; a face swap needs
     two different images.
     """
-    match body:
+    checked: RequestBody = body
+    match checked:
         case ImagineBody():
-            _check_prompt(body.prompt)
-            _check_images("base64Array", body.base64Array, max_image_bytes)
+            _check_prompt(checked.prompt)
+            images = _images("base64Array", checked.base64Array, max_image_bytes)
+            checked = msgspec.structs.replace(checked, base64Array=images)
         case BlendBody():
-            _check_images("base64Array", body.base64Array, max_image_bytes)
+            images = _images("base64Array", checked.base64Array, max_image_bytes)
+            checked = msgspec.structs.replace(checked, base64Array=images)
         case DescribeBody():
-            check_image("base64", body.base64, max_image_bytes)
+            image = _decode_image("base64", checked.base64, max_image_bytes)[2]
+            checked = msgspec.structs.replace(checked, base64=image)
         case ShortenBody():
-            _check_prompt(body.prompt)
+            _check_prompt(checked.prompt)
         case ActionBody():
             pass
         case ModalBody():
-            if body.maskBase64:
-                check_image("maskBase64", body.maskBase64, max_image_bytes)
+            if checked.maskBase64:
+                mask = _decode_image("maskBase64", checked.maskBase64, max_image_bytes)[2]
+                checked = msgspec.structs.replace(checked, maskBase64=mask)
         case ChangeBody():
-            check_change(body)
+            check_change(checked)
         case SimpleChangeBody():
-            parse_simple_change(body.content)
+            parse_simple_change(checked.content)
         case UploadBody():
-            _check_images("base64Array", body.base64Array, max_image_bytes)
-            return
+            images = _images("base64Array", checked.base64Array, max_image_bytes)
+            return cast(Body, msgspec.structs.replace(checked, base64Array=images))
         case SwapFaceBody():
-            source = _decode_image("sourceBase64", body.sourceBase64, max_image_bytes)[1]
-            target = _decode_image("targetBase64", body.targetBase64, max_image_bytes)[1]
+            _, source, source_url = _decode_image(
+                "sourceBase64", checked.sourceBase64, max_image_bytes
+            )
+            _, target, target_url = _decode_image(
+                "targetBase64", checked.targetBase64, max_image_bytes
+            )
             if source == target:
                 raise BadRequest("targetBase64: must be a different image from sourceBase64")
+            checked = msgspec.structs.replace(
+                checked, sourceBase64=source_url, targetBase64=target_url
+            )
         case ListByConditionBody():
-            return
+            return body
         case _:
-            assert_never(body)
-    check_notify_hook(body.notifyHook)
+            assert_never(checked)
+    check_notify_hook(checked.notifyHook)
+    return cast(Body, checked)
 
 
 def _mode(name: str) -> Mode:
@@ -222,17 +240,27 @@ def _check_prompt(prompt: str) -> None:
         raise BadRequest("prompt: must not be blank")
 
 
-def _check_images(field: str, values: list[str], max_bytes: int) -> None:
-    for index, value in enumerate(values):
-        _decode_image(f"{field}[{index}]", value, max_bytes)
+def _images(field: str, values: list[str], max_bytes: int) -> list[str]:
+    return [
+        _decode_image(f"{field}[{index}]", value, max_bytes)[2]
+        for index, value in enumerate(values)
+    ]
 
 
-def _decode_image(field: str, value: str, max_bytes: int) -> tuple[ImageMime, bytes]:
+def _decode_image(field: str, value: str, max_bytes: int) -> tuple[ImageMime, bytes, str]:
+    """(type, bytes, the image as the data URL of that type) of a data URL or bare base64."""
     match = _DATA_URL.match(value)
-    if match is None:
-        raise BadRequest(f"{field}: expected a data URL data:image/(png|jpeg|webp|gif);base64,...")
-    declared = _declared_mime(match.group(1))
-    payload = value[match.end() :]
+    declared: ImageMime | None
+    if match is not None:
+        declared = _declared_mime(match.group(1))
+        payload = value[match.end() :]
+    elif _BARE_BASE64.fullmatch(value):
+        declared, payload = None, value
+    else:
+        raise BadRequest(
+            f"{field}: expected a data URL data:image/(png|jpeg|webp|gif);base64,... or the"
+            " image's bare base64"
+        )
     if len(payload) > 4 * ((max_bytes + 2) // 3):
         raise BadRequest(f"{field}: image larger than {max_bytes} bytes")
     try:
@@ -244,18 +272,23 @@ def _decode_image(field: str, value: str, max_bytes: int) -> tuple[ImageMime, by
     if len(data) > max_bytes:
         raise BadRequest(f"{field}: image larger than {max_bytes} bytes")
     actual = _sniff(data)
-    if actual != declared:
+    if declared is None:
+        if actual is None:
+            raise BadRequest(f"{field}: the bare base64 is not a PNG, JPEG, WEBP or GIF image")
+        declared = actual
+    elif actual != declared:
         found = f"its bytes are {_FORMAT_NAMES[actual]}" if actual else "unrecognised bytes"
         raise BadRequest(f"{field}: image is not a {_FORMAT_NAMES[declared]} as declared ({found})")
-    return declared, data
+    prefix = f"data:{declared};base64,"
+    return declared, data, value if value.startswith(prefix) else prefix + payload
 
 
 def _declared_mime(subtype: str) -> ImageMime:
     lower = subtype.lower()
+    if lower in ("jpeg", "jpg"):
+        return "image/jpeg"
     if lower == "png":
         return "image/png"
-    if lower == "jpeg":
-        return "image/jpeg"
     if lower == "webp":
         return "image/webp"
     return "image/gif"

@@ -8,6 +8,7 @@ error) and, where it matters, the simulator's /sim/stats (did anything go upstre
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -174,7 +175,7 @@ async def test_malformed_or_invalid_body_is_400_21(
 
 BAD_IMAGES = [
     _case("https://example.com/cat.png", id="url-not-data-url"),
-    _case(PNG_1PX.split(",", 1)[1], id="bare-base64"),
+    _case(base64.b64encode(b"plain text, no image").decode(), id="bare-base64-not-an-image"),
     _case(data_url("image/bmp", b"BM" + b"\x00" * 64), id="unsupported-mime"),
     _case(data_url("text/plain", b"hello"), id="not-an-image-mime"),
     _case(data_url("image/png", JPEG_BYTES), id="jpeg-bytes-declared-png"),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import pytest
+from PIL import Image
 
 from gateway.simulator import RunningSimulator
-from tests.api.helpers import START_BALANCE, assert_error, sim_task, start
+from tests.api.helpers import RED, START_BALANCE, assert_error, sim_task, start
 from tests.conftest import StartGateway
 
 IMAGINE_UNITS = 100_000
@@ -83,3 +87,22 @@ async def test_bodies_that_cannot_be_decoded_are_parameter_errors(
     assert response.json()["description"].startswith("invalid request: ")
     assert await client.balance() == START_BALANCE
     assert await gateway.services.pool.fetchval("SELECT count(*) FROM tasks") == 0
+
+
+async def test_jpg_and_bare_base64_images_reach_the_upstream_as_data_urls(
+    gateway_factory: StartGateway, simulator: RunningSimulator
+) -> None:
+    """Web clients send ``data:image/jpg`` and bare base64; both are taken as what their bytes
+    are and forwarded as data URLs (the simulator, as the Java proxies, refuses a bare payload)."""
+    _, client = await start(gateway_factory, simulator)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(buffer, format="JPEG")
+    jpeg = base64.b64encode(buffer.getvalue()).decode()
+    bare_png = RED.split(",", 1)[1]
+    blended = await client.post(
+        "/mj/submit/blend", {"base64Array": [f"data:image/jpg;base64,{jpeg}", bare_png]}
+    )
+    assert blended.json()["code"] == 1, blended.text
+    described = await client.post("/mj/submit/describe", {"base64": bare_png})
+    assert described.json()["code"] == 1, described.text
+    assert await client.balance() == START_BALANCE - 100_000 - 50_000
