@@ -215,6 +215,12 @@ class SimulatorSettings(BaseModel):
     speed_factor: float = Field(
         default=1.0, gt=0, description="1 = real Midjourney pace, 1000 = a test"
     )
+    flavour: Literal["plus", "open-source", "trueai"] = Field(
+        default="plus",
+        description="which midjourney-proxy it is (UPSTREAM.md, Flavours): open-source lacks"
+        " action, modal, shorten, upload, face swap, image-seed, cancel and the mode prefixes;"
+        " trueai lacks change and simple-change and answers 204 for an unknown task",
+    )
     accounts: int = Field(default=2, ge=0, description="Discord accounts it pretends to drive")
     core_size: int = Field(default=3, ge=1, description="tasks running at once per account")
     queue_size: int = Field(default=10, ge=0, description="tasks waiting per account")

@@ -86,7 +86,7 @@ def create_simulator_app(settings: SimulatorSettings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     engine = Engine(settings, default_base_url(settings))
     app[ENGINE] = engine
-    add_mj_routes(app)
+    add_mj_routes(app, settings.flavour)
     app.router.add_get("/sim/health", guarded("sim/health", health))
     app.router.add_get("/sim/faults", guarded("sim/faults", get_faults))
     app.router.add_put("/sim/faults", guarded("sim/faults", put_faults))

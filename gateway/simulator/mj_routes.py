@@ -2,7 +2,9 @@
 ``/mj-turbo/mj``, whose prefix sets the speed mode as trueai's does).
 
 Submit routes read the body, draw the submit faults (markers first), run the endpoint's handler
-and answer ``{code, description, result, properties}``; task routes read the store.
+and answer ``{code, description, result, properties}``; task routes read the store. The
+flavour (``SimulatorSettings.flavour``) decides which routes exist, as UPSTREAM.md's
+"Flavours" table has it: a route a flavour lacks is a 404, as there.
 """
 
 from __future__ import annotations
@@ -91,8 +93,12 @@ def submit_route(handler: SubmitHandler, path_mode: Mode | None) -> Handler:
 
 
 async def fetch(request: web.Request) -> web.StreamResponse:
-    task = request.app[ENGINE].store.get(request.match_info["id"])
-    return json_response(task.to_json()) if task is not None else empty_response()
+    """An unknown id is an empty 200 (open-source, plus) or a 204 (trueai)."""
+    engine = request.app[ENGINE]
+    task = engine.store.get(request.match_info["id"])
+    if task is not None:
+        return json_response(task.to_json())
+    return empty_response(204 if engine.settings.flavour == "trueai" else 200)
 
 
 async def task_list(request: web.Request) -> web.StreamResponse:
@@ -116,17 +122,44 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     return json_response(answer.to_json())
 
 
-def add_mj_routes(app: web.Application) -> None:
-    for prefix, mode in PREFIXES.items():
+NOT_IN_OPEN_SOURCE = frozenset(
+    {
+        "submit/action",
+        "submit/modal",
+        "submit/shorten",
+        "submit/upload-discord-images",
+        "insight-face/swap",
+        "task/image-seed",
+        "task/cancel",
+    }
+)
+NOT_IN_TRUEAI = frozenset({"submit/change", "submit/simple-change"})
+
+
+def add_mj_routes(app: web.Application, flavour: str) -> None:
+    """The routes ``flavour`` offers, under every prefix it serves."""
+    missing: frozenset[str] = {"open-source": NOT_IN_OPEN_SOURCE, "trueai": NOT_IN_TRUEAI}.get(
+        flavour, frozenset()
+    )
+    prefixes = {"/mj": None} if flavour == "open-source" else PREFIXES
+
+    def offers(name: str) -> bool:
+        return name not in missing
+
+    for prefix, mode in prefixes.items():
         for name, handler in SUBMIT_HANDLERS.items():
-            app.router.add_post(f"{prefix}/{name}", guarded(name, submit_route(handler, mode)))
+            if offers(name):
+                route = guarded(name, submit_route(handler, mode))
+                app.router.add_post(f"{prefix}/{name}", route)
         app.router.add_get(f"{prefix}/task/{{id}}/fetch", guarded("task/fetch", fetch))
         app.router.add_get(f"{prefix}/task/list", guarded("task/list", task_list))
         app.router.add_post(
             f"{prefix}/task/list-by-condition",
             guarded("task/list-by-condition", list_by_condition),
         )
-        app.router.add_get(
-            f"{prefix}/task/{{id}}/image-seed", guarded("task/image-seed", image_seed)
-        )
-        app.router.add_post(f"{prefix}/task/{{id}}/cancel", guarded("task/cancel", cancel))
+        if offers("task/image-seed"):
+            app.router.add_get(
+                f"{prefix}/task/{{id}}/image-seed", guarded("task/image-seed", image_seed)
+            )
+        if offers("task/cancel"):
+            app.router.add_post(f"{prefix}/task/{{id}}/cancel", guarded("task/cancel", cancel))
