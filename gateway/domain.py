@@ -79,6 +79,7 @@ class Channel:
     enabled: bool
     callback_token: str  # names the channel in the callback URLs it is given; a secret
     max_in_flight: int | None = None  # tasks in flight it may have at once; None: no cap
+    flavour: str = "plus"  # which midjourney-proxy it is (gateway.routing.flavours)
 
     def serves(self, price_action: str, mode: str, bot_type: str) -> bool:
         return (

@@ -14,6 +14,7 @@ from gateway.admin.views import as_json
 from gateway.domain import MODES
 from gateway.errors import BadRequest, NotFound, SealingError
 from gateway.routing.cooldowns import Cooldown
+from gateway.routing.flavours import DEFAULT_FLAVOUR, FLAVOURS
 from gateway.sealing import SecretBox
 from gateway.storage import channels as channel_store
 from gateway.upstream.client import ProbeResult, UpstreamClient
@@ -45,6 +46,7 @@ class ChannelChanges:
     max_in_flight: int | None = None
     clear_max_in_flight: bool = False
     enabled: bool | None = None
+    flavour: str | None = None
 
 
 def _channel_columns(box: SecretBox, changes: ChannelChanges) -> dict[str, Any]:
@@ -69,9 +71,20 @@ def _channel_columns(box: SecretBox, changes: ChannelChanges) -> dict[str, Any]:
         raise BadRequest(f"botTypes are one or more of {', '.join(BOT_TYPES)}")
     if changes.max_in_flight is not None and not 1 <= changes.max_in_flight <= 1_000_000:
         raise BadRequest("maxInFlight is 1 to 1000000")
+    if changes.flavour is not None and changes.flavour not in FLAVOURS:
+        raise BadRequest(f"flavour is one of {', '.join(FLAVOURS)}")
     columns: dict[str, Any] = {
         name: getattr(changes, name)
-        for name in ("name", "base_url", "weight", "priority", "modes", "actions", "bot_types")
+        for name in (
+            "name",
+            "base_url",
+            "weight",
+            "priority",
+            "modes",
+            "actions",
+            "bot_types",
+            "flavour",
+        )
         if getattr(changes, name) is not None
     }
     if changes.secret is not None:
@@ -110,6 +123,7 @@ async def add_channel(
             bot_types=changes.bot_types,
             max_in_flight=changes.max_in_flight,
             enabled=changes.enabled is not False,
+            flavour=changes.flavour or DEFAULT_FLAVOUR,
         )
     except asyncpg.UniqueViolationError:
         raise BadRequest(f"channel {name} exists") from None

@@ -14,6 +14,7 @@ from gateway.admin import ChannelChanges
 from gateway.cli.admin_common import Register, csv
 from gateway.config import Settings
 from gateway.routing.cooldowns import Cooldown, Cooldowns
+from gateway.routing.flavours import FLAVOURS
 from gateway.sealing import secret_box
 from gateway.storage.redis import create_redis
 from gateway.storage.redis_keys import RedisKeys
@@ -42,6 +43,7 @@ def _channel_changes(args: argparse.Namespace) -> ChannelChanges:
         bot_types=csv(args.bot_types),
         max_in_flight=args.max_in_flight,
         clear_max_in_flight=getattr(args, "no_max_in_flight", False),
+        flavour=args.flavour,
     )
 
 
@@ -124,6 +126,9 @@ def channel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actions", help="comma-separated priced actions (default all)")
     parser.add_argument("--bot-types", help="MID_JOURNEY,NIJI_JOURNEY (default both)")
     parser.add_argument("--max-in-flight", type=int, help="open tasks at once (default no cap)")
+    parser.add_argument(
+        "--flavour", choices=FLAVOURS, help="which midjourney-proxy it is (default plus)"
+    )
 
 
 def register(command: Register) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from itertools import groupby
 
 from gateway.domain import Channel
-from gateway.errors import ChannelsResting, NoAccount
+from gateway.errors import BadRequest, ChannelsResting, NoAccount
+from gateway.routing import flavours
 
 
 def failover_order(
@@ -43,16 +44,26 @@ def failover_order(
 def channels_to_try(
     channels: list[Channel],
     resting_until_ms: Mapping[int, int],
+    kind: str,
     price_action: str,
     mode: str,
     bot_type: str,
     rng: random.Random,
     now_ms: int,
 ) -> list[Channel]:
-    """Every channel not resting that can run the work, in failover order; never empty.
+    """Every channel not resting that can run the work (``kind``: the submit's endpoint, which
+    the channel's flavour must offer), in failover order; never empty.
 
     ``ChannelsResting`` (503/23, ``Retry-After`` the seconds until the first rest ends) when
-    every channel that could run it is resting; ``NoAccount`` (503/24) when none could."""
+    every channel that could run it is resting; ``BadRequest`` (400/21) when channels serve the
+    action but none of their flavours has its endpoint; ``NoAccount`` (503/24) when none
+    serves it at all."""
+    offering = [c for c in channels if flavours.offers(c.flavour, kind)]
+    if not any(c.serves(price_action, mode, bot_type) for c in offering) and any(
+        c.serves(price_action, mode, bot_type) for c in channels
+    ):
+        raise BadRequest(f"no channel here offers the {kind} endpoint (its upstreams' flavour)")
+    channels = offering
     awake = [c for c in channels if c.id not in resting_until_ms]
     ranked = failover_order(awake, price_action, mode, bot_type, rng, len(awake))
     if ranked:

@@ -21,11 +21,11 @@ SECRET_PURPOSE = "channel secret"  # noqa: S105 - associated data naming the val
 
 _COLUMNS = """
     id, name, base_url, secret, secret_sealed, weight, priority, modes, actions, bot_types,
-    max_in_flight, enabled, callback_token
+    max_in_flight, enabled, callback_token, flavour
 """
 _SETTINGS_COLUMNS = """
     id, name, base_url, secret_sealed IS NOT NULL OR secret IS NOT NULL AS has_secret, weight,
-    priority, modes, actions, bot_types, max_in_flight, enabled, created_at, updated_at
+    priority, modes, actions, bot_types, max_in_flight, enabled, flavour, created_at, updated_at
 """
 
 
@@ -44,6 +44,7 @@ class ChannelSettings:
     bot_types: list[str]
     max_in_flight: int | None
     enabled: bool
+    flavour: str
     created_at: datetime
     updated_at: datetime
 
@@ -63,6 +64,7 @@ def _channel(row: asyncpg.Record, box: SecretBox) -> Channel:
         enabled=row["enabled"],
         callback_token=row["callback_token"],
         max_in_flight=row["max_in_flight"],
+        flavour=row["flavour"],
     )
 
 
@@ -113,13 +115,14 @@ async def create_channel(
     bot_types: list[str] | None = None,
     max_in_flight: int | None = None,
     enabled: bool = True,
+    flavour: str = "plus",
 ) -> int:
     channel_id: int = await pool.fetchval(
         """
         INSERT INTO channels (name, base_url, secret_sealed, weight, priority, modes, actions,
-                              bot_types, max_in_flight, enabled, callback_token)
+                              bot_types, max_in_flight, enabled, callback_token, flavour)
         VALUES ($1, $2, $3, $4, $5, coalesce($6, ARRAY['FAST', 'RELAX', 'TURBO']), $7,
-                coalesce($8, ARRAY['MID_JOURNEY', 'NIJI_JOURNEY']), $9, $10, $11)
+                coalesce($8, ARRAY['MID_JOURNEY', 'NIJI_JOURNEY']), $9, $10, $11, $12)
         RETURNING id
         """,
         name,
@@ -133,6 +136,7 @@ async def create_channel(
         max_in_flight,
         enabled,
         secrets.token_urlsafe(24),
+        flavour,
     )
     return channel_id
 
@@ -150,6 +154,7 @@ _EDITABLE = {
     "bot_types": "bot_types = {}",
     "max_in_flight": "max_in_flight = {}",
     "enabled": "enabled = {}",
+    "flavour": "flavour = {}",
 }
 
 

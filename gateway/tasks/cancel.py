@@ -13,6 +13,7 @@ import structlog
 from gateway import metrics
 from gateway.domain import Principal, Task
 from gateway.errors import BadRequest, NotFound, UpstreamError
+from gateway.routing import flavours
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.upstream.client import UpstreamClient
@@ -60,6 +61,8 @@ class TaskCanceller:
         channel = await self._channels.get(task.channel_id) if task.channel_id else None
         if channel is None or task.upstream_task_id is None:
             return
+        if not flavours.offers(channel.flavour, "cancel"):
+            return  # an open-source upstream has no cancel: the task ends here all the same
         try:
             answer = await self._upstream.cancel(channel, task.upstream_task_id)
             if answer.code == 1:

@@ -16,6 +16,7 @@ from gateway.errors import (
     UpstreamTimedOut,
     UpstreamTimeout,
 )
+from gateway.routing import flavours
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.tasks.images import ImageSigner
@@ -74,6 +75,8 @@ class TaskReader:
         channel = await self._channels.get(task.channel_id) if task.channel_id else None
         if channel is None or task.upstream_task_id is None:
             raise BadRequest(f"task {task_id} has no image seed")
+        if not flavours.offers(channel.flavour, "image_seed"):
+            raise BadRequest(f"task {task_id}'s channel ({channel.flavour}) gives no image seeds")
         try:
             answer = await self._upstream.image_seed(channel, task.upstream_task_id)
         except UpstreamTimedOut:

@@ -37,7 +37,7 @@ from gateway.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
-from gateway.routing import health
+from gateway.routing import flavours, health
 from gateway.routing.choice import channels_to_try
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
@@ -124,6 +124,8 @@ class Submitter:
                 bot_type=parent.bot_type,
             )
         channels = await self._route(order, parent)
+        if parent is not None:
+            order = _as_its_channel_takes_it(order, channels[0])
         price = await self._price(principal, order)
         if order.kind == "modal" and parent is not None:
             held = await self._billing.hold_modal(principal, parent.id, order.price_action, price)
@@ -238,6 +240,7 @@ class Submitter:
         return channels_to_try(
             await self._channels.channels(),
             {channel_id: rest.until_ms for channel_id, rest in cooling.items()},
+            order.kind,
             order.price_action,
             order.mode,
             order.bot_type,
@@ -373,6 +376,23 @@ class Submitter:
                 properties={"bannedWord": banned} if banned else None,
             )
         raise BadRequest(answer.description or "refused by the upstream")
+
+
+def _as_its_channel_takes_it(order: SubmitOrder, channel: Channel) -> SubmitOrder:
+    """A follow-up as its parent's channel can take it: on a flavour without
+    ``/submit/action``, U1-U4, V1-V4 and reroll go as ``/submit/change``; what the channel
+    cannot do at all is 400/21, before anything is held."""
+    if flavours.offers(channel.flavour, order.kind):
+        return order
+    pressed = order.custom_id if order.kind == "action" else None
+    change = flavours.change_for_button(pressed) if pressed else None
+    if change is None:
+        raise BadRequest(f"this task's channel ({channel.flavour}) cannot take {order.kind}")
+    action, index = change
+    body: dict[str, Any] = {"taskId": order.upstream_body["taskId"], "action": action}
+    if index is not None:
+        body["index"] = index
+    return replace(order, kind="change", upstream_path="/mj/submit/change", upstream_body=body)
 
 
 def _kept_properties(properties: dict[str, Any]) -> dict[str, Any]:

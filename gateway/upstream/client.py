@@ -31,6 +31,7 @@ from gateway.errors import (
     UpstreamUnreachable,
 )
 from gateway.metrics import upstream_call
+from gateway.routing import flavours
 from gateway.upstream.task_objects import TaskObjects, read_task_list
 
 IMAGE_CHUNK_BYTES = 64 * 1024
@@ -61,6 +62,7 @@ class ProbeResult:
 
 
 PROBE_PATH = "/mj/task/list-by-condition"
+_SEED_PROBE_PATH = "/mj/task/0/image-seed"  # any answer but 404 shows the route is there
 _PROBE_BODY = b'{"ids":[]}'
 
 
@@ -244,16 +246,21 @@ class UpstreamClient:
 
     async def probe(self, channel: Channel) -> ProbeResult:
         """Ask the channel for no task at all (list-by-condition, ``{"ids": []}``), as every
-        midjourney-proxy answers: ok when it takes the secret and answers a JSON list. Never
-        raises an ``UpstreamError``; works on any channel, enabled or not. It cannot tell
-        whether the channel has a usable account."""
+        midjourney-proxy answers: ok when it takes the secret and answers a JSON list, and,
+        claiming a flavour with image-seed (plus, trueai), has that route (an open-source build
+        answers 404 there). Never raises an ``UpstreamError``; works on any channel, enabled or
+        not. It cannot tell whether the channel has a usable account."""
         started = time.perf_counter()
         ok, detail = False, "answered"
+        timeout_s = self._settings.probe_timeout_s
         try:
-            raw = await self._request(
-                "POST", channel, PROBE_PATH, _PROBE_BODY, self._settings.probe_timeout_s, "probe"
-            )
+            raw = await self._request("POST", channel, PROBE_PATH, _PROBE_BODY, timeout_s, "probe")
             json_input.array_items(raw)
+            if not await self._has_seed_route(channel, timeout_s):
+                detail = (
+                    f"no image-seed route: not the {channel.flavour} midjourney-proxy it claims"
+                )
+                return ProbeResult(False, detail, time.perf_counter() - started)
         except UpstreamHttpError as exc:
             detail = "secret refused" if exc.status in (401, 403) else f"HTTP {exc.status}"
         except UpstreamError as exc:
@@ -263,6 +270,17 @@ class UpstreamClient:
         else:
             ok = True
         return ProbeResult(ok, detail, time.perf_counter() - started)
+
+    async def _has_seed_route(self, channel: Channel, timeout_s: float) -> bool:
+        """Whether a channel whose flavour offers image-seed has the route: any answer but a
+        404 shows it (open-source builds have none)."""
+        if not flavours.offers(channel.flavour, "image_seed"):
+            return True
+        try:
+            await self._request("GET", channel, _SEED_PROBE_PATH, None, timeout_s, "probe")
+        except UpstreamHttpError as exc:
+            return exc.status != 404
+        return True
 
     async def stream_image(self, url: str, channel: Channel) -> tuple[str, AsyncIterator[bytes]]:
         """(content type, body chunks) of a task's image; errors before the first byte are

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from gateway.domain import Channel
-from gateway.errors import ChannelsResting, NoAccount
+from gateway.errors import BadRequest, ChannelsResting, NoAccount
+from gateway.routing import flavours
 from gateway.routing.choice import channels_to_try, failover_order
 
 NOW_MS = 1_800_000_000_000
@@ -32,9 +33,9 @@ def _channel(
     )
 
 
-def _try(channels: list[Channel], resting: dict[int, int]) -> list[Channel]:
+def _try(channels: list[Channel], resting: dict[int, int], kind: str = "imagine") -> list[Channel]:
     return channels_to_try(
-        channels, resting, "mj_imagine", "FAST", "MID_JOURNEY", random.Random(1), NOW_MS
+        channels, resting, kind, "mj_imagine", "FAST", "MID_JOURNEY", random.Random(1), NOW_MS
     )
 
 
@@ -83,3 +84,35 @@ def test_channels_that_cannot_run_the_work_are_left_out() -> None:
         random.Random(1), 5,
     )  # fmt: skip
     assert [c.id for c in order] == [5]
+
+
+def test_a_channel_whose_flavour_lacks_the_endpoint_is_left_out() -> None:
+    open_source = dataclasses.replace(_channel(1, priority=9), flavour="open-source")
+    plus = _channel(2)
+    assert [c.id for c in _try([open_source, plus], {})] == [1, 2]
+    assert [c.id for c in _try([open_source, plus], {}, kind="shorten")] == [2]
+    with pytest.raises(BadRequest, match="shorten"):
+        _try([open_source], {}, kind="shorten")
+    trueai = dataclasses.replace(_channel(3), flavour="trueai")
+    assert [c.id for c in _try([trueai], {}, kind="upload")] == [3]
+    with pytest.raises(BadRequest, match="change"):
+        _try([trueai], {}, kind="change")
+
+
+@pytest.mark.parametrize(
+    ("custom_id", "change"),
+    [
+        ("MJ::JOB::upsample::1::5f0c", ("UPSCALE", 1)),
+        ("MJ::JOB::upsample::4::5f0c", ("UPSCALE", 4)),
+        ("MJ::JOB::variation::2::5f0c", ("VARIATION", 2)),
+        ("MJ::JOB::reroll::0::5f0c::SOLO", ("REROLL", None)),
+        ("MJ::JOB::upsample_v6_2x_subtle::1::5f0c::SOLO", None),
+        ("MJ::JOB::low_variation::1::5f0c::SOLO", None),
+        ("MJ::Outpaint::50::1::5f0c::SOLO", None),
+        ("MJ::JOB::upsample::0::5f0c", None),
+    ],
+)
+def test_the_buttons_an_open_source_upstream_takes_as_a_change(
+    custom_id: str, change: tuple[str, int | None] | None
+) -> None:
+    assert flavours.change_for_button(custom_id) == change

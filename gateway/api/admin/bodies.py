@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar.params import QueryParameter
@@ -104,6 +104,7 @@ class ChannelBody(Body):
     bot_types: Words | None = None
     max_in_flight: int | msgspec.UnsetType | None = msgspec.UNSET
     enabled: bool | None = None
+    flavour: Literal["plus", "open-source", "trueai"] | None = None
 
     def changes(self) -> ChannelChanges:
         return ChannelChanges(
@@ -119,4 +120,5 @@ class ChannelBody(Body):
             max_in_flight=self.max_in_flight if isinstance(self.max_in_flight, int) else None,
             clear_max_in_flight=self.max_in_flight is None,
             enabled=self.enabled,
+            flavour=self.flavour,
         )
