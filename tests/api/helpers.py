@@ -12,14 +12,16 @@ import io
 import json
 from typing import Any
 
+import asyncpg
 import httpx
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway import admin
 from gateway.simulator import RunningSimulator
 from gateway.simulator.tasks import Task as SimTask
 from tests.conftest import SIMULATOR_SECRET, Client, Gateway, StartGateway, StartSimulator
-from tests.support import TASK_KEYS
+from tests.support import BOX, TASK_KEYS
 
 Task = dict[str, Any]
 
@@ -289,3 +291,16 @@ async def ledger_sum(gateway: Gateway, user_id: int) -> int:
         "SELECT coalesce(sum(amount_units), 0) FROM ledger WHERE user_id = $1", user_id
     )
     return total
+
+
+async def roomy_channel_and_key(
+    pool: asyncpg.Pool, simulator_factory: StartSimulator, user: str
+) -> str:
+    """A simulator channel with room for every submit of a load test (no queue fills), and a
+    key of a new user whose balance never runs out: the key."""
+    simulator = await simulator_factory(accounts=8, core_size=50, queue_size=500)
+    await admin.add_channel(
+        pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
+    )
+    user_id = await admin.create_user(pool, user, 10**15)
+    return (await admin.issue_key(pool, user_id)).key

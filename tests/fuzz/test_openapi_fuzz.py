@@ -15,10 +15,9 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway import admin
-from tests.conftest import SIMULATOR_SECRET, StartSimulator
+from tests.api.helpers import roomy_channel_and_key
+from tests.conftest import StartSimulator
 from tests.processes import StartGatewayProcess, reconcile
-from tests.support import BOX
 
 SEED = 20261204
 EXAMPLES = 25
@@ -83,16 +82,7 @@ async def test_every_operation_answers_as_documented_under_fuzzing(
     tmp_path: Path,
 ) -> None:
     # Room for every submit the fuzzer makes: no queue fills, no balance runs out.
-    simulator = await simulator_factory(accounts=8, core_size=50, queue_size=500)
-    await admin.add_channel(
-        db_pool,
-        BOX,
-        "sim",
-        simulator.base_url,
-        admin.ChannelChanges(secret=SIMULATOR_SECRET),
-    )
-    user_id = await admin.create_user(db_pool, "fuzzer", 10**15)
-    key = (await admin.issue_key(db_pool, user_id)).key
+    key = await roomy_channel_and_key(db_pool, simulator_factory, "fuzzer")
     process = await gateway_process_factory(
         GATEWAY_ADMIN__TOKENS=json.dumps([ADMIN_TOKEN]), GATEWAY_LOG__LEVEL="INFO"
     )

@@ -14,11 +14,9 @@ import asyncpg
 import httpx
 import psutil
 
-from gateway import admin
-from tests.api.helpers import metric_value
-from tests.conftest import SIMULATOR_SECRET, StartSimulator
+from tests.api.helpers import metric_value, roomy_channel_and_key
+from tests.conftest import StartSimulator
 from tests.processes import StartGatewayProcess, reconcile
-from tests.support import BOX
 
 IMAGINE_UNITS = 100_000
 
@@ -51,12 +49,7 @@ async def test_a_killed_worker_comes_back_and_the_gateway_answers_all_along(
     database_url: str,
     tmp_path: Path,
 ) -> None:
-    simulator = await simulator_factory(accounts=8, core_size=50, queue_size=500)
-    await admin.add_channel(
-        db_pool, BOX, "sim", simulator.base_url, admin.ChannelChanges(secret=SIMULATOR_SECRET)
-    )
-    user_id = await admin.create_user(db_pool, "steady", 10**12)
-    key = (await admin.issue_key(db_pool, user_id)).key
+    key = await roomy_channel_and_key(db_pool, simulator_factory, "steady")
     process = await gateway_process_factory(workers=2)
     assert process.process is not None
     parent = process.process.pid
