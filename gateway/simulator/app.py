@@ -11,11 +11,14 @@ from pydantic import ValidationError
 from gateway.config import SimulatorFaults, SimulatorSettings
 from gateway.simulator.buttons import Output
 from gateway.simulator.engine import Engine
-from gateway.simulator.images import UPLOADS_FOLDER
+from gateway.simulator.images import UPLOADS_FOLDER, render_thumbnail
+from gateway.simulator.lifecycle import GRID_TILES, VIDEO_OUTPUTS
 from gateway.simulator.mj_routes import add_mj_routes
 from gateway.simulator.plumbing import ENGINE, guarded, json_response
 from gateway.simulator.protocol import spring_error_body
+from gateway.simulator.tasks import ImageRecipe, Task
 from gateway.simulator.validation import Body
+from gateway.simulator.videos import render_mp4
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _PREVIEW = re.compile(r"preview_(\d{1,3})")
@@ -60,7 +63,8 @@ async def stats(request: web.Request) -> web.StreamResponse:
 
 
 async def attachment(request: web.Request) -> web.StreamResponse:
-    """A task's picture (final or preview) or an uploaded image."""
+    """A task's picture (final or preview), one image or video of its batch and their WebP
+    thumbnails, or an uploaded image. Videos answer byte ranges, as a CDN does."""
     engine = request.app[ENGINE]
     engine.requests["attachments"] += 1
     folder, filename = request.match_info["folder"], request.match_info["filename"]
@@ -70,15 +74,62 @@ async def attachment(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound()
         return web.Response(body=upload.data, content_type=upload.mime_type)
     task = engine.store.get(folder)
-    name = filename.removesuffix(".png")
-    if task is None or task.output not in _PICTURES or name == filename:
+    stem, _, suffix = filename.rpartition(".")
+    if task is None or not stem:
         raise web.HTTPNotFound()
-    preview = _PREVIEW.fullmatch(name)
-    if name != task.image_name and preview is None:
+    images = engine.images
+    if suffix == "png" and task.output in _PICTURES:
+        preview = _PREVIEW.fullmatch(stem)
+        if stem == task.image_name or preview is not None:
+            pct = int(preview.group(1)) if preview is not None else None
+            png = await images.png(f"{task.id}/{stem}", task.recipe, pct)
+            return web.Response(body=png, content_type="image/png")
+    recipe = _part_recipe(task, stem)
+    if recipe is None:
         raise web.HTTPNotFound()
-    pct = int(preview.group(1)) if preview is not None else None
-    png = await engine.images.png(f"{task.id}/{name}", task.recipe, pct)
-    return web.Response(body=png, content_type="image/png")
+    key = f"{task.id}/{filename}"
+    if suffix == "webp":
+        webp = await images.rendered(key, lambda: render_thumbnail(recipe, images.size_px))
+        return web.Response(body=webp, content_type="image/webp")
+    if suffix == "png" and task.output is Output.GRID:
+        png = await images.png(key, recipe, None)
+        return web.Response(body=png, content_type="image/png")
+    if suffix == "mp4" and task.output in VIDEO_OUTPUTS:
+        mp4 = await images.rendered(key, lambda: render_mp4(recipe, images.size_px))
+        return _ranged(request, mp4, "video/mp4")
+    raise web.HTTPNotFound()
+
+
+def _part_recipe(task: Task, stem: str) -> ImageRecipe | None:
+    """The picture of ``<image name>_<n>``: the n-th tile of a grid or video of a batch."""
+    name, _, number = stem.rpartition("_")
+    if name != task.image_name or number not in ("1", "2", "3", "4"):
+        return None
+    if task.output is Output.VIDEO_SINGLE:
+        return task.recipe if number == "1" else None
+    count = GRID_TILES if task.output is Output.GRID else task.video_count
+    if int(number) > count:
+        return None
+    return ImageRecipe(task.recipe.seed, int(number), task.recipe.aspect)
+
+
+def _ranged(request: web.Request, data: bytes, content_type: str) -> web.Response:
+    """``data``, or the one byte range the request asks for (206), or 416."""
+    headers = {"Accept-Ranges": "bytes"}
+    try:
+        wanted = request.http_range
+    except ValueError:
+        wanted = slice(len(data), None)
+    if wanted.start is None and wanted.stop is None:
+        return web.Response(body=data, content_type=content_type, headers=headers)
+    start, stop, _ = wanted.indices(len(data))
+    if start >= stop:
+        headers["Content-Range"] = f"bytes */{len(data)}"
+        return web.Response(status=416, headers=headers)
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+    return web.Response(
+        status=206, body=data[start:stop], content_type=content_type, headers=headers
+    )
 
 
 def create_simulator_app(settings: SimulatorSettings) -> web.Application:

@@ -22,6 +22,8 @@ class Output(Enum):
     DESCRIBE = auto()
     SHORTEN = auto()
     SWAP = auto()
+    VIDEO = auto()  # a batch of videos, each with a U button (video_virtual_upscale)
+    VIDEO_SINGLE = auto()  # one video picked from a batch
 
 
 class Profile(Enum):
@@ -31,6 +33,7 @@ class Profile(Enum):
     QUICK = auto()
     TEXT = auto()
     SWAP = auto()
+    VIDEO = auto()
 
 
 class ModalRule(Enum):
@@ -80,7 +83,18 @@ def upscale_buttons(image_hash: str) -> list[Button]:
         Button(f"MJ::JOB::pan_up::1::{h}::SOLO", emoji="⬆️"),
         Button(f"MJ::JOB::pan_down::1::{h}::SOLO", emoji="⬇️"),
         Button(f"MJ::BOOKMARK::{h}", emoji="❤️"),
+        Button(f"MJ::JOB::animate_high::1::{h}::SOLO", "Animate (High motion)", "🎞️"),
+        Button(f"MJ::JOB::animate_low::1::{h}::SOLO", "Animate (Low motion)", "🎞️"),
     ]
+
+
+def video_buttons(image_hash: str, count: int) -> list[Button]:
+    """U1..U<count> (each picks one video of the batch) and reroll."""
+    ups = [
+        Button(f"MJ::JOB::video_virtual_upscale::{n}::{image_hash}", f"U{n}")
+        for n in range(1, count + 1)
+    ]
+    return [*ups, Button(f"MJ::JOB::reroll::0::{image_hash}::SOLO", emoji="🔄")]
 
 
 DESCRIBE_BUTTONS = (
@@ -91,7 +105,9 @@ DESCRIBE_BUTTONS = (
 SHORTEN_BUTTONS = tuple(Button(f"MJ::Job::PromptAnalyzer::{n}", str(n)) for n in range(1, 6))
 
 
-def buttons_for(output: Output, image_hash: str) -> list[Button]:
+def buttons_for(output: Output, image_hash: str, video_count: int = 0) -> list[Button]:
+    if output is Output.VIDEO:
+        return video_buttons(image_hash, video_count)
     if output is Output.GRID:
         return grid_buttons(image_hash)
     if output is Output.SINGLE:
@@ -119,6 +135,8 @@ class FollowUpKind(Enum):
     PIC_RETRY = auto()
     PROMPT_ANALYZER = auto()
     BOOKMARK = auto()
+    ANIMATE = auto()
+    VIDEO_UPSCALE = auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +167,10 @@ _EFFECTS: dict[FollowUpKind, Effect] = {
     FollowUpKind.PIC_READER_ALL: Effect(TaskAction.IMAGINE, *_GRID, ModalRule.ALWAYS),
     FollowUpKind.PIC_RETRY: Effect(
         TaskAction.DESCRIBE, Output.DESCRIBE, Profile.TEXT, ModalRule.NEVER
+    ),
+    FollowUpKind.ANIMATE: Effect(TaskAction.VIDEO, Output.VIDEO, Profile.VIDEO, ModalRule.NEVER),
+    FollowUpKind.VIDEO_UPSCALE: Effect(
+        TaskAction.UPSCALE, Output.VIDEO_SINGLE, Profile.QUICK, ModalRule.NEVER
     ),
     FollowUpKind.PROMPT_ANALYZER: Effect(TaskAction.IMAGINE, *_GRID, ModalRule.ALWAYS),
 }
@@ -192,6 +214,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], FollowUpKind], ...] = tuple(
         (r"MJ::Picread::Retry", FollowUpKind.PIC_RETRY),
         (r"MJ::Job::PromptAnalyzer::([1-5])", FollowUpKind.PROMPT_ANALYZER),
         (r"MJ::BOOKMARK::HASH", FollowUpKind.BOOKMARK),
+        (r"MJ::JOB::animate_(?:high|low)::1::HASH::SOLO", FollowUpKind.ANIMATE),
+        (r"MJ::JOB::video_virtual_upscale::([1-4])::HASH", FollowUpKind.VIDEO_UPSCALE),
     )
 )
 

@@ -30,7 +30,7 @@ from gateway.simulator.buttons import (
 from gateway.simulator.callbacks import Notifier
 from gateway.simulator.faults import Markers, draw_lifecycle_fault, forces_lifecycle_fault
 from gateway.simulator.images import ImageStore, Urls
-from gateway.simulator.lifecycle import Lifecycle, digits, now_ms
+from gateway.simulator.lifecycle import VIDEO_OUTPUTS, Lifecycle, digits, now_ms
 from gateway.simulator.prompts import suggestion_at
 from gateway.simulator.protocol import (
     BotType,
@@ -64,7 +64,8 @@ class Origin:
 
 @dataclass(frozen=True, slots=True)
 class NewTask:
-    """A task that starts from nothing (imagine, blend, describe, shorten, swap face)."""
+    """A task that starts from nothing (imagine, blend, describe, shorten, swap face, video,
+    edit, retexture); ``video_count``: the videos of a batch."""
 
     action: TaskAction
     output: Output
@@ -74,6 +75,7 @@ class NewTask:
     description: Callable[[str], str]
     aspect: float = 1.0
     input_image_url: str | None = None
+    video_count: int = 0
 
 
 class Engine:
@@ -110,6 +112,31 @@ class Engine:
         account = self.pool.least_loaded(candidates)
         if account is None:
             return _queue_full(candidates[0])
+        return self._start_new(spec, origin, account)
+
+    def submit_extend(
+        self, parent_id: str, index: int, spec: NewTask, origin: Origin
+    ) -> SubmitAnswer:
+        """Extend video ``index`` (0-based) of the SUCCESS video task ``parent_id``, on its
+        account."""
+        parent = self.store.get(parent_id)
+        if parent is None:
+            return fail(ReturnCode.NOT_FOUND, protocol.PARENT_MISSING)
+        if parent.status is not TaskStatus.SUCCESS or parent.output not in VIDEO_OUTPUTS:
+            return fail(ReturnCode.VALIDATION_ERROR, protocol.PARENT_STATUS)
+        if not 0 <= index < parent.video_count:
+            return fail(ReturnCode.VALIDATION_ERROR, protocol.INDEX_INVALID)
+        account = self.pool.get(parent.account_id)
+        if account is None:
+            return fail(ReturnCode.NOT_FOUND, protocol.NO_ACCOUNT)
+        if not account.has_room:
+            return _queue_full(account)
+        inherited = dataclasses.replace(origin, mode=origin.mode or parent.mode)
+        return self._start_new(spec, inherited, account, parent)
+
+    def _start_new(
+        self, spec: NewTask, origin: Origin, account: Account, parent: Task | None = None
+    ) -> SubmitAnswer:
         image_hash = self._new_hash()
         tile = 1 if spec.output is Output.SWAP else 0
         task = self._new_task(
@@ -124,6 +151,8 @@ class Engine:
         task.prompt, task.prompt_en = spec.prompt, spec.prompt_en
         task.description = spec.description(task.id)
         task.input_image_url = spec.input_image_url
+        task.video_count = spec.video_count
+        task.parent_id = parent.id if parent is not None else None
         return self.lifecycle.enqueue(account, task)
 
     def submit_action(self, parent_id: str, custom_id: str, origin: Origin) -> SubmitAnswer:
@@ -251,17 +280,21 @@ class Engine:
     ) -> Task:
         action = follow_up.action_after(parent.action) or parent.action
         image_hash = self._new_hash()
-        if follow_up.kind is FollowUpKind.UPSCALE:
+        output, profile = effect.output, effect.profile
+        if follow_up.kind is FollowUpKind.REROLL and parent.output is Output.VIDEO:
+            output, profile = Output.VIDEO, Profile.VIDEO
+        if follow_up.kind in (FollowUpKind.UPSCALE, FollowUpKind.VIDEO_UPSCALE):
             recipe = ImageRecipe(parent.image_hash, follow_up.index, parent.recipe.aspect)
-        elif effect.output is Output.SINGLE:
+        elif output is Output.SINGLE:
             recipe = parent.recipe
         else:
             recipe = ImageRecipe(image_hash, 0, parent.recipe.aspect)
         inherited = dataclasses.replace(
             origin, mode=origin.mode or parent.mode, instance_id=None, bot_type=parent.bot_type
         )
-        task = self._new_task(
-            inherited, account, action, effect.output, effect.profile, image_hash, recipe
+        task = self._new_task(inherited, account, action, output, profile, image_hash, recipe)
+        task.video_count = {Output.VIDEO: parent.video_count or 4, Output.VIDEO_SINGLE: 1}.get(
+            output, 0
         )
         task.parent_id = parent.id
         task.follow_up = follow_up

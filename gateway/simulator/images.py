@@ -1,5 +1,5 @@
-"""Pictures: PNGs drawn with Pillow from a task's ``ImageRecipe``, and uploaded images kept for
-serving.
+"""Pictures: PNGs and WebP thumbnails drawn with Pillow from a task's ``ImageRecipe``, short
+MP4s made from them (``gateway.simulator.videos``), and uploaded images kept for serving.
 
 Drawing is deterministic (seeded by the recipe), happens lazily on the first download in a worker
 thread, and is cached by URL path, so neither submit nor fetch ever pays for it. Previews are the
@@ -12,6 +12,7 @@ import asyncio
 import io
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
@@ -20,6 +21,7 @@ from gateway.simulator.validation import DataUrl
 
 MAX_RENDERED = 256
 MAX_UPLOADS = 512
+THUMBNAIL_PX = 128
 
 
 def _canvas_size(size_px: int, aspect: float) -> tuple[int, int]:
@@ -67,14 +69,28 @@ def render_png(recipe: ImageRecipe, size_px: int, preview_pct: int | None = None
     return buffer.getvalue()
 
 
+def render_thumbnail(recipe: ImageRecipe, size_px: int) -> bytes:
+    """A small WebP of the picture, at most ``THUMBNAIL_PX`` on its longer side."""
+    image = draw(recipe, size_px)
+    image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+    buffer = io.BytesIO()
+    image.save(buffer, format="WEBP", quality=80)
+    return buffer.getvalue()
+
+
 class Urls:
-    """Absolute URLs of served pictures; ``base`` is set once the server knows its port."""
+    """Absolute URLs of served pictures and videos; ``base`` is set once the server knows its
+    port. A task's picture is ``<name>.png``; the n-th single image or video of its batch is
+    ``<name>_<n>.png`` or ``<name>_<n>.mp4``, with its thumbnail ``<name>_<n>.webp``."""
 
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/")
 
     def image(self, task_id: str, name: str) -> str:
         return f"{self.base}/attachments/{task_id}/{name}.png"
+
+    def part(self, task_id: str, name: str, number: int, suffix: str) -> str:
+        return f"{self.base}/attachments/{task_id}/{name}_{number}.{suffix}"
 
     def upload(self, name: str) -> str:
         return f"{self.base}/attachments/{UPLOADS_FOLDER}/{name}"
@@ -84,7 +100,7 @@ UPLOADS_FOLDER = "uploads"
 
 
 class ImageStore:
-    """Rendered PNGs (LRU by key) and uploaded images (newest ``MAX_UPLOADS`` kept)."""
+    """Rendered files (LRU by key) and uploaded images (newest ``MAX_UPLOADS`` kept)."""
 
     def __init__(self, size_px: int) -> None:
         self._size_px = size_px
@@ -92,8 +108,17 @@ class ImageStore:
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._uploads: OrderedDict[str, DataUrl] = OrderedDict()
 
+    @property
+    def size_px(self) -> int:
+        return self._size_px
+
     async def png(self, key: str, recipe: ImageRecipe, preview_pct: int | None) -> bytes:
         """The PNG for ``key``, drawn at most once however many downloads ask at the same time."""
+        return await self.rendered(key, lambda: render_png(recipe, self._size_px, preview_pct))
+
+    async def rendered(self, key: str, make: Callable[[], bytes]) -> bytes:
+        """The bytes ``make`` produces for ``key``, made once in a worker thread however many
+        downloads ask at the same time, then cached."""
         cached = self._rendered.get(key)
         if cached is not None:
             self._rendered.move_to_end(key)
@@ -104,7 +129,7 @@ class ImageStore:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            data = await asyncio.to_thread(render_png, recipe, self._size_px, preview_pct)
+            data = await asyncio.to_thread(make)
         except asyncio.CancelledError:
             future.cancel()
             raise

@@ -28,7 +28,9 @@ _FAIL_REASONS = {
     LifecycleFault.FAIL_INVALID: protocol.FAIL_INVALID,
 }
 _PICTURE_OUTPUTS = frozenset({Output.GRID, Output.SINGLE, Output.SWAP})
-_HASHED_OUTPUTS = frozenset({Output.GRID, Output.SINGLE, Output.DESCRIBE})
+VIDEO_OUTPUTS = frozenset({Output.VIDEO, Output.VIDEO_SINGLE})
+_HASHED_OUTPUTS = frozenset({Output.GRID, Output.SINGLE, Output.DESCRIBE, *VIDEO_OUTPUTS})
+GRID_TILES = 4
 
 
 def now_ms() -> int:
@@ -50,6 +52,7 @@ class Lifecycle:
         urls: Urls,
     ) -> None:
         self._speed = settings.speed_factor
+        self._split_grids = settings.flavour == "trueai"  # imageUrls: only trueai gives them
         self._timeout_s = settings.task_timeout_s
         self._rng = rng
         self._store = store
@@ -152,12 +155,17 @@ class Lifecycle:
         task.status = TaskStatus.SUCCESS
         task.progress = "100%"
         task.finish_time = now_ms()
-        task.buttons = buttons_for(task.output, task.image_hash)
+        task.buttons = buttons_for(task.output, task.image_hash, task.video_count)
         if task.output in _HASHED_OUTPUTS:
             task.properties["messageHash"] = task.image_hash
+        name = task.image_name = f"{slug(task.prompt_en)}_{task.image_hash}"
         if task.output in _PICTURE_OUTPUTS:
-            task.image_name = f"{slug(task.prompt_en)}_{task.image_hash}"
-            task.image_url = self._urls.image(task.id, task.image_name)
+            task.image_url = self._urls.image(task.id, name)
+            if task.output is Output.GRID and self._split_grids:
+                task.image_urls = self._parts(task, GRID_TILES, "png")
+        elif task.output in VIDEO_OUTPUTS:
+            task.video_urls = self._parts(task, task.video_count, "mp4")
+            task.image_url = task.video_url = task.video_urls[0]["url"]
         elif task.output is Output.DESCRIBE:
             task.result_text = numbered(describe_suggestions(self._rng))
             task.prompt = task.prompt_en = task.result_text
@@ -169,6 +177,17 @@ class Lifecycle:
             task.properties["finalPrompt"] = task.result_text
         self._end(task)
         self.notify(task)
+
+    def _parts(self, task: Task, count: int, suffix: str) -> list[dict[str, str]]:
+        """``[{url, thumbnail}]`` of the n-th single image or video of a task, n = 1..count."""
+        name = task.image_name or ""
+        return [
+            {
+                "url": self._urls.part(task.id, name, number, suffix),
+                "thumbnail": self._urls.part(task.id, name, number, "webp"),
+            }
+            for number in range(1, count + 1)
+        ]
 
     def _time_out(self, task: Task) -> None:
         task.timeout_timer = None

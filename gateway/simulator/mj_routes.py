@@ -131,16 +131,23 @@ NOT_IN_OPEN_SOURCE = frozenset(
         "insight-face/swap",
         "task/image-seed",
         "task/cancel",
+        "submit/video",
+        "submit/edits",
+        "submit/edit",
+        "submit/retexture",
     }
 )
+NOT_IN_PLUS = frozenset({"submit/edits", "submit/edit", "submit/retexture"})
 NOT_IN_TRUEAI = frozenset({"submit/change", "submit/simple-change"})
 
 
 def add_mj_routes(app: web.Application, flavour: str) -> None:
     """The routes ``flavour`` offers, under every prefix it serves."""
-    missing: frozenset[str] = {"open-source": NOT_IN_OPEN_SOURCE, "trueai": NOT_IN_TRUEAI}.get(
-        flavour, frozenset()
-    )
+    missing = {
+        "open-source": NOT_IN_OPEN_SOURCE,
+        "plus": NOT_IN_PLUS,
+        "trueai": NOT_IN_TRUEAI,
+    }[flavour]
     prefixes = {"/mj": None} if flavour == "open-source" else PREFIXES
 
     def offers(name: str) -> bool:

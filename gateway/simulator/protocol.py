@@ -53,6 +53,9 @@ class TaskAction(StrEnum):
     ZOOM = "ZOOM"
     PAN = "PAN"
     SWAP_FACE = "SWAP_FACE"
+    VIDEO = "VIDEO"
+    EDIT = "EDIT"
+    RETEXTURE = "RETEXTURE"
 
 
 class Mode(StrEnum):
@@ -105,6 +108,13 @@ MASK_EMPTY = "maskBase64不能为空"
 PARENT_MISSING = "关联任务不存在或已失效"
 PARENT_STATUS = "关联任务状态错误"
 PARENT_NOT_CHANGEABLE = "关联任务不允许执行变化"
+IMAGE_OR_PROMPT_EMPTY = "image或prompt不能为空"
+IMAGE_EMPTY = "image不能为空"
+IMAGE_INVALID = "image参数错误"
+MOTION_INVALID = "motion参数错误"
+VIDEO_TYPE_INVALID = "videoType参数错误"
+BATCH_SIZE_INVALID = "batchSize参数错误"
+VIDEO_ACTION_INVALID = "action参数错误，仅支持 extend"
 FACE_EMPTY = "人脸图片不能为空"
 TARGET_EMPTY = "目标图片不能为空"
 FACE_SAME = "人脸图片和目标图片不能相同"

@@ -6,6 +6,7 @@ One function per endpoint, ``(engine, body, origin) -> SubmitAnswer``; a failed 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from gateway.simulator import protocol
@@ -178,6 +179,90 @@ def modal(engine: Engine, body: Body, origin: Origin) -> SubmitAnswer:
     return engine.submit_modal(task_id.strip(), prompt, prompt_en, bool(mask), markers)
 
 
+_MOTIONS = frozenset({"low", "high"})
+_VIDEO_TYPES = frozenset({"vid_1.1_i2v_480", "vid_1.1_i2v_720"})
+_BATCH_SIZES = frozenset({1, 2, 4})
+
+
+def _image_url(engine: Engine, value: str) -> str:
+    """An image given as a URL (kept) or a data URL (uploaded, its URL)."""
+    if value.startswith("data:"):
+        return engine.add_upload(decode_data_url(value))
+    if not value.startswith(("http://", "https://")):
+        raise Invalid(protocol.IMAGE_INVALID)
+    return value
+
+
+def video(engine: Engine, body: Body, origin: Origin) -> SubmitAnswer:
+    """A new video from an image (its first frame), or ``action: extend`` of a SUCCESS video."""
+    prompt = _required_prompt(body)
+    motion = body.text("motion") or "low"
+    if motion not in _MOTIONS:
+        raise Invalid(protocol.MOTION_INVALID)
+    if (body.text("videoType") or "vid_1.1_i2v_480") not in _VIDEO_TYPES:
+        raise Invalid(protocol.VIDEO_TYPE_INVALID)
+    batch_size = body.integer("batchSize") or 4
+    if batch_size not in _BATCH_SIZES:
+        raise Invalid(protocol.BATCH_SIZE_INVALID)
+    prompt_en, _ = strip_markers(prompt)
+    banned = _banned(prompt_en)
+    if banned is not None:
+        return banned
+    image = (body.text("image") or "").strip()
+    end_image = (body.text("endImage") or "").strip()
+    spec = NewTask(
+        TaskAction.VIDEO,
+        Output.VIDEO,
+        Profile.VIDEO,
+        prompt,
+        prompt_en,
+        lambda _task_id: f"/video {prompt}",
+        video_count=batch_size,
+    )
+    extend = body.text("action")
+    if extend:
+        if extend != "extend":
+            raise Invalid(protocol.VIDEO_ACTION_INVALID)
+        parent_id = (body.text("taskId") or "").strip()
+        if not parent_id:
+            raise Invalid(protocol.TASK_ID_EMPTY)
+        index = body.integer("index")
+        return engine.submit_extend(parent_id, 0 if index is None else index, spec, origin)
+    if not image:
+        raise Invalid(protocol.IMAGE_EMPTY)
+    spec = dataclasses.replace(spec, input_image_url=_image_url(engine, image))
+    if end_image:
+        _image_url(engine, end_image)
+    return engine.submit(spec, origin)
+
+
+def _edit(action: TaskAction, command: str) -> SubmitHandler:
+    """``/submit/edits`` and ``/submit/retexture``: a prompt and an image, both required; a grid."""
+
+    def handler(engine: Engine, body: Body, origin: Origin) -> SubmitAnswer:
+        prompt = (body.text("prompt") or "").strip()
+        image = (body.text("image") or "").strip()
+        if not prompt or not image:
+            raise Invalid(protocol.IMAGE_OR_PROMPT_EMPTY)
+        prompt_en, _ = strip_markers(prompt)
+        banned = _banned(prompt_en)
+        if banned is not None:
+            return banned
+        spec = NewTask(
+            action,
+            Output.GRID,
+            Profile.FULL,
+            prompt,
+            prompt_en,
+            lambda _task_id: f"/{command} {prompt}",
+            aspect_ratio(prompt_en),
+            _image_url(engine, image),
+        )
+        return engine.submit(spec, origin)
+
+    return handler
+
+
 def upload_discord_images(engine: Engine, body: Body, origin: Origin) -> SubmitAnswer:
     sources = body.texts("base64Array") or []
     if not sources:
@@ -196,5 +281,9 @@ SUBMIT_HANDLERS: dict[str, SubmitHandler] = {
     "submit/simple-change": simple_change,
     "submit/upload-discord-images": upload_discord_images,
     "insight-face/swap": swap_face,
+    "submit/video": video,
+    "submit/edits": _edit(TaskAction.EDIT, "edit"),
+    "submit/edit": _edit(TaskAction.EDIT, "edit"),
+    "submit/retexture": _edit(TaskAction.RETEXTURE, "retexture"),
 }
 """Route name (the path after ``/mj/``) -> handler."""

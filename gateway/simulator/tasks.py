@@ -60,13 +60,27 @@ class Task:
     input_image_url: str | None = None
     result_text: str | None = None
     image_name: str | None = None
+    video_count: int = 0
+    image_urls: list[dict[str, str]] | None = None
+    video_url: str | None = None
+    video_urls: list[dict[str, str]] | None = None
     steps: list[Step] = field(default_factory=list)
     step_index: int = 0
     timer: asyncio.TimerHandle | None = None
     timeout_timer: asyncio.TimerHandle | None = None
 
     def to_json(self) -> dict[str, object]:
-        """The task object of fetch / list / callbacks: every key present, nulls kept."""
+        """The task object of fetch / list / callbacks: every key present, nulls kept; the
+        newer media keys only where the task has them, as trueai sends them."""
+        media = {
+            key: value
+            for key, value in (
+                ("imageUrls", self.image_urls),
+                ("videoUrl", self.video_url),
+                ("videoUrls", self.video_urls),
+            )
+            if value is not None
+        }
         return {
             "id": self.id,
             "action": self.action.value,
@@ -83,6 +97,7 @@ class Task:
             "failReason": self.fail_reason,
             "buttons": [button.to_json() for button in self.buttons],
             "properties": self.properties,
+            **media,
         }
 
     def cancel_timers(self) -> None:

@@ -46,6 +46,8 @@ def _base_steps(profile: Profile, rng: random.Random) -> list[Step]:
         return [Step(total * 0.25, 0), Step(total * 0.75, None)]
     if profile is Profile.TEXT:
         return [Step(rng.uniform(1, 3), 0), Step(rng.uniform(7, 9), None)]
+    if profile is Profile.VIDEO:  # about a minute, no progress steps before the end
+        return [Step(rng.uniform(1, 3), 0), Step(rng.uniform(50, 70), None)]
     return [Step(rng.uniform(1, 3), 0), Step(rng.uniform(3, 8), None)]
 
 

@@ -231,6 +231,8 @@ UPSCALE_LABELS = {
     "MJ::Outpaint::50::1::{h}::SOLO": "Zoom Out 2x",
     "MJ::Outpaint::75::1::{h}::SOLO": "Zoom Out 1.5x",
     "MJ::CustomZoom::{h}": "Custom Zoom",
+    "MJ::JOB::animate_high::1::{h}::SOLO": "Animate (High motion)",
+    "MJ::JOB::animate_low::1::{h}::SOLO": "Animate (Low motion)",
 }
 PAN_DIRECTIONS = ("left", "right", "up", "down")
 

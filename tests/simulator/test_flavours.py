@@ -20,15 +20,22 @@ ROUTES = {
     "insight-face/swap": {"sourceBase64": PNG, "targetBase64": PNG},
     "submit/change": {"taskId": "1", "action": "UPSCALE", "index": 1},
     "submit/simple-change": {"content": "1 U1"},
+    "submit/video": {"prompt": "waves", "image": PNG},
+    "submit/edits": {"prompt": "gold", "image": PNG},
+    "submit/edit": {"prompt": "gold", "image": PNG},
+    "submit/retexture": {"prompt": "gold", "image": PNG},
 }
+EDITS = {"submit/edits", "submit/edit", "submit/retexture"}
 LACKS = {
-    "plus": set(),
+    "plus": EDITS,
     "open-source": {
         "submit/action",
         "submit/modal",
         "submit/shorten",
         "submit/upload-discord-images",
         "insight-face/swap",
+        "submit/video",
+        *EDITS,
     },
     "trueai": {"submit/change", "submit/simple-change"},
 }
