@@ -119,6 +119,8 @@ class Task:
     fail_reason: str | None
     buttons: list[dict[str, Any]] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
+    prompt_urls: int = 0  # image URLs the upstream puts in front of the prompts it shows
+    upstream_media: dict[str, Any] = field(default_factory=dict)  # see UpstreamTaskUpdate.media
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +140,6 @@ class UpstreamTaskUpdate:
     fail_reason: str | None
     buttons: list[dict[str, Any]]
     properties: dict[str, Any]
+    media: dict[str, Any] = field(default_factory=dict)
+    """``images``: the single images of a grid, ``videos``: the videos, each a list of
+    ``{url, thumbnail}`` (the upstream's URLs); absent when the upstream gives none."""

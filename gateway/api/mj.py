@@ -18,7 +18,7 @@ from gateway import metrics
 from gateway.api import submit_orders
 from gateway.api.dependencies import AnyRequest, Caller, Svc, provide_principal, task_id_of
 from gateway.api.errors import error_body
-from gateway.api.image import image
+from gateway.api.image import image, image_part
 from gateway.api.openapi import (
     DOC_KEY,
     READ_ERRORS,
@@ -34,6 +34,7 @@ from gateway.api.schemas import (
     BlendBody,
     ChangeBody,
     DescribeBody,
+    EditBody,
     ImagineBody,
     ListByConditionBody,
     ModalBody,
@@ -42,6 +43,7 @@ from gateway.api.schemas import (
     SimpleChangeBody,
     SwapFaceBody,
     UploadBody,
+    VideoBody,
 )
 from gateway.api.validation import decode_json, validate
 from gateway.container import Services
@@ -176,6 +178,28 @@ async def swap_face(request: AnyRequest, services: Svc, principal: Caller) -> Re
     )
 
 
+@post("/submit/video", status_code=200, opt=_submit_doc(VideoBody))
+async def submit_video(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
+    body = await _parse(VideoBody, request, services)
+    return await _submit(
+        request, services, principal, submit_orders.video(body, _path_mode(request))
+    )
+
+
+@post(["/submit/edits", "/submit/edit"], status_code=200, opt=_submit_doc(EditBody))
+async def submit_edits(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
+    body = await _parse(EditBody, request, services)
+    order = submit_orders.edit("edits", "edit", body, _path_mode(request))
+    return await _submit(request, services, principal, order)
+
+
+@post("/submit/retexture", status_code=200, opt=_submit_doc(EditBody))
+async def submit_retexture(request: AnyRequest, services: Svc, principal: Caller) -> Response[Any]:
+    body = await _parse(EditBody, request, services)
+    order = submit_orders.edit("retexture", "retexture", body, _path_mode(request))
+    return await _submit(request, services, principal, order)
+
+
 @post(
     "/submit/upload-discord-images",
     status_code=200,
@@ -243,6 +267,9 @@ _AUTHENTICATED = [
     submit_change,
     submit_simple_change,
     swap_face,
+    submit_video,
+    submit_edits,
+    submit_retexture,
     upload_images,
     fetch_task,
     cancel_task,
@@ -266,6 +293,7 @@ def mj_routers() -> list[Router]:
                     dependencies={"principal": Provide(provide_principal)},
                 ),
                 image,
+                image_part,
             ],
             opt={"path_mode": mode},
         )

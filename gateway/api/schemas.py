@@ -156,6 +156,35 @@ class SwapFaceBody(_SubmitBody, kw_only=True):
     targetBase64: str
 
 
+class VideoBody(_SubmitBody, kw_only=True):
+    """POST /submit/video: a new video from ``image`` (its first frame, a URL or base64), or
+    ``action: "extend"`` of video ``index`` (0-3) of the SUCCESS video task ``taskId``. Empty
+    strings are taken as left out, as web clients send them."""
+
+    prompt: Prompt
+    motion: str | None = None
+    image: str | None = None
+    endImage: str | None = None
+    loop: bool = False
+    action: str | None = None
+    taskId: TaskId | None = None
+    index: int | None = None
+    videoType: str | None = None
+    batchSize: int | None = None
+    botType: BotType = "MID_JOURNEY"
+    accountFilter: AccountFilter | None = None
+
+
+class EditBody(_SubmitBody, kw_only=True):
+    """POST /submit/edits (also /submit/edit) and /submit/retexture: a prompt and an image
+    (a URL or base64)."""
+
+    prompt: Prompt
+    image: Annotated[str, msgspec.Meta(min_length=1)]
+    botType: BotType = "MID_JOURNEY"
+    accountFilter: AccountFilter | None = None
+
+
 class ListByConditionBody(_Body, kw_only=True):
     """POST /task/list-by-condition: at most 500 ids; unknown ones are simply not found."""
 
@@ -173,6 +202,8 @@ RequestBody = (
     | SimpleChangeBody
     | UploadBody
     | SwapFaceBody
+    | VideoBody
+    | EditBody
     | ListByConditionBody
 )
 """Every request body of the ``/mj`` API; ``validate`` accepts any of them."""

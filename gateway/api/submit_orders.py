@@ -18,21 +18,26 @@ from gateway.api.schemas import (
     BlendBody,
     ChangeBody,
     DescribeBody,
+    EditBody,
     ImagineBody,
     ModalBody,
     ShortenBody,
     SimpleChangeBody,
     SwapFaceBody,
     UploadBody,
+    VideoBody,
 )
 from gateway.api.validation import mode_from, parse_simple_change, without_mode_flags
 from gateway.billing.prices import (
+    BASIS_POINTS,
     CHANGE_PRICE_ACTIONS,
     SUBMIT_PRICE_ACTIONS,
+    VIDEO_EXTEND_PRICE_ACTION,
     price_action_for_custom_id,
 )
 from gateway.errors import BadRequest
-from gateway.tasks.orders import SubmitOrder
+from gateway.routing.flavours import change_for_button
+from gateway.tasks.orders import TASK_ID_MARK, SubmitOrder
 
 _SHOWN_ACTIONS = {
     "mj_upscale": "UPSCALE",
@@ -47,7 +52,11 @@ _SHOWN_ACTIONS = {
     "mj_pan": "PAN",
     "mj_imagine": "IMAGINE",
     "mj_describe": "DESCRIBE",
+    "mj_video": "VIDEO",
+    "mj_video_upscale": "UPSCALE",
 }
+_CHANGE_LETTERS = {"UPSCALE": "U", "VARIATION": "V", "REROLL": "R"}
+_MIME_SUFFIXES = {"jpeg": "jpg"}
 
 
 def _account_filter(account_filter: AccountFilter | None, mode: str) -> dict[str, Any]:
@@ -56,7 +65,12 @@ def _account_filter(account_filter: AccountFilter | None, mode: str) -> dict[str
     return forwarded
 
 
-GenerationBody = ImagineBody | BlendBody | DescribeBody | ShortenBody
+def _change_description(parent_id: str, change: str, index: int | None) -> str:
+    """``/up <task id> U1`` (V1..V4, R): how the proxies describe a U/V/reroll."""
+    return f"/up {parent_id} {_CHANGE_LETTERS[change]}{index if change != 'REROLL' else ''}"
+
+
+GenerationBody = ImagineBody | BlendBody | DescribeBody | ShortenBody | VideoBody | EditBody
 
 
 def _generation(
@@ -64,11 +78,17 @@ def _generation(
     body: GenerationBody,
     fields: dict[str, Any],
     path_mode: str | None,
+    description: str,
     prompt: str | None = None,
+    **order: Any,
 ) -> SubmitOrder:
-    """A submit that starts new work (no parent), in the mode the request asks for."""
+    """A submit that starts new work, in the mode the request asks for."""
     modes = body.accountFilter.modes if body.accountFilter else None
     mode = mode_from(path_mode, modes, prompt)
+    defaults: dict[str, Any] = {
+        "price_action": SUBMIT_PRICE_ACTIONS[kind],
+        "action": {"edits": "EDIT"}.get(kind, kind.upper()),
+    }
     return SubmitOrder(
         kind=kind,
         upstream_path=f"/mj/submit/{kind}",
@@ -77,34 +97,82 @@ def _generation(
             "botType": body.botType,
             "accountFilter": _account_filter(body.accountFilter, mode),
         },
-        price_action=SUBMIT_PRICE_ACTIONS[kind],
-        action=kind.upper(),
         mode=mode,
         bot_type=body.botType,
         prompt=prompt,
         state=body.state,
         notify_hook=body.notifyHook or None,
+        description=description,
         account_named=body.accountFilter is not None and body.accountFilter.names_an_account,
+        **(defaults | order),
     )
 
 
 def imagine(body: ImagineBody, path_mode: str | None) -> SubmitOrder:
+    """The upstream puts the URL of each uploaded image in front of the prompt it shows."""
     fields = {"prompt": without_mode_flags(body.prompt), "base64Array": body.base64Array}
-    return _generation("imagine", body, fields, path_mode, body.prompt)
+    description = f"/imagine {body.prompt}"
+    return _generation(
+        "imagine",
+        body,
+        fields,
+        path_mode,
+        description,
+        body.prompt,
+        prompt_urls=len(body.base64Array),
+    )
 
 
 def blend(body: BlendBody, path_mode: str | None) -> SubmitOrder:
     fields = {"base64Array": body.base64Array, "dimensions": body.dimensions}
-    return _generation("blend", body, fields, path_mode)
+    description = f"/blend {TASK_ID_MARK} {len(body.base64Array)}"
+    return _generation("blend", body, fields, path_mode, description)
 
 
 def describe(body: DescribeBody, path_mode: str | None) -> SubmitOrder:
-    return _generation("describe", body, {"base64": body.base64}, path_mode)
+    subtype = body.base64[len("data:image/") : body.base64.index(";")]
+    description = f"/describe {TASK_ID_MARK}.{_MIME_SUFFIXES.get(subtype, subtype)}"
+    return _generation("describe", body, {"base64": body.base64}, path_mode, description)
 
 
 def shorten(body: ShortenBody, path_mode: str | None) -> SubmitOrder:
     fields = {"prompt": without_mode_flags(body.prompt)}
-    return _generation("shorten", body, fields, path_mode, body.prompt)
+    return _generation("shorten", body, fields, path_mode, f"/shorten {body.prompt}", body.prompt)
+
+
+def video(body: VideoBody, path_mode: str | None) -> SubmitOrder:
+    """A new video, or an extend of one (a follow-up of its task); priced per video of the
+    batch, a batch of four being the action's price."""
+    fields: dict[str, Any] = {
+        "prompt": without_mode_flags(body.prompt),
+        "motion": body.motion,
+        "videoType": body.videoType,
+        "batchSize": body.batchSize,
+        "loop": body.loop,
+    }
+    extend = body.action == "extend" and body.taskId is not None
+    if body.taskId is not None and extend:
+        fields.update(action="extend", index=body.index)
+    else:
+        fields.update(image=body.image, endImage=body.endImage)
+    return _generation(
+        "video",
+        body,
+        {k: v for k, v in fields.items() if v is not None},
+        path_mode,
+        f"/video {body.prompt}",
+        body.prompt,
+        price_action=VIDEO_EXTEND_PRICE_ACTION if extend else SUBMIT_PRICE_ACTIONS["video"],
+        action="VIDEO",
+        parent_id=task_id_of(body.taskId) if body.taskId is not None and extend else None,
+        quantity_bp=(body.batchSize or 4) * BASIS_POINTS // 4,
+    )
+
+
+def edit(kind: str, command: str, body: EditBody, path_mode: str | None) -> SubmitOrder:
+    """``/submit/edits`` (kind ``edits``, command ``edit``) or ``/submit/retexture``."""
+    fields = {"prompt": without_mode_flags(body.prompt), "image": body.image}
+    return _generation(kind, body, fields, path_mode, f"/{command} {body.prompt}", body.prompt)
 
 
 def action(body: ActionBody) -> SubmitOrder:
@@ -114,6 +182,11 @@ def action(body: ActionBody) -> SubmitOrder:
     upstream_body: dict[str, Any] = {"customId": body.customId}
     if body.chooseSameChannel is not None:
         upstream_body["chooseSameChannel"] = body.chooseSameChannel
+    change = change_for_button(body.customId)
+    if change is not None:
+        description = _change_description(body.taskId, *change)
+    else:
+        description = f"/action {body.taskId} {body.customId}"
     return SubmitOrder(
         kind="action",
         upstream_path="/mj/submit/action",
@@ -125,6 +198,7 @@ def action(body: ActionBody) -> SubmitOrder:
         notify_hook=body.notifyHook or None,
         parent_id=task_id_of(body.taskId),
         custom_id=body.customId,
+        description=description,
     )
 
 
@@ -164,6 +238,7 @@ def _change(
         state=state,
         notify_hook=hook or None,
         parent_id=task_id_of(task_id),
+        description=_change_description(task_id, change, index),
     )
 
 
@@ -189,6 +264,7 @@ def swap_face(body: SwapFaceBody, path_mode: str | None) -> SubmitOrder:
         price_action=SUBMIT_PRICE_ACTIONS["swap_face"],
         action="SWAP_FACE",
         mode=mode,
+        description=f"/swap {TASK_ID_MARK}",
         state=body.state,
         notify_hook=body.notifyHook or None,
     )
@@ -208,7 +284,7 @@ def upload(body: UploadBody, path_mode: str | None) -> SubmitOrder:
         price_action=SUBMIT_PRICE_ACTIONS["upload"],
         action="UPLOAD",
         mode=mode,
-        quantity=len(body.base64Array),
+        quantity_bp=len(body.base64Array) * BASIS_POINTS,
         account_named=any(
             f is not None and f.names_an_account for f in (body.filter, body.accountFilter)
         ),

@@ -27,6 +27,7 @@ from gateway.api.schemas import (
     ChangeAction,
     ChangeBody,
     DescribeBody,
+    EditBody,
     ImagineBody,
     ListByConditionBody,
     ModalBody,
@@ -36,6 +37,7 @@ from gateway.api.schemas import (
     SimpleChangeBody,
     SwapFaceBody,
     UploadBody,
+    VideoBody,
 )
 from gateway.errors import BadRequest, PayloadTooLarge
 
@@ -44,6 +46,10 @@ Body = TypeVar("Body", bound=RequestBody)
 
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
 """The contract's limit on one image, after base64 decoding."""
+MAX_URL_CHARS = MAX_NOTIFY_HOOK_CHARS
+VIDEO_MOTIONS = ("low", "high")
+VIDEO_TYPES = ("vid_1.1_i2v_480", "vid_1.1_i2v_720")
+VIDEO_BATCH_SIZES = (1, 2, 4)
 
 ImageMime = Literal["image/png", "image/jpeg", "image/webp", "image/gif"]
 
@@ -99,22 +105,26 @@ def check_notify_hook(value: str | None) -> None:
 
     ``None`` and the empty string both mean "no hook" (clients commonly send ``""``).
     """
-    if not value:
-        return
-    if len(value) > MAX_NOTIFY_HOOK_CHARS:
-        raise BadRequest(f"notifyHook: longer than {MAX_NOTIFY_HOOK_CHARS} characters")
+    if value:
+        _check_url("notifyHook", value)
+
+
+def _check_url(field: str, value: str) -> None:
+    """An http(s) URL with a host, of at most 2,048 printable characters and no spaces."""
+    if len(value) > MAX_URL_CHARS:
+        raise BadRequest(f"{field}: longer than {MAX_URL_CHARS} characters")
     if any(char.isspace() or not char.isprintable() for char in value):
-        raise BadRequest("notifyHook: must not contain spaces or control characters")
+        raise BadRequest(f"{field}: must not contain spaces or control characters")
     try:
         parts = urlsplit(value)
         host = parts.hostname
         _ = parts.port
     except ValueError:
-        raise BadRequest("notifyHook: not a valid URL") from None
+        raise BadRequest(f"{field}: not a valid URL") from None
     if parts.scheme not in ("http", "https"):
-        raise BadRequest("notifyHook: must be an http or https URL")
+        raise BadRequest(f"{field}: must be an http or https URL")
     if not host:
-        raise BadRequest("notifyHook: the URL has no host")
+        raise BadRequest(f"{field}: the URL has no host")
 
 
 def mode_from(
@@ -220,12 +230,66 @@ def validate(body: Body, *, max_image_bytes: int = MAX_IMAGE_BYTES) -> Body:
             checked = msgspec.structs.replace(
                 checked, sourceBase64=source_url, targetBase64=target_url
             )
+        case VideoBody():
+            _check_prompt(checked.prompt)
+            checked = _checked_video(checked, max_image_bytes)
+        case EditBody():
+            _check_prompt(checked.prompt)
+            image = _image_or_url("image", checked.image, max_image_bytes)
+            checked = msgspec.structs.replace(checked, image=image)
         case ListByConditionBody():
             return body
         case _:
             assert_never(checked)
     check_notify_hook(checked.notifyHook)
     return cast(Body, checked)
+
+
+def _checked_video(body: VideoBody, max_image_bytes: int) -> VideoBody:
+    """The video body with every default filled in and its images as data URLs or URLs."""
+    motion = body.motion or VIDEO_MOTIONS[0]
+    if motion not in VIDEO_MOTIONS:
+        raise BadRequest("motion: must be low or high")
+    video_type = body.videoType or VIDEO_TYPES[0]
+    if video_type not in VIDEO_TYPES:
+        raise BadRequest(f"videoType: must be one of {', '.join(VIDEO_TYPES)}")
+    batch_size = 4 if body.batchSize is None else body.batchSize
+    if batch_size not in VIDEO_BATCH_SIZES:
+        raise BadRequest("batchSize: must be 1, 2 or 4")
+    defaults = {"motion": motion, "videoType": video_type, "batchSize": batch_size}
+    if not body.action:
+        if not body.image:
+            raise BadRequest("image: required for a new video (its first frame)")
+        end_image = (
+            _image_or_url("endImage", body.endImage, max_image_bytes) if body.endImage else None
+        )
+        return msgspec.structs.replace(
+            body,
+            **defaults,
+            action=None,
+            taskId=None,
+            index=None,
+            image=_image_or_url("image", body.image, max_image_bytes),
+            endImage=end_image,
+        )
+    if body.action != "extend":
+        raise BadRequest('action: must be "extend", or left out for a new video')
+    if not body.taskId:
+        raise BadRequest("taskId: required to extend a video")
+    if body.image or body.endImage:
+        raise BadRequest("image: must be left out when extending a video")
+    index = 0 if body.index is None else body.index
+    if not 0 <= index <= 3:
+        raise BadRequest("index: must be between 0 and 3")
+    return msgspec.structs.replace(body, **defaults, index=index, image=None, endImage=None)
+
+
+def _image_or_url(field: str, value: str, max_bytes: int) -> str:
+    """An image given as an http(s) URL (kept as it is) or as base64 (a data URL of its type)."""
+    if value[:8].lower().startswith(("http://", "https://")):
+        _check_url(field, value)
+        return value
+    return _decode_image(field, value, max_bytes)[2]
 
 
 def _mode(name: str) -> Mode:

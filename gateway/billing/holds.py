@@ -21,7 +21,7 @@ import asyncpg
 
 from gateway import metrics
 from gateway.auth.limits import KEY_OPEN_TASKS, USER_OPEN_TASKS, open_tasks_refused
-from gateway.billing.prices import PriceBook
+from gateway.billing.prices import BASIS_POINTS, PriceBook
 from gateway.billing.settling import Settler
 from gateway.domain import Principal
 from gateway.errors import BadRequest, InsufficientBalance, NotFound
@@ -61,10 +61,12 @@ class Billing:
             self._loaded_at = time.monotonic()
         return self._book
 
-    async def price(self, principal: Principal, price_action: str, mode: str) -> int:
+    async def price(
+        self, principal: Principal, price_action: str, mode: str, quantity_bp: int = BASIS_POINTS
+    ) -> int:
         book = await self.price_book()
         try:
-            return book.price_units(price_action, mode, principal.group_ratio_bp)
+            return book.price_units(price_action, mode, principal.group_ratio_bp, quantity_bp)
         except KeyError:
             raise BadRequest(f"action {price_action} has no price; ask the operator") from None
 
@@ -110,10 +112,21 @@ class Billing:
         upstream_task_id: str | None,
         description: str | None,
         properties: dict[str, Any],
+        prompt_en: str | None = None,
+        prompt_urls: int | None = None,
     ) -> bool:
         """Keep the held charge: an upstream task exists. False if already resolved."""
         return await self._settler.settle(
-            Settle(held.hold_id, status, channel_id, upstream_task_id, description, properties)
+            Settle(
+                held.hold_id,
+                status,
+                channel_id,
+                upstream_task_id,
+                description,
+                properties,
+                prompt_en,
+                prompt_urls,
+            )
         )
 
     async def release(

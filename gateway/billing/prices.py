@@ -1,7 +1,8 @@
 """Prices, pure: which priced action a request is, and what it costs.
 
-A price is ``base_units x mode ratio x group ratio``, ratios in basis points (10000 = x1),
-rounded half up to a whole unit, computed in integers only.
+A price is ``base_units x mode ratio x group ratio x quantity``, ratios and the quantity in
+basis points (10000 = x1; an upload of 3 images is 30000, a video batch of 2 is 5000), rounded
+half up to a whole unit once, computed in integers only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ SUBMIT_PRICE_ACTIONS = {
     "modal": "mj_modal",
     "upload": "mj_upload",
     "swap_face": "mj_swap_face",
+    "video": "mj_video",
+    "edits": "mj_edits",
+    "retexture": "mj_retexture",
 }
+VIDEO_EXTEND_PRICE_ACTION = "mj_video_extend"
+VIDEO_PRICE_ACTIONS = frozenset({"mj_video", VIDEO_EXTEND_PRICE_ACTION, "mj_video_upscale"})
+"""The priced actions whose tasks end with videos (what an extend may continue)."""
 CHANGE_PRICE_ACTIONS = {"UPSCALE": "mj_upscale", "VARIATION": "mj_variation", "REROLL": "mj_reroll"}
 
 _JOB_PRICE_ACTIONS = {
@@ -39,6 +46,10 @@ def price_action_for_custom_id(custom_id: str) -> str | None:
     if kind == "JOB":
         if name in _JOB_PRICE_ACTIONS:
             return _JOB_PRICE_ACTIONS[name]
+        if name in ("animate_high", "animate_low"):
+            return "mj_video"
+        if name == "video_virtual_upscale":
+            return "mj_video_upscale"
         if name.startswith("upsample_"):
             return "mj_upscale_hd"
         if name.startswith("pan_"):
@@ -64,9 +75,12 @@ class PriceBook:
     base_units: dict[str, int]
     mode_ratio_bp: dict[str, int]
 
-    def price_units(self, price_action: str, mode: str, group_ratio_bp: int) -> int:
+    def price_units(
+        self, price_action: str, mode: str, group_ratio_bp: int, quantity_bp: int = BASIS_POINTS
+    ) -> int:
         base = self.base_units.get(price_action)
         if base is None:
             raise KeyError(f"no price for {price_action}")
-        scaled = base * self.mode_ratio_bp.get(mode, BASIS_POINTS) * group_ratio_bp
-        return (scaled + BASIS_POINTS * BASIS_POINTS // 2) // (BASIS_POINTS * BASIS_POINTS)
+        scaled = base * self.mode_ratio_bp.get(mode, BASIS_POINTS) * group_ratio_bp * quantity_bp
+        divisor = BASIS_POINTS**3
+        return (scaled + divisor // 2) // divisor

@@ -6,6 +6,8 @@
     change, simple-change                            yes           yes    no
     action, modal, shorten, upload, face swap,       no            yes    yes
     image-seed, cancel
+    video                                            no            yes    yes
+    edits, retexture                                 no            no     yes
 
 An open-source upstream takes U1-U4, V1-V4 and reroll only as ``/submit/change``.
 """
@@ -18,9 +20,20 @@ FLAVOURS = ("plus", "open-source", "trueai")
 DEFAULT_FLAVOUR = "plus"
 
 _LACKS: dict[str, frozenset[str]] = {
-    "plus": frozenset(),
+    "plus": frozenset({"edits", "retexture"}),
     "open-source": frozenset(
-        {"action", "modal", "shorten", "upload", "swap_face", "image_seed", "cancel"}
+        {
+            "action",
+            "modal",
+            "shorten",
+            "upload",
+            "swap_face",
+            "image_seed",
+            "cancel",
+            "video",
+            "edits",
+            "retexture",
+        }
     ),
     "trueai": frozenset({"change"}),
 }

@@ -142,6 +142,8 @@ class Settle:
     upstream_task_id: str | None
     description: str | None
     properties: dict[str, Any]
+    prompt_en: str | None = None  # kept only where the task has none yet
+    prompt_urls: int | None = None  # None: as the task has it
 
 
 # Settles many holds in one statement and one commit; each hold at most once (its status is
@@ -150,8 +152,9 @@ class Settle:
 _SETTLE = """
 WITH s AS (
     SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
-                         $6::JSONB[])
-        AS s (hold_id, status, channel_id, upstream_task_id, description, properties)
+                         $6::JSONB[], $7::TEXT[], $8::SMALLINT[])
+        AS s (hold_id, status, channel_id, upstream_task_id, description, properties,
+              prompt_en, prompt_urls)
 ), live AS (
     SELECT t.id FROM tasks t JOIN holds ON holds.task_id = t.id JOIN s ON s.hold_id = holds.id
     WHERE t.status IN ('SUBMITTING', 'MODAL')
@@ -165,6 +168,8 @@ WITH s AS (
     UPDATE tasks SET status = s.status, channel_id = s.channel_id,
                      upstream_task_id = s.upstream_task_id, description = s.description,
                      properties = tasks.properties || s.properties,
+                     prompt_en = coalesce(tasks.prompt_en, s.prompt_en),
+                     prompt_urls = coalesce(s.prompt_urls, tasks.prompt_urls),
                      progress = CASE WHEN s.status = 'SUCCESS' THEN '100%' ELSE progress END,
                      finish_time_ms = CASE WHEN s.status = 'SUCCESS'
                          THEN (extract(epoch FROM now()) * 1000)::BIGINT END,
@@ -224,6 +229,8 @@ async def settle_holds(pool: asyncpg.Pool, settles: Sequence[Settle]) -> set[int
         [s.upstream_task_id for s in settles],
         [s.description for s in settles],
         [jsonb(s.properties) for s in settles],
+        [s.prompt_en for s in settles],
+        [s.prompt_urls for s in settles],
     )
     return {row["id"] for row in rows}
 

@@ -19,7 +19,7 @@ TASK_COLUMNS = """
     id, user_id, api_key_id, parent_id, channel_id, upstream_task_id, action, price_action, mode,
     bot_type, price_units, status, progress, prompt, prompt_en, description, state, notify_hook,
     submit_time_ms, start_time_ms, finish_time_ms, upstream_image_url, fail_reason, buttons,
-    properties
+    properties, prompt_urls, upstream_media
 """
 
 TASK_FIELDS = tuple(name.strip() for name in TASK_COLUMNS.split(","))
@@ -31,6 +31,7 @@ def task_from_row(row: asyncpg.Record) -> Task:
     fields = dict(row)
     fields["buttons"] = json.loads(fields["buttons"])
     fields["properties"] = json.loads(fields["properties"])
+    fields["upstream_media"] = json.loads(fields["upstream_media"])
     return Task(**fields)
 
 
@@ -198,16 +199,20 @@ _REFUND_ENDED = """refundable AS (
       AND api_keys.quota_remaining_units IS NOT NULL
 )"""
 
-# One statement for a batch of upstream task objects, one row of arrays per task. The upstream's
-# description names upstream task ids ("/action <id> MJ::JOB::..."): they are rewritten to the
-# gateway's ids of the task and of its parent before they are stored.
+# One statement for a batch of upstream task objects, one row of arrays per task. The gateway's
+# action, prompt and description are its own from the submit on; the upstream's fill in what it
+# has not set (a describe's suggestions; a follow-up's description once its modal is confirmed).
+# The upstream's description names upstream task ids ("/action <id> MJ::JOB::..."): they are
+# rewritten to the gateway's ids of the task and of its parent. The image URLs the upstream puts
+# in front of prompts (``prompt_urls``) are taken off.
 _APPLY_UPDATES = f"""
 WITH u AS (
     SELECT * FROM unnest(
         $1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
-        $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], $12::JSONB[], $13::JSONB[]
+        $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], $12::JSONB[], $13::JSONB[],
+        $14::JSONB[]
     ) AS u(id, status, progress, action, prompt, prompt_en, description, start_time_ms,
-           finish_time_ms, image_url, fail_reason, buttons, properties)
+           finish_time_ms, image_url, fail_reason, buttons, properties, media)
 ), ids AS (
     SELECT c.id, c.upstream_task_id AS own, coalesce(p.id, c.id) AS parent_id,
            coalesce(p.upstream_task_id, c.upstream_task_id) AS parent_own
@@ -215,18 +220,24 @@ WITH u AS (
     WHERE c.id IN (SELECT id FROM u)
 ), t AS (
     UPDATE tasks SET
-        status = u.status, progress = u.progress, action = coalesce(u.action, tasks.action),
-        prompt = coalesce(u.prompt, tasks.prompt),
-        prompt_en = coalesce(u.prompt_en, tasks.prompt_en),
+        status = u.status, progress = u.progress, action = coalesce(tasks.action, u.action),
+        prompt = coalesce(tasks.prompt, without_leading_words(u.prompt, tasks.prompt_urls)),
+        prompt_en = coalesce(without_leading_words(u.prompt_en, tasks.prompt_urls),
+                             tasks.prompt_en),
         description = coalesce(
+            tasks.description,
             replace(replace(u.description, ids.own, ids.id::TEXT),
-                    ids.parent_own, ids.parent_id::TEXT),
-            tasks.description),
+                    ids.parent_own, ids.parent_id::TEXT)),
         start_time_ms = coalesce(u.start_time_ms, tasks.start_time_ms),
         finish_time_ms = coalesce(u.finish_time_ms, tasks.finish_time_ms),
         upstream_image_url = coalesce(u.image_url, tasks.upstream_image_url),
         fail_reason = u.fail_reason, buttons = u.buttons,
-        properties = tasks.properties || u.properties, missing_polls = 0, updated_at = now()
+        properties = CASE WHEN u.properties ? 'finalPrompt' AND tasks.prompt_urls > 0
+            THEN tasks.properties || u.properties || jsonb_build_object('finalPrompt',
+                without_leading_words(u.properties ->> 'finalPrompt', tasks.prompt_urls))
+            ELSE tasks.properties || u.properties END,
+        upstream_media = tasks.upstream_media || u.media,
+        missing_polls = 0, updated_at = now()
     FROM u JOIN ids ON ids.id = u.id
     WHERE tasks.id = u.id
       AND tasks.status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
@@ -251,7 +262,7 @@ async def apply_upstream_updates(
     """
     if not updates:
         return Written(0, [], 0, {})
-    columns: list[list[Any]] = [[] for _ in range(13)]
+    columns: list[list[Any]] = [[] for _ in range(14)]
     for task_id, update in updates:
         values = (
             task_id,
@@ -267,6 +278,7 @@ async def apply_upstream_updates(
             update.fail_reason,
             jsonb(update.buttons),
             jsonb(update.properties),
+            jsonb(update.media),
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)

@@ -1,7 +1,10 @@
-"""Signed image URLs: ``{public base}/mj/image/{task id}?exp=...&sig=...``.
+"""Signed media URLs: ``{public base}/mj/image/{task id}?exp=...&sig=...`` for a task's image, and
+``{public base}/mj/image/{task id}/{part}?...`` for the rest of its result: ``image-<n>`` (the
+n-th single image of a grid), ``video-<n>``, each with its ``-thumb``.
 
-The signature is the credential (no API key), HMAC-SHA256 over ``"{task id}.{exp}"``. ``exp`` is
-rounded up to a whole hour so a task's URL stays the same across fetches for an hour.
+The signature is the credential (no API key), HMAC-SHA256 over ``"{task id}.{exp}"`` (or
+``"{task id}/{part}.{exp}"``). ``exp`` is rounded up to a whole hour so a task's URLs stay the
+same across fetches for an hour.
 """
 
 from __future__ import annotations
@@ -19,17 +22,26 @@ class ImageSigner:
         self._base = public_base_url.rstrip("/")
         self._ttl_s = ttl_s
 
-    def _signature(self, task_id: int, exp: int) -> str:
-        return hmac.new(self._secret, f"{task_id}.{exp}".encode(), hashlib.sha256).hexdigest()
+    def _signature(self, task_id: int, exp: int, part: str | None) -> str:
+        signed = f"{task_id}.{exp}" if part is None else f"{task_id}/{part}.{exp}"
+        return hmac.new(self._secret, signed.encode(), hashlib.sha256).hexdigest()
 
-    def url_for(self, task_id: int, now_s: float | None = None) -> str:
+    def url_for(self, task_id: int, now_s: float | None = None, part: str | None = None) -> str:
         now = int(now_s if now_s is not None else time.time())
         exp = (now + self._ttl_s + _ROUND_S - 1) // _ROUND_S * _ROUND_S
-        return f"{self._base}/mj/image/{task_id}?exp={exp}&sig={self._signature(task_id, exp)}"
+        path = f"{task_id}" if part is None else f"{task_id}/{part}"
+        return f"{self._base}/mj/image/{path}?exp={exp}&sig={self._signature(task_id, exp, part)}"
 
-    def verify(self, task_id: int, exp: int, signature: str, now_s: float | None = None) -> bool:
-        """True when the signature is this task's and ``exp`` has not passed; any text is a
-        signature that can be checked (compared as bytes, in constant time)."""
+    def verify(
+        self,
+        task_id: int,
+        exp: int,
+        signature: str,
+        now_s: float | None = None,
+        part: str | None = None,
+    ) -> bool:
+        """True when the signature is this task's (and part's) and ``exp`` has not passed; any
+        text is a signature that can be checked (compared as bytes, in constant time)."""
         now = now_s if now_s is not None else time.time()
-        expected = self._signature(task_id, exp).encode()
+        expected = self._signature(task_id, exp, part).encode()
         return exp > now and hmac.compare_digest(expected, signature.encode("utf-8", "replace"))

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+TASK_ID_MARK = "\x00id\x00"
+"""Stands for the new task's id in ``SubmitOrder.description``; no client text can hold it (NUL
+is refused in every JSON body)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SubmitOrder:
@@ -13,8 +17,12 @@ class SubmitOrder:
 
     ``upstream_body`` is what goes upstream, except that a follow-up's ``taskId`` is replaced by
     the parent's upstream id. ``parent_id`` names the gateway task a follow-up acts on (for
-    ``modal``, the MODAL task itself). ``quantity``: how many times the action's price is held
-    (an upload's images). ``account_named``: the client's account filter names one upstream
+    ``modal``, the MODAL task itself). ``quantity_bp``: how many times the action's price is
+    held, in basis points (an upload's images x 10000, a video batch of n x 2500).
+    ``description``: what the task's description says from its submit on; ``TASK_ID_MARK`` in it
+    stands for the task's id. ``prompt_urls``: how many image URLs the upstream puts in front of
+    the task's prompts (its uploaded images), which the gateway takes off again.
+    ``account_named``: the client's account filter names one upstream
     account, so a "no usable account" answer is the client's doing, not the channel's.
     """
 
@@ -30,7 +38,9 @@ class SubmitOrder:
     notify_hook: str | None = None
     parent_id: int | None = None
     custom_id: str | None = None
-    quantity: int = 1
+    quantity_bp: int = 10_000
+    description: str | None = None
+    prompt_urls: int = 0
     account_named: bool = False
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
 from typing import Any
 
 import asyncpg
@@ -21,9 +21,10 @@ from gateway.routing.directory import ChannelDirectory
 from gateway.storage import tasks as task_store
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.views import task_view
-from gateway.upstream.client import UpstreamClient
+from gateway.upstream.client import MediaStream, UpstreamClient
 
 LIST_LIMIT = 100
+_PART = re.compile(r"(image|video)-([1-9][0-9]?)(-thumb)?", re.ASCII)
 _NO_IMAGE_ACTIONS = frozenset({"SHORTEN", "DESCRIBE"})
 
 
@@ -87,23 +88,45 @@ class TaskReader:
             raise BadRequest(answer.description or f"task {task_id} has no image seed")
         return str(answer.result)
 
-    async def open_image(
-        self, task_id: str, exp: int, signature: str
-    ) -> tuple[str, AsyncIterator[bytes]]:
-        """(content type, body chunks) of a task's current image, if the signature holds."""
+    async def open_media(
+        self,
+        task_id: str,
+        exp: int,
+        signature: str,
+        part: str | None = None,
+        byte_range: str | None = None,
+    ) -> MediaStream:
+        """A task's image, or a ``part`` of its result (``gateway.tasks.images``), streamed
+        from its upstream if the signature holds; ``byte_range`` is a client's ``Range``."""
         if not is_task_id(task_id):
             raise NotFound("image not found")
-        if not self._images.verify(int(task_id), exp, signature):
+        if not self._images.verify(int(task_id), exp, signature, part=part):
             raise NotFound("image link invalid or expired")
         task = await task_store.get_task(self._pool, int(task_id))
-        if task is None or task.upstream_image_url is None or task.channel_id is None:
+        url = _media_url(task, part) if task is not None else None
+        if task is None or url is None or task.channel_id is None:
             raise NotFound("image not found")
         channel = await self._channels.get(task.channel_id)
         if channel is None:
             raise NotFound("image not found")
         try:
-            return await self._upstream.stream_image(task.upstream_image_url, channel)
+            return await self._upstream.stream_media(url, channel, byte_range)
         except UpstreamTimedOut:
             raise UpstreamTimeout() from None
         except UpstreamError:
             raise UpstreamFailed("could not fetch the image upstream") from None
+
+
+def _media_url(task: Task, part: str | None) -> str | None:
+    """The upstream URL of a task's image (``part`` None) or of one ``part`` of its result."""
+    if part is None:
+        return task.upstream_image_url
+    match = _PART.fullmatch(part)
+    if match is None:
+        return None
+    kind, number, thumb = match.groups()
+    items = task.upstream_media.get(f"{kind}s") or []
+    if not 1 <= int(number) <= len(items):
+        return None
+    url: str | None = items[int(number) - 1].get("thumbnail" if thumb else "url")
+    return url

@@ -25,6 +25,7 @@ import structlog
 from gateway import metrics
 from gateway.auth.authenticator import Authenticator
 from gateway.billing.holds import Billing
+from gateway.billing.prices import VIDEO_PRICE_ACTIONS
 from gateway.domain import Channel, Principal, Task
 from gateway.errors import (
     ApiError,
@@ -46,7 +47,7 @@ from gateway.storage import tasks as task_store
 from gateway.storage.holds import Held, NewTask
 from gateway.storage.slots import Slot
 from gateway.tasks.callbacks import callback_url
-from gateway.tasks.orders import SubmitOrder, Submitted
+from gateway.tasks.orders import TASK_ID_MARK, SubmitOrder, Submitted
 from gateway.tasks.webhooks import HookGuard
 from gateway.upstream.client import UpstreamAnswer, UpstreamClient, encode_body
 from gateway.upstream.outcomes import Verdict, classify
@@ -122,6 +123,8 @@ class Submitter:
                 upstream_body={**order.upstream_body, "taskId": parent.upstream_task_id},
                 mode=parent.mode,
                 bot_type=parent.bot_type,
+                prompt=order.prompt if order.kind == "video" else _inherited_prompt(parent),
+                prompt_urls=parent.prompt_urls,
             )
         channels = await self._route(order, parent)
         if parent is not None:
@@ -189,8 +192,9 @@ class Submitter:
             raise
 
     async def _price(self, principal: Principal, order: SubmitOrder) -> int:
-        unit = await self._billing.price(principal, order.price_action, order.mode)
-        return unit * order.quantity
+        return await self._billing.price(
+            principal, order.price_action, order.mode, order.quantity_bp
+        )
 
     async def _parent(self, principal: Principal, order: SubmitOrder) -> Task | None:
         if order.parent_id is None:
@@ -201,6 +205,8 @@ class Submitter:
         wanted = "MODAL" if order.kind == "modal" else "SUCCESS"
         if parent.status != wanted:
             raise BadRequest(f"task {parent.id} is {parent.status}, not {wanted}")
+        if order.kind == "video" and parent.price_action not in VIDEO_PRICE_ACTIONS:
+            raise BadRequest(f"task {parent.id} is not a video: only a video can be extended")
         if order.custom_id is not None and not any(
             button.get("customId") == order.custom_id for button in parent.buttons
         ):
@@ -319,7 +325,9 @@ class Submitter:
             if not verdict.tries_next_channel:
                 progress.accepted = verdict is Verdict.ACCEPTED
                 try:
-                    return await self._conclude(held, channel, outcome, verdict, unresolved_status)
+                    return await self._conclude(
+                        order, held, channel, outcome, verdict, unresolved_status
+                    )
                 finally:  # the outcome is recorded first: health is a Redis call
                     await self._note_health(channel, verdict, order, outcome)
             await self._note_health(channel, verdict, order, outcome)
@@ -331,6 +339,7 @@ class Submitter:
 
     async def _conclude(
         self,
+        order: SubmitOrder,
         held: Held,
         channel: Channel,
         answer: UpstreamAnswer | UpstreamError,
@@ -348,8 +357,10 @@ class Submitter:
                 status="NOT_START" if queued else "SUBMITTED",
                 channel_id=channel.id,
                 upstream_task_id=upstream_id,
-                description=answer.description,
+                description=_description(order, held.task_id),
                 properties=_kept_properties(answer.properties),
+                prompt_en=_prompt_en(order),
+                prompt_urls=order.prompt_urls,
             )
             if not settled:  # the hold expired, or the task was ended meanwhile (a cancel)
                 log.error("settle_refused", task_id=held.task_id, channel=channel.name)
@@ -366,6 +377,7 @@ class Submitter:
                 channel_id=channel.id,
                 upstream_task_id=upstream_id,
                 description=answer.description,
+                properties=_modal_properties(answer.properties),
             )
             return Submitted(MODAL_CODE, held.task_id, answer.description, answer.properties)
         await self._billing.release(held, task_status=unresolved_status, reason=answer.description)
@@ -397,3 +409,26 @@ def _as_its_channel_takes_it(order: SubmitOrder, channel: Channel) -> SubmitOrde
 
 def _kept_properties(properties: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in properties.items() if k in ("numberOfQueues", "finalPrompt")}
+
+
+def _modal_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """What a modal's answer says that a client prefills the modal with, kept for its fetch."""
+    return {k: v for k, v in properties.items() if k in ("finalPrompt", "remix")}
+
+
+def _inherited_prompt(parent: Task) -> str | None:
+    """A follow-up shows its parent's prompt; one of a describe or a shorten (whose prompts are
+    suggestions) shows the upstream's, the suggestion it picked."""
+    return None if parent.action in ("DESCRIBE", "SHORTEN") else parent.prompt
+
+
+def _description(order: SubmitOrder, task_id: int) -> str | None:
+    if order.description is None:
+        return None
+    return order.description.replace(TASK_ID_MARK, str(task_id))
+
+
+def _prompt_en(order: SubmitOrder) -> str | None:
+    """Until the upstream says otherwise, the prompt as sent (without speed flags)."""
+    sent = order.upstream_body.get("prompt")
+    return sent if isinstance(sent, str) and order.kind != "modal" else None

@@ -31,11 +31,32 @@ def client_properties(properties: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in properties.items() if k not in _HIDDEN_PROPERTIES}
 
 
+def _signed_items(
+    task: Task, images: ImageSigner, kind: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "url": images.url_for(task.id, part=f"{kind}-{number}"),
+            "thumbnail": images.url_for(task.id, part=f"{kind}-{number}-thumb")
+            if item.get("thumbnail")
+            else None,
+        }
+        for number, item in enumerate(items, 1)
+    ]
+
+
 def task_view(task: Task, images: ImageSigner) -> dict[str, Any]:
     """``properties.finalZhPrompt`` is always there (``""`` when there is none), as New API
-    answers: web clients render it and break on a missing key."""
+    answers: web clients render it and break on a missing key. ``imageUrls``, ``videoUrl`` and
+    ``videoUrls`` are there when the task has them, each URL the gateway's own."""
     properties = client_properties(task.properties)
     properties["finalZhPrompt"] = properties.get("finalZhPrompt") or ""
+    media: dict[str, Any] = {}
+    if task.upstream_media.get("images"):
+        media["imageUrls"] = _signed_items(task, images, "image", task.upstream_media["images"])
+    if task.upstream_media.get("videos"):
+        videos = _signed_items(task, images, "video", task.upstream_media["videos"])
+        media["videoUrl"], media["videoUrls"] = videos[0]["url"], videos
     return {
         "id": str(task.id),
         "action": task.action,
@@ -52,4 +73,5 @@ def task_view(task: Task, images: ImageSigner) -> dict[str, Any]:
         "failReason": task.fail_reason,
         "buttons": task.buttons,
         "properties": properties,
+        **media,
     }

@@ -282,16 +282,20 @@ class UpstreamClient:
             return exc.status != 404
         return True
 
-    async def stream_image(self, url: str, channel: Channel) -> tuple[str, AsyncIterator[bytes]]:
-        """(content type, body chunks) of a task's image; errors before the first byte are
-        raised. ``url`` is the upstream's word: it is fetched only from ``channel``'s own origin
-        or from a public address (``gateway.public_addresses``), and so is every redirect."""
+    async def stream_media(
+        self, url: str, channel: Channel, byte_range: str | None = None
+    ) -> MediaStream:
+        """A task's image or video, streamed; errors before the first byte are raised. ``url``
+        is the upstream's word: it is fetched only from ``channel``'s own origin or from a
+        public address (``gateway.public_addresses``), and so is every redirect. ``byte_range``
+        (a client's ``Range`` header) is passed on; a 206 comes back as it is."""
+        headers = {"Range": byte_range} if byte_range else None
         for _ in range(MAX_IMAGE_REDIRECTS + 1):
             session = self._session_for(url, channel)
             with _map_transport_errors(url):
                 if session is not self.session:
                     public_addresses.refuse_private_literal(url)
-                response = await session.get(url, allow_redirects=False)
+                response = await session.get(url, allow_redirects=False, headers=headers)
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or location is None:
                 break
@@ -299,7 +303,7 @@ class UpstreamClient:
             url = urljoin(url, location)
         else:
             raise UpstreamHttpError(response.status, "image: too many redirects")
-        if response.status != 200:
+        if response.status not in (200, 206, 416):
             response.release()
             raise UpstreamHttpError(response.status, f"image: HTTP {response.status}")
 
@@ -311,7 +315,15 @@ class UpstreamClient:
             finally:
                 response.release()
 
-        return response.content_type or "application/octet-stream", chunks()
+        kept = {
+            name: response.headers[name]
+            for name in ("Content-Length", "Content-Range", "Accept-Ranges")
+            if name in response.headers
+        }
+        if "Content-Encoding" in response.headers:  # the body arrives decoded: another length
+            kept.pop("Content-Length", None)
+        content_type = response.content_type or "application/octet-stream"
+        return MediaStream(response.status, content_type, kept, chunks())
 
     def _session_for(self, url: str, channel: Channel) -> aiohttp.ClientSession:
         """The channel's own session for its own origin (the operator named it), else the one
@@ -321,6 +333,17 @@ class UpstreamClient:
         if self._public_session is None:
             raise RuntimeError("UpstreamClient.start() was not awaited")
         return self._public_session
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStream:
+    """An upstream image or video on its way: status 200, 206 (a byte range) or 416, and the
+    headers a client needs to page through it."""
+
+    status: int
+    content_type: str
+    headers: dict[str, str]
+    chunks: AsyncIterator[bytes]
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

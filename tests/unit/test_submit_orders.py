@@ -56,7 +56,7 @@ def test_an_account_filter_is_forwarded_narrowed_and_marks_the_order() -> None:
 def test_an_upload_is_priced_per_image_and_keeps_the_filters_name() -> None:
     images = ["data:image/png;base64,x"] * 3
     plus = submit_orders.upload(_body(UploadBody, {"base64Array": images}), "RELAX")
-    assert (plus.quantity, plus.mode, plus.account_named) == (3, "RELAX", False)
+    assert (plus.quantity_bp, plus.mode, plus.account_named) == (30_000, "RELAX", False)
     assert "filter" not in plus.upstream_body
     trueai = submit_orders.upload(
         _body(UploadBody, {"base64Array": images[:1], "accountFilter": {"instanceId": "a"}}), None
