@@ -27,7 +27,7 @@ from gateway.storage.servers import Servers
 
 # What a page on another origin may send and read: the three key forms, JSON, the
 # Idempotency-Key; the rate-limit and retry answers.
-CORS_HEADERS = ["Authorization", "mj-api-secret", "Content-Type", "Idempotency-Key"]
+CORS_HEADERS = ["Authorization", "mj-api-secret", "Content-Type", "Idempotency-Key", "Range"]
 CORS_EXPOSED = [
     "Retry-After",
     "X-RateLimit-Limit",
@@ -35,6 +35,8 @@ CORS_EXPOSED = [
     "X-RateLimit-Reset",
     "Idempotent-Replayed",
     "X-Request-Id",
+    "Content-Range",
+    "Accept-Ranges",
 ]
 
 

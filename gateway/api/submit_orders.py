@@ -88,6 +88,7 @@ def _generation(
     defaults: dict[str, Any] = {
         "price_action": SUBMIT_PRICE_ACTIONS[kind],
         "action": {"edits": "EDIT"}.get(kind, kind.upper()),
+        "account_named": body.accountFilter is not None and body.accountFilter.names_an_account,
     }
     return SubmitOrder(
         kind=kind,
@@ -103,7 +104,6 @@ def _generation(
         state=body.state,
         notify_hook=body.notifyHook or None,
         description=description,
-        account_named=body.accountFilter is not None and body.accountFilter.names_an_account,
         **(defaults | order),
     )
 
@@ -141,8 +141,8 @@ def shorten(body: ShortenBody, path_mode: str | None) -> SubmitOrder:
 
 
 def video(body: VideoBody, path_mode: str | None) -> SubmitOrder:
-    """A new video, or an extend of one (a follow-up of its task); priced per video of the
-    batch, a batch of four being the action's price."""
+    """A new video, or an extend of one (a follow-up of its task, in its mode); priced per video
+    of the batch, a batch of four being the action's price."""
     fields: dict[str, Any] = {
         "prompt": without_mode_flags(body.prompt),
         "motion": body.motion,
@@ -150,22 +150,22 @@ def video(body: VideoBody, path_mode: str | None) -> SubmitOrder:
         "batchSize": body.batchSize,
         "loop": body.loop,
     }
-    extend = body.action == "extend" and body.taskId is not None
-    if body.taskId is not None and extend:
+    order: dict[str, Any] = {
+        "price_action": SUBMIT_PRICE_ACTIONS["video"],
+        "quantity_bp": (body.batchSize or 4) * BASIS_POINTS // 4,
+    }
+    if body.action == "extend" and body.taskId is not None:
         fields.update(action="extend", index=body.index)
+        order.update(
+            price_action=VIDEO_EXTEND_PRICE_ACTION,
+            parent_id=task_id_of(body.taskId),
+            account_named=False,
+        )
     else:
         fields.update(image=body.image, endImage=body.endImage)
+    sent = {name: value for name, value in fields.items() if value is not None}
     return _generation(
-        "video",
-        body,
-        {k: v for k, v in fields.items() if v is not None},
-        path_mode,
-        f"/video {body.prompt}",
-        body.prompt,
-        price_action=VIDEO_EXTEND_PRICE_ACTION if extend else SUBMIT_PRICE_ACTIONS["video"],
-        action="VIDEO",
-        parent_id=task_id_of(body.taskId) if body.taskId is not None and extend else None,
-        quantity_bp=(body.batchSize or 4) * BASIS_POINTS // 4,
+        "video", body, sent, path_mode, f"/video {body.prompt}", body.prompt, **order
     )
 
 

@@ -118,9 +118,12 @@ class Submitter:
             await self._hooks.check(order.notify_hook)
         parent = await self._parent(principal, order)
         if parent is not None:
+            upstream_body = {**order.upstream_body, "taskId": parent.upstream_task_id}
+            if "accountFilter" in upstream_body:  # an extend: its parent's account and mode
+                upstream_body["accountFilter"] = {"modes": [parent.mode]}
             order = replace(
                 order,
-                upstream_body={**order.upstream_body, "taskId": parent.upstream_task_id},
+                upstream_body=upstream_body,
                 mode=parent.mode,
                 bot_type=parent.bot_type,
                 prompt=order.prompt if order.kind == "video" else _inherited_prompt(parent),

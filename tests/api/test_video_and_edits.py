@@ -21,9 +21,13 @@ from tests.api.helpers import (
     button,
     imagine_done,
     ledger_rows,
+    metric_value,
+    scrape,
     sim_requests,
+    sim_task,
     start_sim,
     submitted_id,
+    upstream_id,
 )
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
 
@@ -96,16 +100,21 @@ async def test_a_video_is_charged_per_video_and_plays_from_the_gateways_own_urls
 async def test_extend_and_pick_one_video_are_follow_ups_priced_as_their_actions(
     gateway_factory: StartGateway, simulator_factory: StartSimulator
 ) -> None:
-    gateway, client, _ = await _trueai(gateway_factory, simulator_factory)
+    gateway, client, simulator = await _trueai(gateway_factory, simulator_factory)
     video = await _done(
         client, await client.post("/mj/submit/video", {"prompt": "w", "image": RED})
     )
     spent = VIDEO_PRICE
 
     extend = {"prompt": "further", "action": "extend", "taskId": video["id"], "index": 2}
-    extended = await _done(client, await client.post("/mj/submit/video", extend))
-    spent += VIDEO_PRICE
+    extended = await _done(client, await client.post("/mj-turbo/mj/submit/video", extend))
+    spent += VIDEO_PRICE  # a follow-up: in its parent's mode, whatever the path says
     assert (extended["action"], len(extended["videoUrls"])) == ("VIDEO", 4)
+    upstream = await sim_task(gateway, simulator, extended["id"])
+    assert (upstream.mode.value, upstream.parent_id) == (
+        "FAST",
+        await upstream_id(gateway, video["id"]),
+    )
 
     pick = {"taskId": video["id"], "customId": button(video, "U3")}
     single = await _done(client, await client.post("/mj/submit/action", pick))
@@ -185,14 +194,26 @@ async def test_a_failed_video_or_edit_is_refunded_once(
     price: int,
 ) -> None:
     gateway, client, _ = await _trueai(gateway_factory, simulator_factory)
+    before = await scrape(gateway)
     task = await client.wait_for(submitted_id(await client.post(path, body)), DONE)
     assert task["status"] == "FAILURE", task
     assert await client.balance() == START
     assert await ledger_rows(gateway, task["id"], "REFUND") == 1
-    charged = await gateway.services.pool.fetchval(
-        "SELECT price_units FROM tasks WHERE id = $1", int(task["id"])
+    charged, action = await gateway.services.pool.fetchrow(
+        "SELECT price_units, price_action FROM tasks WHERE id = $1", int(task["id"])
     )
     assert charged == price
+    usage = (await client.get("/api/me")).json()["usage"]
+    assert [(row["action"], row["chargedUnits"], row["refundedUnits"]) for row in usage] == [
+        (action, price, price)
+    ]
+    after = await scrape(gateway)
+    for name, value in (
+        ("gateway_tasks_submitted_total", 1),
+        ("gateway_quota_refunded_units_total", price),
+    ):
+        moved = metric_value(after, name, action=action) - metric_value(before, name, action=action)
+        assert moved == value, name
 
 
 @pytest.mark.parametrize(

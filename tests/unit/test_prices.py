@@ -33,7 +33,7 @@ def test_a_price_is_base_times_mode_times_group_in_integers(
 
 def test_an_action_without_a_price_is_refused() -> None:
     with pytest.raises(KeyError):
-        BOOK.price_units("mj_video", "FAST", 10_000)
+        BOOK.price_units("mj_unpriced", "FAST", 10_000)
 
 
 def test_a_mode_without_a_ratio_costs_the_base() -> None:
@@ -64,3 +64,32 @@ def test_a_mode_without_a_ratio_costs_the_base() -> None:
 )
 def test_a_button_is_priced_by_what_it_starts(custom_id: str, price_action: str | None) -> None:
     assert price_action_for_custom_id(custom_id) == price_action
+
+
+@pytest.mark.parametrize(
+    ("quantity_bp", "mode", "units"),
+    [
+        (10_000, "FAST", 100_000),
+        (2_500, "FAST", 25_000),  # a video batch of one: a quarter
+        (5_000, "RELAX", 25_000),
+        (30_000, "TURBO", 600_000),  # an upload of three images
+    ],
+)
+def test_a_quantity_scales_the_price_with_one_rounding(
+    quantity_bp: int, mode: str, units: int
+) -> None:
+    assert BOOK.price_units("mj_imagine", mode, 10_000, quantity_bp) == units
+    assert BOOK.price_units("mj_odd", "FAST", 10_000, 5_000) == 2  # 1.5 once, not 3 x 0.5
+
+
+@pytest.mark.parametrize(
+    ("custom_id", "action"),
+    [
+        ("MJ::JOB::animate_high::1::0a1b::SOLO", "mj_video"),
+        ("MJ::JOB::animate_low::1::0a1b::SOLO", "mj_video"),
+        ("MJ::JOB::video_virtual_upscale::3::0a1b", "mj_video_upscale"),
+        ("MJ::JOB::animate_sideways::1::0a1b::SOLO", None),
+    ],
+)
+def test_video_buttons_have_their_prices(custom_id: str, action: str | None) -> None:
+    assert price_action_for_custom_id(custom_id) == action

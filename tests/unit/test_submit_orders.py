@@ -8,8 +8,16 @@ import msgspec
 import pytest
 
 from gateway.api import submit_orders
-from gateway.api.schemas import ActionBody, ChangeBody, ImagineBody, SimpleChangeBody, UploadBody
-from gateway.api.validation import decode_json
+from gateway.api.schemas import (
+    ActionBody,
+    ChangeBody,
+    EditBody,
+    ImagineBody,
+    SimpleChangeBody,
+    UploadBody,
+    VideoBody,
+)
+from gateway.api.validation import decode_json, validate
 from gateway.errors import BadRequest, NotFound
 
 
@@ -105,3 +113,94 @@ def test_a_button_that_starts_nothing_or_a_parent_that_cannot_be_an_id_is_refuse
         "mj_upscale",
         17,
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "price_action", "quantity_bp", "sent"),
+    [
+        (
+            {"prompt": "waves --turbo", "image": "https://example.com/a.png"},
+            "mj_video",
+            10_000,
+            {"prompt": "waves", "image": "https://example.com/a.png", "batchSize": 4},
+        ),
+        (
+            {"prompt": "w", "image": "https://example.com/a.png", "batchSize": 2, "motion": ""},
+            "mj_video",
+            5_000,
+            {"motion": "low", "videoType": "vid_1.1_i2v_480", "loop": False},
+        ),
+        (
+            {"prompt": "w", "action": "extend", "taskId": "17", "batchSize": 1},
+            "mj_video_extend",
+            2_500,
+            {"action": "extend", "index": 0, "batchSize": 1},
+        ),
+    ],
+)
+def test_a_video_order_is_priced_per_video_of_its_batch(
+    body: dict[str, Any], price_action: str, quantity_bp: int, sent: dict[str, Any]
+) -> None:
+    order = submit_orders.video(validate(_body(VideoBody, body)), None)
+    assert (order.price_action, order.action, order.quantity_bp) == (
+        price_action,
+        "VIDEO",
+        quantity_bp,
+    )
+    assert sent.items() <= order.upstream_body.items(), order.upstream_body
+    assert order.parent_id == (17 if "taskId" in body else None)
+    assert order.description == f"/video {body['prompt']}"
+    assert order.prompt == body["prompt"]
+    if "taskId" in body:
+        assert "image" not in order.upstream_body
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "w"}, "image"),
+        ({"prompt": "w", "image": "https://x.test/a.png", "motion": "wild"}, "motion"),
+        ({"prompt": "w", "image": "https://x.test/a.png", "batchSize": 3}, "batchSize"),
+        ({"prompt": "w", "image": "https://x.test/a.png", "videoType": "vid_2"}, "videoType"),
+        ({"prompt": "w", "image": "https://x.test/a b.png"}, "image"),
+        ({"prompt": "w", "image": "https://x.test/a.png", "endImage": "AAAA"}, "endImage"),
+        ({"prompt": "w", "action": "extend"}, "taskId"),
+        ({"prompt": "w", "action": "extend", "taskId": "1", "index": -1}, "index"),
+        ({"prompt": "w", "action": "remix", "taskId": "1"}, "action"),
+    ],
+)
+def test_a_bad_video_body_names_its_field(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        validate(_body(VideoBody, body))
+    assert refused.value.description.startswith(f"{field}:"), refused.value.description
+
+
+@pytest.mark.parametrize(
+    ("kind", "command", "action"),
+    [("edits", "edit", "EDIT"), ("retexture", "retexture", "RETEXTURE")],
+)
+def test_an_edit_order_sends_its_image_and_prompt(kind: str, command: str, action: str) -> None:
+    body = _body(EditBody, {"prompt": "gold --relax", "image": "https://x.test/a.png"})
+    order = submit_orders.edit(kind, command, validate(body), None)
+    assert (order.kind, order.action, order.price_action, order.mode) == (
+        kind,
+        action,
+        f"mj_{kind}",
+        "RELAX",
+    )
+    assert order.upstream_path == f"/mj/submit/{kind}"
+    assert order.upstream_body["image"] == "https://x.test/a.png"
+    assert order.description == f"/{command} gold --relax"
+
+
+def test_a_change_and_its_button_say_the_same_command() -> None:
+    grid = "1712345678901234"
+    by_change = submit_orders.change(
+        _body(ChangeBody, {"taskId": grid, "action": "VARIATION", "index": 3})
+    )
+    by_simple = submit_orders.simple_change(_body(SimpleChangeBody, {"content": f"{grid} R"}))
+    by_button = submit_orders.action(
+        _body(ActionBody, {"taskId": grid, "customId": "MJ::JOB::variation::3::0a1b"})
+    )
+    assert by_change.description == by_button.description == f"/up {grid} V3"
+    assert (by_simple.action, by_simple.description) == ("REROLL", f"/up {grid} R")
