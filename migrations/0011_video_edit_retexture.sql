@@ -15,13 +15,16 @@ ON CONFLICT (action) DO NOTHING;
 -- shown: clients get the gateway's own signed URLs for each.
 ALTER TABLE tasks ADD COLUMN upstream_media JSONB NOT NULL DEFAULT '{}';
 
--- How many image URLs the upstream puts in front of a task's prompts (one per image uploaded
--- with an imagine, inherited by its follow-ups); the gateway takes them off what it shows.
+-- How many image URLs the upstream may put in front of a task's prompts (one per image sent
+-- with it, inherited by its follow-ups); the gateway takes them off what it shows.
 ALTER TABLE tasks ADD COLUMN prompt_urls SMALLINT NOT NULL DEFAULT 0 CHECK (prompt_urls >= 0);
 
-CREATE FUNCTION without_leading_words(value TEXT, words SMALLINT) RETURNS TEXT
+-- The text without the first ``urls`` URLs it starts with (each alone, or in <>, then a blank or
+-- the end); the rest of the text as it is. gateway/tasks/views.py does the same in Python.
+CREATE FUNCTION without_leading_urls(value TEXT, urls SMALLINT) RETURNS TEXT
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN words > 0 AND value IS NOT NULL
-                THEN regexp_replace(value, '^(\s*\S+){' || words || '}\s*', '')
+    SELECT CASE WHEN urls > 0 AND value IS NOT NULL
+                THEN regexp_replace(
+                    value, '^\s*(<?https?://\S+?>?(\s+|$)){1,' || least(urls, 255) || '}', '')
                 ELSE value END
 $$;

@@ -159,18 +159,19 @@ class SwapFaceBody(_SubmitBody, kw_only=True):
 class VideoBody(_SubmitBody, kw_only=True):
     """POST /submit/video: a new video from ``image`` (its first frame, a URL or base64), or
     ``action: "extend"`` of video ``index`` (0-3) of the SUCCESS video task ``taskId``. Empty
-    strings are taken as left out, as web clients send them."""
+    strings are taken as left out, and numbers and booleans may come as text, as web forms send
+    them (``gateway.api.validation`` reads them)."""
 
     prompt: Prompt
     motion: str | None = None
     image: str | None = None
     endImage: str | None = None
-    loop: bool = False
+    loop: bool | str | None = None
     action: str | None = None
     taskId: TaskId | None = None
-    index: int | None = None
+    index: int | str | None = None
     videoType: str | None = None
-    batchSize: int | None = None
+    batchSize: int | str | None = None
     botType: BotType = "MID_JOURNEY"
     accountFilter: AccountFilter | None = None
 

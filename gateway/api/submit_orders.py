@@ -56,6 +56,7 @@ _SHOWN_ACTIONS = {
     "mj_video_upscale": "UPSCALE",
 }
 _CHANGE_LETTERS = {"UPSCALE": "U", "VARIATION": "V", "REROLL": "R"}
+_KIND_ACTIONS = {"edits": "EDIT", "swap_face": "SWAP_FACE"}
 _MIME_SUFFIXES = {"jpeg": "jpg"}
 
 
@@ -79,17 +80,22 @@ def _generation(
     fields: dict[str, Any],
     path_mode: str | None,
     description: str,
+    *,
     prompt: str | None = None,
-    **order: Any,
+    images: list[str] | None = None,
+    named_images: tuple[tuple[str, str | None], ...] = (),
+    price_action: str | None = None,
+    parent_id: int | None = None,
+    quantity_bp: int = BASIS_POINTS,
 ) -> SubmitOrder:
-    """A submit that starts new work, in the mode the request asks for."""
+    """A submit that starts new work (or extends a video), in the mode the request asks for.
+    ``images`` (or ``named_images``: by field): those sent with it, as data URLs (which the
+    upstream uploads and may put in front of the prompts it shows) or URLs (which it
+    downloads)."""
     modes = body.accountFilter.modes if body.accountFilter else None
     mode = mode_from(path_mode, modes, prompt)
-    defaults: dict[str, Any] = {
-        "price_action": SUBMIT_PRICE_ACTIONS[kind],
-        "action": {"edits": "EDIT"}.get(kind, kind.upper()),
-        "account_named": body.accountFilter is not None and body.accountFilter.names_an_account,
-    }
+    named = [(field, image) for field, image in named_images if image]
+    images = images or [image for _, image in named]
     return SubmitOrder(
         kind=kind,
         upstream_path=f"/mj/submit/{kind}",
@@ -98,46 +104,54 @@ def _generation(
             "botType": body.botType,
             "accountFilter": _account_filter(body.accountFilter, mode),
         },
+        price_action=price_action or SUBMIT_PRICE_ACTIONS[kind],
+        action=_KIND_ACTIONS.get(kind, kind.upper()),
         mode=mode,
         bot_type=body.botType,
         prompt=prompt,
         state=body.state,
         notify_hook=body.notifyHook or None,
+        parent_id=parent_id,
+        quantity_bp=quantity_bp,
         description=description,
-        **(defaults | order),
+        prompt_urls=len(images or []),
+        fetched_urls=tuple((f, url) for f, url in named if not url.startswith("data:")),
+        account_named=parent_id is None
+        and body.accountFilter is not None
+        and body.accountFilter.names_an_account,
     )
 
 
 def imagine(body: ImagineBody, path_mode: str | None) -> SubmitOrder:
-    """The upstream puts the URL of each uploaded image in front of the prompt it shows."""
     fields = {"prompt": without_mode_flags(body.prompt), "base64Array": body.base64Array}
-    description = f"/imagine {body.prompt}"
     return _generation(
         "imagine",
         body,
         fields,
         path_mode,
-        description,
-        body.prompt,
-        prompt_urls=len(body.base64Array),
+        f"/imagine {body.prompt}",
+        prompt=body.prompt,
+        images=body.base64Array,
     )
 
 
 def blend(body: BlendBody, path_mode: str | None) -> SubmitOrder:
     fields = {"base64Array": body.base64Array, "dimensions": body.dimensions}
     description = f"/blend {TASK_ID_MARK} {len(body.base64Array)}"
-    return _generation("blend", body, fields, path_mode, description)
+    return _generation("blend", body, fields, path_mode, description, images=body.base64Array)
 
 
 def describe(body: DescribeBody, path_mode: str | None) -> SubmitOrder:
     subtype = body.base64[len("data:image/") : body.base64.index(";")]
     description = f"/describe {TASK_ID_MARK}.{_MIME_SUFFIXES.get(subtype, subtype)}"
-    return _generation("describe", body, {"base64": body.base64}, path_mode, description)
+    fields = {"base64": body.base64}
+    return _generation("describe", body, fields, path_mode, description, images=[body.base64])
 
 
 def shorten(body: ShortenBody, path_mode: str | None) -> SubmitOrder:
     fields = {"prompt": without_mode_flags(body.prompt)}
-    return _generation("shorten", body, fields, path_mode, f"/shorten {body.prompt}", body.prompt)
+    description = f"/shorten {body.prompt}"
+    return _generation("shorten", body, fields, path_mode, description, prompt=body.prompt)
 
 
 def video(body: VideoBody, path_mode: str | None) -> SubmitOrder:
@@ -150,29 +164,38 @@ def video(body: VideoBody, path_mode: str | None) -> SubmitOrder:
         "batchSize": body.batchSize,
         "loop": body.loop,
     }
-    order: dict[str, Any] = {
-        "price_action": SUBMIT_PRICE_ACTIONS["video"],
-        "quantity_bp": (body.batchSize or 4) * BASIS_POINTS // 4,
-    }
-    if body.action == "extend" and body.taskId is not None:
+    extend = body.action == "extend" and body.taskId is not None
+    if extend:
         fields.update(action="extend", index=body.index)
-        order.update(
-            price_action=VIDEO_EXTEND_PRICE_ACTION,
-            parent_id=task_id_of(body.taskId),
-            account_named=False,
-        )
     else:
         fields.update(image=body.image, endImage=body.endImage)
-    sent = {name: value for name, value in fields.items() if value is not None}
     return _generation(
-        "video", body, sent, path_mode, f"/video {body.prompt}", body.prompt, **order
+        "video",
+        body,
+        {name: value for name, value in fields.items() if value is not None},
+        path_mode,
+        f"/video {body.prompt}",
+        prompt=body.prompt,
+        named_images=(("image", body.image), ("endImage", body.endImage)),
+        price_action=VIDEO_EXTEND_PRICE_ACTION if extend else None,
+        parent_id=task_id_of(body.taskId) if extend and body.taskId else None,
+        quantity_bp=int(body.batchSize or 4) * BASIS_POINTS // 4,
     )
 
 
 def edit(kind: str, command: str, body: EditBody, path_mode: str | None) -> SubmitOrder:
     """``/submit/edits`` (kind ``edits``, command ``edit``) or ``/submit/retexture``."""
     fields = {"prompt": without_mode_flags(body.prompt), "image": body.image}
-    return _generation(kind, body, fields, path_mode, f"/{command} {body.prompt}", body.prompt)
+    description = f"/{command} {body.prompt}"
+    return _generation(
+        kind,
+        body,
+        fields,
+        path_mode,
+        description,
+        prompt=body.prompt,
+        named_images=(("image", body.image),),
+    )
 
 
 def action(body: ActionBody) -> SubmitOrder:

@@ -246,23 +246,23 @@ def validate(body: Body, *, max_image_bytes: int = MAX_IMAGE_BYTES) -> Body:
 
 
 def _checked_video(body: VideoBody, max_image_bytes: int) -> VideoBody:
-    """The video body with every default filled in and its images as data URLs or URLs."""
-    motion = body.motion or VIDEO_MOTIONS[0]
+    """The video body with every default filled in, numbers and booleans as such, and its
+    images as data URLs or URLs."""
+    motion = (body.motion or VIDEO_MOTIONS[0]).lower()
     if motion not in VIDEO_MOTIONS:
         raise BadRequest("motion: must be low or high")
     video_type = body.videoType or VIDEO_TYPES[0]
     if video_type not in VIDEO_TYPES:
         raise BadRequest(f"videoType: must be one of {', '.join(VIDEO_TYPES)}")
-    batch_size = 4 if body.batchSize is None else body.batchSize
+    batch_size = _number("batchSize", body.batchSize, 4)
     if batch_size not in VIDEO_BATCH_SIZES:
         raise BadRequest("batchSize: must be 1, 2 or 4")
-    defaults = {"motion": motion, "videoType": video_type, "batchSize": batch_size}
+    loop = body.loop if isinstance(body.loop, bool) else _flag("loop", body.loop)
+    defaults = {"motion": motion, "videoType": video_type, "batchSize": batch_size, "loop": loop}
     if not body.action:
         if not body.image:
             raise BadRequest("image: required for a new video (its first frame)")
-        end_image = (
-            _image_or_url("endImage", body.endImage, max_image_bytes) if body.endImage else None
-        )
+        end_image = body.endImage and _image_or_url("endImage", body.endImage, max_image_bytes)
         return msgspec.structs.replace(
             body,
             **defaults,
@@ -270,7 +270,7 @@ def _checked_video(body: VideoBody, max_image_bytes: int) -> VideoBody:
             taskId=None,
             index=None,
             image=_image_or_url("image", body.image, max_image_bytes),
-            endImage=end_image,
+            endImage=end_image or None,
         )
     if body.action != "extend":
         raise BadRequest('action: must be "extend", or left out for a new video')
@@ -278,10 +278,29 @@ def _checked_video(body: VideoBody, max_image_bytes: int) -> VideoBody:
         raise BadRequest("taskId: required to extend a video")
     if body.image or body.endImage:
         raise BadRequest("image: must be left out when extending a video")
-    index = 0 if body.index is None else body.index
+    index = _number("index", body.index, 0)
     if not 0 <= index <= 3:
         raise BadRequest("index: must be between 0 and 3")
     return msgspec.structs.replace(body, **defaults, index=index, image=None, endImage=None)
+
+
+def _number(field: str, value: int | str | None, default: int) -> int:
+    """A whole number sent as a number or as text; ``None`` or ``""`` is ``default``."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, int):
+        return value
+    if value.strip().isdecimal() and value.strip().isascii():
+        return int(value)
+    raise BadRequest(f"{field}: must be a whole number")
+
+
+def _flag(field: str, value: str | None) -> bool:
+    if value is None or value.strip().lower() in ("", "false", "0"):
+        return False
+    if value.strip().lower() in ("true", "1"):
+        return True
+    raise BadRequest(f"{field}: must be true or false")
 
 
 def _image_or_url(field: str, value: str, max_bytes: int) -> str:

@@ -139,6 +139,7 @@ class Billing:
         upstream_task_id: str | None = None,
         description: str | None = None,
         properties: dict[str, Any] | None = None,
+        prompt_urls: int | None = None,
     ) -> bool:
         """Give the held amount back; the task becomes ``task_status`` (REJECTED or MODAL)."""
         return await holds.release_hold(
@@ -150,6 +151,7 @@ class Billing:
             upstream_task_id=upstream_task_id,
             description=description,
             properties=properties,
+            prompt_urls=prompt_urls,
         )
 
     async def account(self, principal: Principal) -> Account:

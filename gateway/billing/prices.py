@@ -23,10 +23,16 @@ SUBMIT_PRICE_ACTIONS = {
     "edits": "mj_edits",
     "retexture": "mj_retexture",
 }
+VIDEO_PRICE_ACTION = "mj_video"
 VIDEO_EXTEND_PRICE_ACTION = "mj_video_extend"
-VIDEO_PRICE_ACTIONS = frozenset({"mj_video", VIDEO_EXTEND_PRICE_ACTION, "mj_video_upscale"})
+VIDEO_PRICE_ACTIONS = frozenset({VIDEO_PRICE_ACTION, VIDEO_EXTEND_PRICE_ACTION, "mj_video_upscale"})
 """The priced actions whose tasks end with videos (what an extend may continue)."""
-CHANGE_PRICE_ACTIONS = {"UPSCALE": "mj_upscale", "VARIATION": "mj_variation", "REROLL": "mj_reroll"}
+REROLL_PRICE_ACTION = "mj_reroll"
+CHANGE_PRICE_ACTIONS = {
+    "UPSCALE": "mj_upscale",
+    "VARIATION": "mj_variation",
+    "REROLL": REROLL_PRICE_ACTION,
+}
 
 _JOB_PRICE_ACTIONS = {
     "upsample": "mj_upscale",

@@ -166,7 +166,8 @@ WITH s AS (
     RETURNING holds.id, holds.task_id, holds.user_id, holds.api_key_id
 ), t AS (
     UPDATE tasks SET status = s.status, channel_id = s.channel_id,
-                     upstream_task_id = s.upstream_task_id, description = s.description,
+                     upstream_task_id = s.upstream_task_id,
+                     description = coalesce(s.description, tasks.description),
                      properties = tasks.properties || s.properties,
                      prompt_en = coalesce(tasks.prompt_en, s.prompt_en),
                      prompt_urls = coalesce(s.prompt_urls, tasks.prompt_urls),
@@ -203,6 +204,7 @@ WITH h AS (
                      upstream_task_id = coalesce($4, upstream_task_id),
                      description = coalesce($5, description),
                      properties = properties || $6::JSONB,
+                     prompt_urls = coalesce($8, prompt_urls),
                      price_units = CASE WHEN $2 = 'MODAL' THEN 0 ELSE price_units END,
                      updated_at = now()
     WHERE id = (SELECT task_id FROM h) AND status IN ('SUBMITTING', 'MODAL')
@@ -245,6 +247,7 @@ async def release_hold(
     upstream_task_id: str | None = None,
     description: str | None = None,
     properties: dict[str, Any] | None = None,
+    prompt_urls: int | None = None,
 ) -> bool:
     """Give the held amount back and set the task's status (REJECTED, or MODAL when the charge
     moves to the /modal call). False if the hold was already resolved."""
@@ -257,6 +260,7 @@ async def release_hold(
         description,
         jsonb(properties or {}),
         reason,
+        prompt_urls,
     )
     return bool(released)
 

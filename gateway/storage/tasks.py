@@ -221,8 +221,8 @@ WITH u AS (
 ), t AS (
     UPDATE tasks SET
         status = u.status, progress = u.progress, action = coalesce(tasks.action, u.action),
-        prompt = coalesce(tasks.prompt, without_leading_words(u.prompt, tasks.prompt_urls)),
-        prompt_en = coalesce(without_leading_words(u.prompt_en, tasks.prompt_urls),
+        prompt = coalesce(tasks.prompt, without_leading_urls(u.prompt, tasks.prompt_urls)),
+        prompt_en = coalesce(without_leading_urls(u.prompt_en, tasks.prompt_urls),
                              tasks.prompt_en),
         description = coalesce(
             tasks.description,
@@ -234,7 +234,7 @@ WITH u AS (
         fail_reason = u.fail_reason, buttons = u.buttons,
         properties = CASE WHEN u.properties ? 'finalPrompt' AND tasks.prompt_urls > 0
             THEN tasks.properties || u.properties || jsonb_build_object('finalPrompt',
-                without_leading_words(u.properties ->> 'finalPrompt', tasks.prompt_urls))
+                without_leading_urls(u.properties ->> 'finalPrompt', tasks.prompt_urls))
             ELSE tasks.properties || u.properties END,
         upstream_media = tasks.upstream_media || u.media,
         missing_polls = 0, updated_at = now()

@@ -22,7 +22,8 @@ class SubmitOrder:
     ``description``: what the task's description says from its submit on; ``TASK_ID_MARK`` in it
     stands for the task's id. ``prompt_urls``: how many image URLs the upstream puts in front of
     the task's prompts (its uploaded images), which the gateway takes off again.
-    ``account_named``: the client's account filter names one upstream
+    ``fetched_urls``: (field, URL) of images the upstream is to download, checked like a
+    notifyHook. ``account_named``: the client's account filter names one upstream
     account, so a "no usable account" answer is the client's doing, not the channel's.
     """
 
@@ -41,6 +42,7 @@ class SubmitOrder:
     quantity_bp: int = 10_000
     description: str | None = None
     prompt_urls: int = 0
+    fetched_urls: tuple[tuple[str, str], ...] = ()
     account_named: bool = False
 
 

@@ -25,7 +25,11 @@ import structlog
 from gateway import metrics
 from gateway.auth.authenticator import Authenticator
 from gateway.billing.holds import Billing
-from gateway.billing.prices import VIDEO_PRICE_ACTIONS
+from gateway.billing.prices import (
+    REROLL_PRICE_ACTION,
+    VIDEO_PRICE_ACTION,
+    VIDEO_PRICE_ACTIONS,
+)
 from gateway.domain import Channel, Principal, Task
 from gateway.errors import (
     ApiError,
@@ -48,6 +52,7 @@ from gateway.storage.holds import Held, NewTask
 from gateway.storage.slots import Slot
 from gateway.tasks.callbacks import callback_url
 from gateway.tasks.orders import TASK_ID_MARK, SubmitOrder, Submitted
+from gateway.tasks.views import without_leading_urls
 from gateway.tasks.webhooks import HookGuard
 from gateway.upstream.client import UpstreamAnswer, UpstreamClient, encode_body
 from gateway.upstream.outcomes import Verdict, classify
@@ -116,19 +121,11 @@ class Submitter:
         self._auth.check_action(principal, order.price_action)
         if order.notify_hook is not None:
             await self._hooks.check(order.notify_hook)
+        for name, url in order.fetched_urls:
+            await self._hooks.check(url, name)
         parent = await self._parent(principal, order)
         if parent is not None:
-            upstream_body = {**order.upstream_body, "taskId": parent.upstream_task_id}
-            if "accountFilter" in upstream_body:  # an extend: its parent's account and mode
-                upstream_body["accountFilter"] = {"modes": [parent.mode]}
-            order = replace(
-                order,
-                upstream_body=upstream_body,
-                mode=parent.mode,
-                bot_type=parent.bot_type,
-                prompt=order.prompt if order.kind == "video" else _inherited_prompt(parent),
-                prompt_urls=parent.prompt_urls,
-            )
+            order = _as_follow_up_of(order, parent)
         channels = await self._route(order, parent)
         if parent is not None:
             order = _as_its_channel_takes_it(order, channels[0])
@@ -353,6 +350,7 @@ class Submitter:
             await self._billing.release(held, task_status=unresolved_status, reason=str(answer))
             raise BadRequest(_MALFORMED)
         upstream_id = str(answer.result)
+        properties = _shown_properties(answer.properties, order.prompt_urls)
         if verdict is Verdict.ACCEPTED:
             queued = answer.code == 22
             settled = await self._billing.settle(
@@ -361,7 +359,7 @@ class Submitter:
                 channel_id=channel.id,
                 upstream_task_id=upstream_id,
                 description=_description(order, held.task_id),
-                properties=_kept_properties(answer.properties),
+                properties=_kept_properties(properties),
                 prompt_en=_prompt_en(order),
                 prompt_urls=order.prompt_urls,
             )
@@ -371,7 +369,7 @@ class Submitter:
                 await self._billing.release(held, task_status=unresolved_status, reason=reason)
                 raise InternalError("this submit's outcome could not be recorded")
             code = 22 if queued and self._queued_passthrough else 1
-            return Submitted(code, held.task_id, answer.description, answer.properties)
+            return Submitted(code, held.task_id, answer.description, properties)
         if verdict is Verdict.MODAL:
             await self._billing.release(
                 held,
@@ -379,10 +377,11 @@ class Submitter:
                 reason="modal confirmation needed",
                 channel_id=channel.id,
                 upstream_task_id=upstream_id,
-                description=answer.description,
-                properties=_modal_properties(answer.properties),
+                description=_description(order, held.task_id),
+                properties=_modal_properties(properties),
+                prompt_urls=order.prompt_urls,
             )
-            return Submitted(MODAL_CODE, held.task_id, answer.description, answer.properties)
+            return Submitted(MODAL_CODE, held.task_id, answer.description, properties)
         await self._billing.release(held, task_status=unresolved_status, reason=answer.description)
         if verdict is Verdict.BANNED:
             banned = answer.properties.get("bannedWord")
@@ -412,6 +411,38 @@ def _as_its_channel_takes_it(order: SubmitOrder, channel: Channel) -> SubmitOrde
 
 def _kept_properties(properties: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in properties.items() if k in ("numberOfQueues", "finalPrompt")}
+
+
+def _as_follow_up_of(order: SubmitOrder, parent: Task) -> SubmitOrder:
+    """A follow-up as it goes to its parent's upstream task: in the parent's mode and bot type,
+    showing the parent's prompt. An extend keeps to the parent's account. A button's reroll is
+    named after its parent's action, as the proxies name it, and a video's reroll is another
+    batch of videos, priced as one."""
+    upstream_body = {**order.upstream_body, "taskId": parent.upstream_task_id}
+    if order.kind == "video":
+        upstream_body["accountFilter"] = {"modes": [parent.mode]}
+    changes: dict[str, Any] = {
+        "upstream_body": upstream_body,
+        "mode": parent.mode,
+        "bot_type": parent.bot_type,
+        "prompt": order.prompt if order.kind == "video" else _inherited_prompt(parent),
+        "prompt_urls": parent.prompt_urls,
+    }
+    if order.kind == "action" and order.price_action == REROLL_PRICE_ACTION:
+        changes["action"] = parent.action
+        if parent.price_action in VIDEO_PRICE_ACTIONS:
+            videos = len(parent.upstream_media.get("videos") or []) or 4
+            changes.update(price_action=VIDEO_PRICE_ACTION, quantity_bp=videos * 10_000 // 4)
+    return replace(order, **changes)
+
+
+def _shown_properties(properties: dict[str, Any], prompt_urls: int) -> dict[str, Any]:
+    """An answer's properties, its ``finalPrompt`` without the upstream's links to the images
+    sent with the task."""
+    final = properties.get("finalPrompt")
+    if not isinstance(final, str) or not prompt_urls:
+        return properties
+    return {**properties, "finalPrompt": without_leading_urls(final, prompt_urls)}
 
 
 def _modal_properties(properties: dict[str, Any]) -> dict[str, Any]:

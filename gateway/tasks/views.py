@@ -5,6 +5,7 @@ Every key of the contract is always present; upstream ids, channels and hosts ne
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gateway.domain import Task
@@ -21,9 +22,18 @@ _HIDDEN_PROPERTIES = frozenset(
         "progressMessageId",
         "messageId",
         "flags",
+        "messageContent",
     }
 )
 _SHOWN_STATUS = {"SUBMITTING": "NOT_START"}
+
+
+def without_leading_urls(text: str, urls: int) -> str:
+    """``text`` without the first ``urls`` URLs it starts with (the upstream's own links to the
+    images sent with a task), as migrations/0011's SQL function does."""
+    if urls <= 0:
+        return text
+    return re.sub(rf"^\s*(?:<?https?://\S+?>?(?:\s+|$)){{1,{min(urls, 255)}}}", "", text)
 
 
 def client_properties(properties: dict[str, Any]) -> dict[str, Any]:

@@ -47,25 +47,26 @@ PURGE_EVERY_S = 600.0
 
 
 class HookGuard:
-    """Refuses notifyHook URLs the gateway must not call (400/21)."""
+    """Refuses URLs from clients that the gateway, or an upstream on its behalf, must not call
+    (400/21): notifyHook, and the images a video or an edit starts from."""
 
     def __init__(self, allow_private: bool) -> None:
         self._allow_private = allow_private
 
-    async def check(self, url: str) -> None:
+    async def check(self, url: str, field: str = "notifyHook") -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BadRequest("notifyHook must be an http or https URL")
+            raise BadRequest(f"{field} must be an http or https URL")
         if self._allow_private:
             return
         try:
             await public_addresses.check_url(url)
         except PrivateAddressError:
             raise BadRequest(
-                "notifyHook must not point at a private, loopback or local address"
+                f"{field} must not point at a private, loopback or local address"
             ) from None
         except OSError:
-            raise BadRequest("notifyHook's host does not resolve") from None
+            raise BadRequest(f"{field}'s host does not resolve") from None
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -289,7 +289,9 @@ class UpstreamClient:
         is the upstream's word: it is fetched only from ``channel``'s own origin or from a
         public address (``gateway.public_addresses``), and so is every redirect. ``byte_range``
         (a client's ``Range`` header) is passed on; a 206 comes back as it is."""
-        headers = {"Range": byte_range} if byte_range else None
+        headers = {"Accept-Encoding": "identity"}  # byte ranges count bytes as stored
+        if byte_range:
+            headers["Range"] = byte_range
         for _ in range(MAX_IMAGE_REDIRECTS + 1):
             session = self._session_for(url, channel)
             with _map_transport_errors(url):

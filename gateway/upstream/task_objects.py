@@ -4,11 +4,11 @@ Upstreams differ in small ways (missing keys, numbers as strings, null lists), w
 leniently. What cannot be stored or shown as it is, is refused, one object at a time, with an
 ``UnfitTaskObject`` whose ``reason`` is one of a fixed few (a metric label) and whose message
 says more: an id that is not a short text or number, an unknown status, a progress that is not
-``"<0-100>%"``, a time outside 0..2^53 ms, text longer than ``MAX_TEXT_CHARS``, an image or video
-URL that is not http(s) (``imageUrl``, ``imageUrls``, ``videoUrl``, ``videoUrls``), buttons or
-properties of the wrong shape, or JSON that ``gateway.json_input``
-refuses (deep nesting, bad UTF-8, NUL). A refused object changes nothing: its task stays as it
-was, and ends by its timeout if the channel never sends a fit one.
+``"<0-100>%"``, a time outside 0..2^53 ms, text longer than ``MAX_TEXT_CHARS``, an ``imageUrl``
+that is not http(s), buttons or properties of the wrong shape, or JSON that
+``gateway.json_input`` refuses (deep nesting, bad UTF-8, NUL). Of ``imageUrls``, ``videoUrl``
+and ``videoUrls``, what is not an http(s) URL is left out. A refused object changes nothing: its
+task stays as it was, and ends by its timeout if the channel never sends a fit one.
 
 The upstream's ``notifyHook`` property is the gateway's own callback URL, whose token is a
 credential: it is never kept.
@@ -30,7 +30,7 @@ MAX_ID_CHARS = 64
 MAX_TEXT_CHARS = 65_536
 MAX_URL_CHARS = 4096
 MAX_BUTTONS = 64
-MAX_MEDIA_ITEMS = 16
+MAX_MEDIA_ITEMS = 16  # single images or videos of one result
 MAX_MILLIS = 2**53 - 1
 DROPPED_PROPERTIES = frozenset({"notifyHook"})
 
@@ -92,37 +92,40 @@ def _progress(value: Any) -> str:
     return f"{int(match.group(1))}%"
 
 
-def _image_url(value: Any, name: str = "imageUrl") -> str | None:
-    url = _text(name, value, MAX_URL_CHARS)
+def _image_url(value: Any) -> str | None:
+    url = _text("imageUrl", value, MAX_URL_CHARS)
     if url is not None and _URL.fullmatch(url) is None:
-        raise UnfitTaskObject("image_url", f"{name} is not an http(s) URL")
+        raise UnfitTaskObject("image_url", "imageUrl is not an http(s) URL")
     return url
 
 
-def _media_items(name: str, value: Any) -> list[dict[str, str | None]]:
-    """``[{url, thumbnail}]``; an item that is a bare URL is taken as ``{url}``."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > MAX_MEDIA_ITEMS:
-        raise UnfitTaskObject("media", f"{name} is not a list of at most {MAX_MEDIA_ITEMS}")
+def _media_items(value: Any) -> list[dict[str, str | None]]:
+    """``[{url, thumbnail}]`` (a bare URL is taken as ``{url}``), at most ``MAX_MEDIA_ITEMS``.
+    An item that is not a fit http(s) URL is left out, and so is a thumbnail that is not: the
+    rest of the task object stands."""
     items: list[dict[str, str | None]] = []
-    for item in value:
+    for item in value if isinstance(value, list) else []:
         entry = item if isinstance(item, dict) else {"url": item}
-        url = _image_url(entry.get("url"), f"{name}[].url")
-        if url is None:
-            raise UnfitTaskObject("media", f"an item of {name} has no url")
-        items.append({"url": url, "thumbnail": _image_url(entry.get("thumbnail"), name)})
-    return items
+        url, thumbnail = entry.get("url"), entry.get("thumbnail")
+        if _fit_url(url):
+            items.append({"url": url, "thumbnail": thumbnail if _fit_url(thumbnail) else None})
+    return items[:MAX_MEDIA_ITEMS]
+
+
+def _fit_url(value: Any) -> bool:
+    return (
+        isinstance(value, str) and len(value) <= MAX_URL_CHARS and _URL.fullmatch(value) is not None
+    )
 
 
 def _media(obj: dict[str, Any]) -> dict[str, Any]:
     """The single images of a grid and the videos, where the upstream gives them. A lone
     ``videoUrl`` is the one video; else it is the first of ``videoUrls``."""
     media: dict[str, Any] = {}
-    images = _media_items("imageUrls", obj.get("imageUrls"))
-    videos = _media_items("videoUrls", obj.get("videoUrls"))
-    video = _image_url(obj.get("videoUrl"), "videoUrl")
-    if video is not None and all(item["url"] != video for item in videos):
+    images = _media_items(obj.get("imageUrls"))
+    videos = _media_items(obj.get("videoUrls"))
+    video = obj.get("videoUrl")
+    if _fit_url(video) and all(item["url"] != video for item in videos):
         videos.insert(0, {"url": video, "thumbnail": None})
     if images:
         media["images"] = images

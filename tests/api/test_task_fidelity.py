@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.tasks.views import without_leading_urls
 from tests.api.helpers import (
     BLUE,
     RED,
@@ -30,8 +31,10 @@ async def test_a_change_shows_the_action_asked_and_the_up_command(
     client = await gateway.client_with_key(balance_units=START)
     grid = await imagine_done(client)
 
+    reroll = {"taskId": grid["id"], "customId": button(grid, prefix="MJ::JOB::reroll::")}
     asks = [
         ("/mj/submit/change", {"taskId": grid["id"], "action": "REROLL"}, "REROLL", "R"),
+        ("/mj/submit/action", reroll, "IMAGINE", "R"),  # a button: named after its parent
         (
             "/mj/submit/change",
             {"taskId": grid["id"], "action": "UPSCALE", "index": 2},
@@ -99,23 +102,53 @@ async def test_a_modal_task_fetch_carries_what_its_answer_carried(
     simulator = await start_sim(simulator_factory)
     await gateway.add_channel(simulator)
     client = await gateway.client_with_key(balance_units=START)
-    grid = await imagine_done(client, "a misty harbour")
-    upscale_id = submitted_id(
-        await client.post(
-            "/mj/submit/action", {"taskId": grid["id"], "customId": button(grid, "U1")}
-        )
-    )
+    body = {"prompt": "a misty harbour", "base64Array": [RED]}
+    grid_id = submitted_id(await client.post("/mj/submit/imagine", body))
+    grid = await client.wait_for(grid_id, {"SUCCESS"})
+    u1 = {"taskId": grid_id, "customId": button(grid, "U1")}
+    upscale_id = submitted_id(await client.post("/mj/submit/action", u1))
     upscale = await client.wait_for(upscale_id, {"SUCCESS"})
 
-    answer = await client.post(
-        "/mj/submit/action", {"taskId": upscale_id, "customId": button(upscale, "Custom Zoom")}
-    )
+    zoom = button(upscale, "Custom Zoom")
+    answer = await client.post("/mj/submit/action", {"taskId": upscale_id, "customId": zoom})
     modal_id = submitted_id(answer, code=21)
     said = answer.json()["properties"]
+    host = simulator.base_url.split("://")[1]
+    assert said["finalPrompt"] == "a misty harbour"
     for _ in range(2):  # as submitted, then after the poller has read the upstream's
         fetched = (await client.get(f"/mj/task/{modal_id}/fetch")).json()
         assert fetched["status"] == "MODAL"
         assert fetched["prompt"] == "a misty harbour"
+        assert fetched["description"] == f"/action {upscale_id} {zoom}"
         assert fetched["properties"]["finalPrompt"] == said["finalPrompt"]
         assert fetched["properties"]["remix"] is said["remix"] is True
+        assert host not in str(fetched)
         await gateway.services.poller.run_once()
+
+    confirm = {"taskId": modal_id, "prompt": "a misty harbour --zoom 2"}
+    zoomed = await client.wait_for(
+        submitted_id(await client.post("/mj/submit/modal", confirm)), {"SUCCESS"}
+    )
+    assert zoomed["description"] == f"/action {upscale_id} {zoom}"
+    assert host not in str(zoomed)
+
+
+@pytest.mark.parametrize(
+    ("text", "urls"),
+    [
+        ("https://up.test/a.png a quiet pond", 1),
+        ("<https://up.test/a.png> https://up.test/b.png a pond", 2),
+        ("https://up.test/a.png https://mine.test/b.png a pond", 1),
+        ("a quiet pond", 2),
+        ("cat", 3),
+        ("https://up.test/a.png https://up.test/b.png", 2),
+    ],
+)
+async def test_the_database_takes_off_leading_links_as_the_gateway_does(
+    gateway_factory: StartGateway, text: str, urls: int
+) -> None:
+    gateway = await gateway_factory()
+    found = await gateway.services.pool.fetchval(
+        "SELECT without_leading_urls($1, $2::SMALLINT)", text, urls
+    )
+    assert found == without_leading_urls(text, urls)

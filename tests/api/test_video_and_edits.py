@@ -259,3 +259,40 @@ async def test_edits_where_no_channel_offers_them_are_refused_before_any_charge(
     assert video["action"] == "VIDEO"
     assert await client.balance() == START - VIDEO_PRICE
     assert await sim_requests(gateway.http, simulator, "submit/edits") == 0
+
+
+async def test_a_video_reroll_is_another_batch_priced_and_named_as_a_video(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    _, client, _ = await _trueai(gateway_factory, simulator_factory)
+    body = {"prompt": "w", "image": RED, "batchSize": "2"}  # as a web form sends it
+    video = await _done(client, await client.post("/mj/submit/video", body))
+    reroll = {"taskId": video["id"], "customId": button(video, prefix="MJ::JOB::reroll::")}
+    again = await _done(client, await client.post("/mj/submit/action", reroll))
+
+    assert (again["action"], len(again["videoUrls"])) == ("VIDEO", 2)
+    assert await client.balance() == START - 2 * (VIDEO_PRICE // 2)
+    extend = {"prompt": "on", "action": "extend", "taskId": again["id"], "index": "1"}
+    assert (await _done(client, await client.post("/mj/submit/video", extend)))["action"] == "VIDEO"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/mj/submit/video", {"prompt": "w", "image": "http://127.0.0.1:9/a.png"}),
+        ("/mj/submit/video", {"prompt": "w", "image": RED, "endImage": "http://[::1]/b.png"}),
+        ("/mj/submit/edits", {"prompt": "w", "image": "http://169.254.169.254/latest/x.png"}),
+        ("/mj/submit/retexture", {"prompt": "w", "image": "http://10.0.0.7/x.png"}),
+    ],
+)
+async def test_an_image_url_at_a_private_address_is_refused_before_any_charge(
+    gateway_factory: StartGateway,
+    simulator_factory: StartSimulator,
+    path: str,
+    body: dict[str, Any],
+) -> None:
+    gateway, client, simulator = await _trueai(gateway_factory, simulator_factory)
+    refused = assert_error(await client.post(path, body), 400, 21)
+    assert "private" in refused["description"], refused
+    assert await client.balance() == START
+    assert await sim_requests(gateway.http, simulator, path.rsplit("/mj/", 1)[1]) == 0

@@ -1,0 +1,72 @@
+"""Reading upstream task objects, pure: the newer media keys, and what is left out of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.tasks.views import without_leading_urls
+from gateway.upstream.task_objects import MAX_MEDIA_ITEMS, parse_task_object
+
+BASE = {"id": "1", "status": "SUCCESS", "progress": "100%"}
+
+
+def test_single_images_and_videos_are_read_with_their_thumbnails() -> None:
+    update = parse_task_object(
+        {
+            **BASE,
+            "imageUrls": [
+                {"url": "https://cdn.test/1.png", "thumbnail": "https://cdn.test/1.webp"}
+            ],
+            "videoUrl": "https://cdn.test/v1.mp4",
+            "videoUrls": [{"url": "https://cdn.test/v2.mp4"}],
+        }
+    )
+    assert update.media == {
+        "images": [{"url": "https://cdn.test/1.png", "thumbnail": "https://cdn.test/1.webp"}],
+        "videos": [
+            {"url": "https://cdn.test/v1.mp4", "thumbnail": None},
+            {"url": "https://cdn.test/v2.mp4", "thumbnail": None},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "media",
+    [
+        {"imageUrls": [{"url": ""}, {"url": "/relative.png"}, "javascript:alert(1)", 7, None]},
+        {"imageUrls": "https://cdn.test/1.png", "videoUrl": "file:///etc/passwd"},
+        {"videoUrls": [{"thumbnail": "https://cdn.test/t.webp"}]},
+    ],
+)
+def test_unfit_media_items_are_left_out_and_the_task_still_reads(media: dict[str, Any]) -> None:
+    update = parse_task_object({**BASE, **media})
+    assert update.status == "SUCCESS"
+    assert update.media == {}
+
+
+def test_media_lists_are_cut_to_their_bound() -> None:
+    many = [f"https://cdn.test/{n}.png" for n in range(100)]
+    update = parse_task_object({**BASE, "imageUrls": many})
+    assert len(update.media["images"]) == MAX_MEDIA_ITEMS
+
+
+@pytest.mark.parametrize(
+    ("text", "urls", "left"),
+    [
+        ("https://up.test/a.png a quiet pond", 1, "a quiet pond"),
+        ("<https://up.test/a.png> https://up.test/b.png a pond", 2, "a pond"),
+        (
+            "https://up.test/a.png https://mine.test/b.png a pond",
+            1,
+            "https://mine.test/b.png a pond",
+        ),
+        ("a quiet pond", 2, "a quiet pond"),  # a translation with no links: nothing to take off
+        ("cat", 3, "cat"),
+        ("https://up.test/a.png https://up.test/b.png", 2, ""),
+        ("https://up.test/a.png cat", 0, "https://up.test/a.png cat"),
+    ],
+)
+def test_only_the_upstreams_leading_links_are_taken_off(text: str, urls: int, left: str) -> None:
+    assert without_leading_urls(text, urls) == left
