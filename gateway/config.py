@@ -227,8 +227,46 @@ class SimulatorSettings(BaseModel):
     remix: bool = Field(default=False, description="accounts in remix mode (modal on V/R/pan)")
     task_timeout_s: float = Field(default=300.0, gt=0, description="unscaled task timeout")
     image_size_px: int = Field(default=512, ge=64, le=2048, description="side of a grid image")
+    attachment_ttl_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="set = picture URLs expire after this many (real) seconds, as Discord's do",
+    )
     seed: int | None = Field(default=None, description="random seed, for repeatable runs")
     faults: SimulatorFaults = Field(default_factory=SimulatorFaults)
+
+
+class S3Settings(BaseModel):
+    """An S3-compatible object store (AWS S3, MinIO, R2, ...); ``bucket`` set = use it."""
+
+    endpoint_url: str | None = Field(default=None, description="unset = AWS's own endpoint")
+    bucket: str | None = Field(default=None, description="set = keep media in this bucket")
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    path_style: bool = Field(default=False, description="bucket in the path, not the host name")
+    prefix: str = Field(default="", description="put before every object key")
+
+
+class MediaSettings(BaseModel):
+    """Where results are kept (``gateway.media``): the data dir's ``media/`` folder unless S3 is
+    configured."""
+
+    keep: bool = Field(default=True, description="false = results are only streamed upstream")
+    dir: Path | None = Field(default=None, description="unset = <data dir>/media")
+    s3: S3Settings = Field(default_factory=S3Settings)
+    public_base_url: str | None = Field(
+        default=None,
+        description="set = stored media are linked at <this>/<key> (a CDN in front of the"
+        " folder or bucket) instead of at the gateway's signed URLs",
+    )
+    max_bytes: int = Field(default=50_000_000, ge=1, description="largest result copied")
+    retention_days: float | None = Field(default=None, gt=0, description="unset = keep")
+    copies_at_once: int = Field(default=4, ge=1, le=64)
+    max_attempts: int = Field(default=8, ge=1, description="downloads tried before giving up")
+    retry_s: float = Field(default=30.0, gt=0, description="first pause, doubled per attempt")
+    claim_s: float = Field(default=300.0, gt=0, description="one copy's lease")
+    copy_every_s: float = Field(default=1.0, gt=0, description="pause between rounds of copies")
 
 
 class Settings(BaseSettings):
@@ -248,6 +286,7 @@ class Settings(BaseSettings):
     relay: RelaySettings = Field(default_factory=RelaySettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 

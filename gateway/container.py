@@ -17,6 +17,9 @@ from gateway.auth.authenticator import Authenticator
 from gateway.auth.limits import RateLimits
 from gateway.billing.holds import Billing
 from gateway.config import Settings
+from gateway.media.copier import MediaCopier
+from gateway.media.keeping import apply_retention, export_media_totals
+from gateway.media.stores import MediaStore, open_store
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.routing.probes import ChannelProber
@@ -58,10 +61,14 @@ class Services:
     poller: Poller
     sweeper: HoldSweeper
     prober: ChannelProber
+    media: MediaStore
+    copier: MediaCopier
     settings: Settings
 
 
 PURGE_KEYS_EVERY_S = 60.0
+MEDIA_STATS_EVERY_S = 60.0
+MEDIA_RETENTION_EVERY_S = 600.0
 
 
 def load_secret_key(settings: Settings) -> bytes:
@@ -115,8 +122,12 @@ async def build_services(
     )
     idempotency = Idempotency(pool)
     images = ImageSigner(
-        load_secret_key(settings), public_base_url(settings), settings.relay.image_url_ttl_s
+        load_secret_key(settings),
+        public_base_url(settings),
+        settings.relay.image_url_ttl_s,
+        media_base_url=settings.media.public_base_url,
     )
+    media = await open_store(settings.media, settings.data_dir)
     relay = settings.relay
     webhooks = WebhookDeliverer(
         pool,
@@ -152,7 +163,7 @@ async def build_services(
             hooks=HookGuard(settings.relay.webhook_allow_private),
             rng=random.Random(settings.upstream.routing_seed),  # noqa: S311 - not security
         ),
-        tasks=TaskReader(pool, channels, upstream, images),
+        tasks=TaskReader(pool, channels, upstream, images, media),
         callbacks=Callbacks(pool, channels),
         cancels=TaskCanceller(pool, channels, upstream),
         webhooks=webhooks,
@@ -176,6 +187,8 @@ async def build_services(
             interval_s=settings.upstream.probe_interval_s,
             timeout_s=settings.upstream.probe_timeout_s,
         ),
+        media=media,
+        copier=MediaCopier(pool, media, upstream, channels, settings.media),
         settings=settings,
     )
     background: list[asyncio.Task[None]] = []
@@ -196,6 +209,7 @@ async def build_services(
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await webhooks.close()
+        await media.close()
         await upstream.close()
         await redis.aclose()
         await hold_pool.close()
@@ -205,6 +219,7 @@ async def build_services(
 def _leader(services: Services, database_url: str) -> Leader:
     """The jobs one process at a time runs, each at its own pace (``gateway.tasks.leader``)."""
     every_s = services.settings.relay.poll_interval_s
+    media = services.settings.media
     return Leader(
         database_url,
         [
@@ -213,6 +228,17 @@ def _leader(services: Services, database_url: str) -> Leader:
             Job("backlog", every_s, lambda: export_backlog(services.pool, services.channels)),
             Job("probe", services.prober.tick_s, services.prober.run_once),
             Job("purge-keys", PURGE_KEYS_EVERY_S, services.idempotency.purge_expired),
+            Job("media-stats", MEDIA_STATS_EVERY_S, lambda: export_media_totals(services.pool)),
+            Job(
+                "media-retention",
+                MEDIA_RETENTION_EVERY_S,
+                lambda: apply_retention(services.pool, services.media, media),
+            ),
+            *(
+                [Job("media-copy", media.copy_every_s, services.copier.run_once)]
+                if media.keep
+                else []
+            ),
         ],
         retry_s=every_s,
     )

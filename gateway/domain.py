@@ -121,6 +121,7 @@ class Task:
     properties: dict[str, Any] = field(default_factory=dict)
     prompt_urls: int = 0  # image URLs the upstream puts in front of the prompts it shows
     upstream_media: dict[str, Any] = field(default_factory=dict)  # see UpstreamTaskUpdate.media
+    stored_media: dict[str, str] = field(default_factory=dict)  # part -> key in the media store
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,23 @@ TASKS_OPEN = Gauge(
 WEBHOOK_BACKLOG = Gauge(
     "gateway_webhook_backlog", "Webhook events not yet delivered", multiprocess_mode="mostrecent"
 )
+MEDIA_COPY_FAILURES = Counter(
+    "gateway_media_copy_failures_total",
+    "Results not copied into the media store on an attempt, by why (too_large, mistyped,"
+    " private_address, not_http, http_status, unreachable, store, error)",
+    ["reason"],
+)
+MEDIA_COPY_LAG = Histogram(
+    "gateway_media_copy_lag_seconds",
+    "Time from a task's SUCCESS to its result being in the media store",
+    buckets=TASK_BUCKETS_S,
+)
+MEDIA_OBJECTS = Gauge(
+    "gateway_media_objects", "Objects in the media store", multiprocess_mode="mostrecent"
+)
+MEDIA_BYTES = Gauge(
+    "gateway_media_bytes", "Bytes in the media store", multiprocess_mode="mostrecent"
+)
 POLL_LAG = Histogram(
     "gateway_poll_lag_seconds",
     "For each open task the poller asks its channel about, how long since it was last asked",

@@ -283,6 +283,7 @@ async def gateway_process_factory(
         "GATEWAY_RELAY__SECRET_KEY": "test-signing-key",
         "GATEWAY_RELAY__SEALING_KEY": SEALING_KEY,
         "GATEWAY_RELAY__POLL_INTERVAL_S": "0.1",
+        "GATEWAY_MEDIA__KEEP": "false",
         "GATEWAY_LOG__LEVEL": "WARNING",
         "GATEWAY_LOG__FORMAT": "json",
     }
@@ -295,7 +296,9 @@ async def gateway_factory(
     servers: Servers, database_url: str, redis_prefix: str, tmp_path: Path
 ) -> AsyncIterator[StartGateway]:
     """Start gateways on the test's database and Redis prefix; ``relay``, ``upstream``,
-    ``server`` and ``admin`` keyword arguments override those settings groups."""
+    ``server``, ``admin`` and ``media`` keyword arguments override those settings groups.
+    Results are not copied into the media store unless ``media`` says ``keep``: the copies
+    cost CPU that the other tests' timings do not expect."""
     running: list[tuple[RunningServer, httpx.AsyncClient]] = []
 
     async def start(
@@ -330,6 +333,7 @@ async def gateway_factory(
             | groups.get("relay", {}),
             upstream={"submit_timeout_s": 5.0, "fetch_timeout_s": 5.0} | groups.get("upstream", {}),
             admin=groups.get("admin", {}),
+            media={"keep": False} | groups.get("media", {}),
         )
         app = create_app(
             settings,

@@ -1,27 +1,54 @@
 """``GET /mj/image/{id}`` and ``/mj/image/{id}/{part}``: a task's image, or one single image or
-video of its result, streamed from its upstream; the signature is the key. Byte ranges are passed
-on, so a browser can seek in a video."""
+video of its result, and with ``size=thumb`` its thumbnail; the signature is the key. The stored
+copy is served when there is one (``ETag``, ``Last-Modified``, byte ranges, cached for good),
+else the upstream's is streamed, byte ranges passed on."""
 
 from __future__ import annotations
 
-from litestar import get
+from typing import Literal
+
+from litestar import Response, get
 from litestar.params import FromPath, FromQuery, SkipValidation
 from litestar.response import Stream
 
 from gateway.api.dependencies import AnyRequest
 from gateway.api.openapi import DOC_KEY, Doc
 from gateway.container import Services
-from gateway.upstream.client import MediaStream
 
 _DOC = {DOC_KEY: Doc(None, (404, 502, 504), key=False)}
+_STREAMED_CACHE_CONTROL = "private, max-age=3600"
+WHOLE_BODY_BYTES = 1024 * 1024
+Size = Literal["full", "thumb"]
 
 
-def _answer(media: MediaStream) -> Stream:
+async def _answer(
+    request: AnyRequest,
+    services: Services,
+    task_id: str,
+    exp: int,
+    sig: str,
+    part: str | None,
+    size: Size,
+) -> Response[bytes] | Stream:
+    media = await services.tasks.open_media(
+        task_id,
+        exp,
+        sig,
+        part,
+        thumb=size == "thumb",
+        byte_range=request.headers.get("range"),
+        if_none_match=request.headers.get("if-none-match"),
+    )
+    headers = {"Cache-Control": _STREAMED_CACHE_CONTROL, **media.headers}
+    length = media.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) <= WHOLE_BODY_BYTES:  # one send beats a stream's several
+        body = b"".join([chunk async for chunk in media.chunks])
+        headers.pop("Content-Length")
+        return Response(
+            body, status_code=media.status, media_type=media.content_type, headers=headers
+        )
     return Stream(
-        media.chunks,
-        status_code=media.status,
-        media_type=media.content_type,
-        headers={**media.headers, "Cache-Control": "private, max-age=3600"},
+        media.chunks, status_code=media.status, media_type=media.content_type, headers=headers
     )
 
 
@@ -32,9 +59,9 @@ async def image(
     exp: FromQuery[int],
     sig: FromQuery[str],
     services: SkipValidation[Services],
-) -> Stream:
-    byte_range = request.headers.get("range")
-    return _answer(await services.tasks.open_media(task_id, exp, sig, None, byte_range))
+    size: FromQuery[Size] = "full",
+) -> Response[bytes] | Stream:
+    return await _answer(request, services, task_id, exp, sig, None, size)
 
 
 @get("/image/{task_id:str}/{part:str}", opt=_DOC)
@@ -45,6 +72,6 @@ async def image_part(
     exp: FromQuery[int],
     sig: FromQuery[str],
     services: SkipValidation[Services],
-) -> Stream:
-    byte_range = request.headers.get("range")
-    return _answer(await services.tasks.open_media(task_id, exp, sig, part, byte_range))
+    size: FromQuery[Size] = "full",
+) -> Response[bytes] | Stream:
+    return await _answer(request, services, task_id, exp, sig, part, size)

@@ -40,6 +40,7 @@ from gateway.api.schemas import (
     VideoBody,
 )
 from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.media.files import sniff
 
 T = TypeVar("T")
 Body = TypeVar("Body", bound=RequestBody)
@@ -378,12 +379,5 @@ def _declared_mime(subtype: str) -> ImageMime:
 
 
 def _sniff(data: bytes) -> ImageMime | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    found = sniff(data)
+    return cast(ImageMime, found) if found in _FORMAT_NAMES else None

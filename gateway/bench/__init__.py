@@ -1,7 +1,8 @@
-"""``gateway bench``: throughput (``throughput``) and latency (``latency``), measured against
-subprocesses that ``stack`` starts."""
+"""``gateway bench``: throughput (``throughput``), latency (``latency``) and the media store
+(``media``), measured against subprocesses that ``stack`` starts."""
 
 from gateway.bench.latency import run_latency
+from gateway.bench.media import run_media
 from gateway.bench.throughput import run_bench
 
-__all__ = ["run_bench", "run_latency"]
+__all__ = ["run_bench", "run_latency", "run_media"]

@@ -7,6 +7,7 @@ gateway reconcile  check that the money adds up; exit 1 on any gap     cli/runni
 gateway bench      submits/s, fetches/s and latency                    cli/running.py
 gateway demo       embedded stores, a simulator channel, a demo user   cli/demo.py
 gateway admin ...  users, keys, channels and money, in the database    cli/admin*.py
+gateway media ...  the media store's size; copying again what is missing cli/media.py
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from gateway.cli import admin, demo, running
+from gateway.cli import admin, demo, media, running
 from gateway.config import Settings
 from gateway.errors import ApiError, StartupError
 from gateway.logging import configure_logging
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     running.add_parsers(commands)
     demo.add_parser(commands)
     admin.add_parser(commands)
+    media.add_parser(commands)
     return parser
 
 

@@ -77,12 +77,14 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
-    from gateway.bench import run_bench, run_latency
+    from gateway.bench import run_bench, run_latency, run_media
 
     if args.latency:
         run_latency(settings, args)
-        return
-    run_bench(settings, args)
+    elif args.media:
+        run_media(settings, args)
+    else:
+        run_bench(settings, args)
 
 
 def with_pool(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
@@ -125,6 +127,12 @@ def add_parsers(commands: Any) -> None:
         "with callbacks and with polling only",
     )
     bench.add_argument("--tasks", type=int, default=30, help="tasks watched (--latency)")
+    bench.add_argument(
+        "--media",
+        action="store_true",
+        help="instead: one image fetched many times once the media store holds it",
+    )
+    bench.add_argument("--fetches", type=int, default=1000, help="image fetches (--media)")
     bench.set_defaults(run=cmd_bench)
 
     reconcile = commands.add_parser(

@@ -1,5 +1,6 @@
 """The simulator's aiohttp application: the /mj API, the /sim control surface (health, runtime
-faults, stats) and the picture downloads under /attachments (no secret, like Discord's CDN)."""
+faults, stats) and the picture downloads under /attachments (no secret, like Discord's CDN, and
+like its links, expiring when ``attachment_ttl_s`` is set)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from gateway.config import SimulatorFaults, SimulatorSettings
 from gateway.simulator.buttons import Output
 from gateway.simulator.engine import Engine
-from gateway.simulator.images import UPLOADS_FOLDER, render_thumbnail
+from gateway.simulator.images import UPLOADS_FOLDER, expired, render_thumbnail
 from gateway.simulator.lifecycle import GRID_TILES, VIDEO_OUTPUTS
 from gateway.simulator.mj_routes import add_mj_routes
 from gateway.simulator.plumbing import ENGINE, guarded, json_response
@@ -75,8 +76,8 @@ async def attachment(request: web.Request) -> web.StreamResponse:
         return web.Response(body=upload.data, content_type=upload.mime_type)
     task = engine.store.get(folder)
     stem, _, suffix = filename.rpartition(".")
-    if task is None or not stem:
-        raise web.HTTPNotFound()
+    if task is None or not stem or expired(request.query.get("ex")):
+        raise web.HTTPNotFound(text="This content is no longer available.")
     images = engine.images
     if suffix == "png" and task.output in _PICTURES:
         preview = _PREVIEW.fullmatch(stem)

@@ -88,7 +88,7 @@ class Engine:
         self.store = TaskStore()
         self.pool = AccountPool(settings)
         self.notifier = Notifier()
-        self.urls = Urls(base_url)
+        self.urls = Urls(base_url, settings.attachment_ttl_s)
         self.images = ImageStore(settings.image_size_px)
         self.lifecycle = Lifecycle(
             settings, self.rng, self.store, self.pool, self.notifier, self.urls

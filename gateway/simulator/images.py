@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -83,17 +84,35 @@ class Urls:
     port. A task's picture is ``<name>.png``; the n-th single image or video of its batch is
     ``<name>_<n>.png`` or ``<name>_<n>.mp4``, with its thumbnail ``<name>_<n>.webp``."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, ttl_s: float | None = None) -> None:
+        """``ttl_s``: pictures' URLs expire that long after they are made (``ex=``, in hex
+        epoch seconds, as Discord's CDN has it); None: never."""
         self.base = base.rstrip("/")
+        self._ttl_s = ttl_s
+
+    def _expiring(self, url: str) -> str:
+        if self._ttl_s is None:
+            return url
+        return f"{url}?ex={int(time.time() + self._ttl_s):x}"
 
     def image(self, task_id: str, name: str) -> str:
-        return f"{self.base}/attachments/{task_id}/{name}.png"
+        return self._expiring(f"{self.base}/attachments/{task_id}/{name}.png")
 
     def part(self, task_id: str, name: str, number: int, suffix: str) -> str:
-        return f"{self.base}/attachments/{task_id}/{name}_{number}.{suffix}"
+        return self._expiring(f"{self.base}/attachments/{task_id}/{name}_{number}.{suffix}")
 
     def upload(self, name: str) -> str:
         return f"{self.base}/attachments/{UPLOADS_FOLDER}/{name}"
+
+
+def expired(ex: str | None) -> bool:
+    """Whether a picture URL's ``ex=`` has passed (one without it never expires)."""
+    if not ex:
+        return False
+    try:
+        return int(ex, 16) < time.time()
+    except ValueError:
+        return True
 
 
 UPLOADS_FOLDER = "uploads"

@@ -24,6 +24,12 @@ TASK_COLUMNS = """
 
 TASK_FIELDS = tuple(name.strip() for name in TASK_COLUMNS.split(","))
 
+# What the media store holds of a task (part -> store key), read with it.
+_TASK = f"""{TASK_COLUMNS},
+    (SELECT jsonb_object_agg(part, store_key) FROM media_objects m WHERE m.task_id = tasks.id)
+        AS stored_media
+"""
+
 _POLLED_STATUSES = ["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS"]
 
 
@@ -32,18 +38,19 @@ def task_from_row(row: asyncpg.Record) -> Task:
     fields["buttons"] = json.loads(fields["buttons"])
     fields["properties"] = json.loads(fields["properties"])
     fields["upstream_media"] = json.loads(fields["upstream_media"])
+    fields["stored_media"] = json.loads(fields.get("stored_media") or "{}")
     return Task(**fields)
 
 
 async def get_task(pool: asyncpg.Pool, task_id: int) -> Task | None:
-    row = await pool.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1", task_id)
+    row = await pool.fetchrow(f"SELECT {_TASK} FROM tasks WHERE id = $1", task_id)
     return task_from_row(row) if row else None
 
 
 async def get_user_task(pool: asyncpg.Pool, task_id: int, user_id: int) -> Task | None:
     """The user's task, or None when it is unknown, someone else's, or never reached upstream."""
     row = await pool.fetchrow(
-        f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2 AND status <> 'REJECTED'",
+        f"SELECT {_TASK} FROM tasks WHERE id = $1 AND user_id = $2 AND status <> 'REJECTED'",
         task_id,
         user_id,
     )
@@ -52,7 +59,7 @@ async def get_user_task(pool: asyncpg.Pool, task_id: int, user_id: int) -> Task 
 
 async def list_recent(pool: asyncpg.Pool, user_id: int, limit: int) -> list[Task]:
     rows = await pool.fetch(
-        f"SELECT {TASK_COLUMNS} FROM tasks"
+        f"SELECT {_TASK} FROM tasks"
         " WHERE user_id = $1 AND status NOT IN ('REJECTED', 'SUBMITTING')"
         " ORDER BY id DESC LIMIT $2",
         user_id,
@@ -64,7 +71,7 @@ async def list_recent(pool: asyncpg.Pool, user_id: int, limit: int) -> list[Task
 async def list_by_ids(pool: asyncpg.Pool, user_id: int, ids: Sequence[int]) -> list[Task]:
     """The user's tasks among ``ids``, in no particular order."""
     rows = await pool.fetch(
-        f"SELECT {TASK_COLUMNS} FROM tasks"
+        f"SELECT {_TASK} FROM tasks"
         " WHERE id = ANY($1::BIGINT[]) AND user_id = $2 AND status <> 'REJECTED'",
         list(ids),
         user_id,
@@ -99,7 +106,7 @@ async def search_tasks(pool: asyncpg.Pool, search: TaskSearch) -> list[Task]:
     where.add("id < {}::BIGINT * 1000", search.until_ms)
     where.add("id < {}", search.before_id)
     rows = await pool.fetch(
-        f"SELECT {TASK_COLUMNS} FROM tasks {where.sql} ORDER BY id DESC LIMIT {where.next}",
+        f"SELECT {_TASK} FROM tasks {where.sql} ORDER BY id DESC LIMIT {where.next}",
         *where.args,
         search.limit,
     )
@@ -246,7 +253,12 @@ WITH u AS (
            tasks.buttons, tasks.missing_polls)
           IS DISTINCT FROM (u.status, u.progress, coalesce(u.image_url, tasks.upstream_image_url),
                             u.fail_reason, u.buttons, 0)
-    RETURNING tasks.id, tasks.status, tasks.price_action, tasks.submit_time_ms
+    RETURNING tasks.id, tasks.status, tasks.price_action, tasks.submit_time_ms,
+              tasks.upstream_image_url
+), copy AS (
+    INSERT INTO media_copies (task_id)
+    SELECT id FROM t WHERE status = 'SUCCESS' AND upstream_image_url IS NOT NULL
+    ON CONFLICT DO NOTHING
 ), {_REFUND_ENDED}
 {_WRITTEN}
 """
@@ -258,7 +270,8 @@ async def apply_upstream_updates(
     """Write what the upstream says of open tasks, (task id, update) pairs.
 
     A task already ended is never changed. Ending in FAILURE or CANCEL refunds its settled
-    charge to the user and the key's limit in the same statement, at most once ever.
+    charge to the user and the key's limit in the same statement, at most once ever; ending in
+    SUCCESS with a result queues its copy into the media store (``gateway.media.copier``).
     """
     if not updates:
         return Written(0, [], 0, {})

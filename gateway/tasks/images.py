@@ -1,6 +1,7 @@
 """Signed media URLs: ``{public base}/mj/image/{task id}?exp=...&sig=...`` for a task's image, and
 ``{public base}/mj/image/{task id}/{part}?...`` for the rest of its result: ``image-<n>`` (the
-n-th single image of a grid), ``video-<n>``, each with its ``-thumb``.
+n-th single image of a grid), ``video-<n>``; ``&size=thumb`` on any of them asks for its
+thumbnail.
 
 The signature is the credential (no API key), HMAC-SHA256 over ``"{task id}.{exp}"`` (or
 ``"{task id}/{part}.{exp}"``). ``exp`` is rounded up to a whole hour so a task's URLs stay the
@@ -17,10 +18,18 @@ _ROUND_S = 3600
 
 
 class ImageSigner:
-    def __init__(self, secret: bytes, public_base_url: str, ttl_s: int = 86_400) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        public_base_url: str,
+        ttl_s: int = 86_400,
+        media_base_url: str | None = None,
+    ) -> None:
+        """``media_base_url``: where stored media are public (a CDN), if they are."""
         self._secret = secret
         self._base = public_base_url.rstrip("/")
         self._ttl_s = ttl_s
+        self.media_base_url = media_base_url.rstrip("/") if media_base_url else None
 
     def _signature(self, task_id: int, exp: int, part: str | None) -> str:
         signed = f"{task_id}.{exp}" if part is None else f"{task_id}/{part}.{exp}"

@@ -10,6 +10,9 @@ its own (the container says which, ``gateway.container``):
     backlog         every poll interval   exports what waits: open tasks, holds, webhooks
     probe           every second or less  probes resting channels
     purge-keys      every minute          forgets Idempotency-Key answers past their day
+    media-copy      every second          copies results into the media store
+    media-stats     every minute          exports the media store's size
+    media-retention every ten minutes     deletes stored media past their retention
 
 A job that fails is logged and runs again at its next turn; the others go on. When the lock's
 connection is lost, every job stops, and this process tries to lead again.

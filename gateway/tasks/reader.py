@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from email.utils import format_datetime
 from typing import Any
 
 import asyncpg
@@ -16,15 +18,20 @@ from gateway.errors import (
     UpstreamTimedOut,
     UpstreamTimeout,
 )
+from gateway.media import files
+from gateway.media.stores import MediaStore
 from gateway.routing import flavours
 from gateway.routing.directory import ChannelDirectory
+from gateway.storage import media as media_store
 from gateway.storage import tasks as task_store
+from gateway.storage.media import StoredObject
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.views import task_view
 from gateway.upstream.client import MediaStream, UpstreamClient
 
 LIST_LIMIT = 100
-_PART = re.compile(r"(image|video)-([1-9][0-9]?)(-thumb)?", re.ASCII)
+_PART = re.compile(r"(image|video)-[1-9][0-9]?", re.ASCII)
+STORED_CACHE_CONTROL = "public, max-age=31536000, immutable"
 _NO_IMAGE_ACTIONS = frozenset({"SHORTEN", "DESCRIBE"})
 
 
@@ -35,11 +42,13 @@ class TaskReader:
         channels: ChannelDirectory,
         upstream: UpstreamClient,
         images: ImageSigner,
+        store: MediaStore,
     ) -> None:
         self._pool = pool
         self._channels = channels
         self._upstream = upstream
         self._images = images
+        self._store = store
 
     def view(self, task: Task) -> dict[str, Any]:
         return task_view(task, self._images)
@@ -94,16 +103,28 @@ class TaskReader:
         exp: int,
         signature: str,
         part: str | None = None,
+        *,
+        thumb: bool = False,
         byte_range: str | None = None,
+        if_none_match: str | None = None,
     ) -> MediaStream:
-        """A task's image, or a ``part`` of its result (``gateway.tasks.images``), streamed
-        from its upstream if the signature holds; ``byte_range`` is a client's ``Range``."""
+        """A task's image, or a ``part`` of its result (``gateway.tasks.images``), or its
+        thumbnail, if the signature holds: the stored copy when there is one, else streamed
+        from the upstream. ``byte_range`` is a client's ``Range``."""
         if not is_task_id(task_id):
+            raise NotFound("image not found")
+        if part is not None and _PART.fullmatch(part) is None:
             raise NotFound("image not found")
         if not self._images.verify(int(task_id), exp, signature, part=part):
             raise NotFound("image link invalid or expired")
+        name = part or "image"
+        stored = await media_store.find_object(
+            self._pool, int(task_id), f"{name}-thumb" if thumb else name
+        )
+        if stored is not None:
+            return self._stored(stored, byte_range, if_none_match)
         task = await task_store.get_task(self._pool, int(task_id))
-        url = _media_url(task, part) if task is not None else None
+        url = _upstream_url(task, name, thumb) if task is not None else None
         if task is None or url is None or task.channel_id is None:
             raise NotFound("image not found")
         channel = await self._channels.get(task.channel_id)
@@ -116,17 +137,52 @@ class TaskReader:
         except UpstreamError:
             raise UpstreamFailed("could not fetch the image upstream") from None
 
+    def _stored(
+        self, stored: StoredObject, byte_range: str | None, if_none_match: str | None
+    ) -> MediaStream:
+        """A stored object, whole or the range asked, with what lets clients cache it for good:
+        a stored object never changes."""
+        etag = f'"{stored.sha256}"'
+        headers = {
+            "ETag": etag,
+            "Last-Modified": format_datetime(stored.stored_at, usegmt=True),
+            "Cache-Control": STORED_CACHE_CONTROL,
+            "Accept-Ranges": "bytes",
+        }
+        if if_none_match is not None and etag in if_none_match:
+            return MediaStream(304, stored.content_type, headers, _nothing())
+        size = stored.size_bytes
+        try:
+            wanted = files.byte_range(byte_range, size)
+        except ValueError:
+            headers["Content-Range"] = f"bytes */{size}"
+            return MediaStream(416, stored.content_type, headers, _nothing())
+        first, last = wanted or (0, size - 1)
+        headers["Content-Length"] = str(last - first + 1)
+        status = 200
+        if wanted is not None:
+            status = 206
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        chunks = self._store.read(stored.store_key, first, last) if size else _nothing()
+        return MediaStream(status, stored.content_type, headers, chunks)
 
-def _media_url(task: Task, part: str | None) -> str | None:
-    """The upstream URL of a task's image (``part`` None) or of one ``part`` of its result."""
-    if part is None:
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+def _upstream_url(task: Task, name: str, thumb: bool) -> str | None:
+    """Where the upstream has a part of a task's result, or its thumbnail (or, for an image
+    with none there, the image itself)."""
+    if name == "image":
         return task.upstream_image_url
-    match = _PART.fullmatch(part)
-    if match is None:
-        return None
-    kind, number, thumb = match.groups()
+    kind, _, number = name.partition("-")
     items = task.upstream_media.get(f"{kind}s") or []
     if not 1 <= int(number) <= len(items):
         return None
-    url: str | None = items[int(number) - 1].get("thumbnail" if thumb else "url")
-    return url
+    item = items[int(number) - 1]
+    if thumb and item.get("thumbnail"):
+        url: str | None = item["thumbnail"]
+        return url
+    return None if thumb and kind == "video" else item.get("url")

@@ -41,32 +41,57 @@ def client_properties(properties: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in properties.items() if k not in _HIDDEN_PROPERTIES}
 
 
-def _signed_items(
-    task: Task, images: ImageSigner, kind: str, items: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "url": images.url_for(task.id, part=f"{kind}-{number}"),
-            "thumbnail": images.url_for(task.id, part=f"{kind}-{number}-thumb")
-            if item.get("thumbnail")
-            else None,
-        }
-        for number, item in enumerate(items, 1)
-    ]
+def media_url(task: Task, images: ImageSigner, part: str, *, thumb: bool = False) -> str:
+    """Where a client gets a part of a task's result (``image``, ``image-<n>``, ``video-<n>``)
+    or its thumbnail: the gateway's signed URL, or the CDN's when the part is stored and
+    ``GATEWAY_MEDIA__PUBLIC_BASE_URL`` is set."""
+    key = task.stored_media.get(f"{part}-thumb" if thumb else part)
+    if key is not None and images.media_base_url is not None:
+        return f"{images.media_base_url}/{key}"
+    url = images.url_for(task.id, part=None if part == "image" else part)
+    return f"{url}&size=thumb" if thumb else url
+
+
+def _numbered(task: Task, kind: str) -> int:
+    """How many single images (``image``) or videos (``video``) the result has."""
+    offered = len(task.upstream_media.get(f"{kind}s") or [])
+    stored = sum(
+        1
+        for part in task.stored_media
+        if part.startswith(f"{kind}-") and not part.endswith("-thumb")
+    )
+    return max(offered, stored)
 
 
 def task_view(task: Task, images: ImageSigner) -> dict[str, Any]:
     """``properties.finalZhPrompt`` is always there (``""`` when there is none), as New API
-    answers: web clients render it and break on a missing key. ``imageUrls``, ``videoUrl`` and
-    ``videoUrls`` are there when the task has them, each URL the gateway's own."""
+    answers: web clients render it and break on a missing key. ``imageUrls`` (the single images
+    of a grid, the upstream's or cut here), ``videoUrl`` and ``videoUrls`` are there when the
+    task has them, each URL the gateway's own."""
     properties = client_properties(task.properties)
     properties["finalZhPrompt"] = properties.get("finalZhPrompt") or ""
     media: dict[str, Any] = {}
-    if task.upstream_media.get("images"):
-        media["imageUrls"] = _signed_items(task, images, "image", task.upstream_media["images"])
-    if task.upstream_media.get("videos"):
-        videos = _signed_items(task, images, "video", task.upstream_media["videos"])
-        media["videoUrl"], media["videoUrls"] = videos[0]["url"], videos
+    if count := _numbered(task, "image"):
+        media["imageUrls"] = [
+            {
+                "url": media_url(task, images, f"image-{n}"),
+                "thumbnail": media_url(task, images, f"image-{n}", thumb=True),
+            }
+            for n in range(1, count + 1)
+        ]
+    if count := _numbered(task, "video"):
+        offered = task.upstream_media.get("videos") or []
+        media["videoUrls"] = [
+            {
+                "url": media_url(task, images, f"video-{n}"),
+                "thumbnail": media_url(task, images, f"video-{n}", thumb=True)
+                if f"video-{n}-thumb" in task.stored_media
+                or (n <= len(offered) and offered[n - 1].get("thumbnail"))
+                else None,
+            }
+            for n in range(1, count + 1)
+        ]
+        media["videoUrl"] = media["videoUrls"][0]["url"]
     return {
         "id": str(task.id),
         "action": task.action,
@@ -79,7 +104,7 @@ def task_view(task: Task, images: ImageSigner) -> dict[str, Any]:
         "submitTime": task.submit_time_ms,
         "startTime": task.start_time_ms,
         "finishTime": task.finish_time_ms,
-        "imageUrl": images.url_for(task.id) if task.upstream_image_url else None,
+        "imageUrl": media_url(task, images, "image") if task.upstream_image_url else None,
         "failReason": task.fail_reason,
         "buttons": task.buttons,
         "properties": properties,

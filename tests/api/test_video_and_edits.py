@@ -74,7 +74,8 @@ async def test_a_video_is_charged_per_video_and_plays_from_the_gateways_own_urls
     assert video["videoUrl"] == video["videoUrls"][0]["url"]
     for number, item in enumerate(video["videoUrls"], 1):
         _assert_signed(gateway, item["url"], video["id"], f"video-{number}")
-        _assert_signed(gateway, item["thumbnail"], video["id"], f"video-{number}-thumb")
+        _assert_signed(gateway, item["thumbnail"], video["id"], f"video-{number}")
+        assert httpx.URL(item["thumbnail"]).params["size"] == "thumb"
     assert "imageUrls" not in video
     assert_no_upstream_host(simulator, video)
 

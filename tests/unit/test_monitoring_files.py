@@ -59,6 +59,7 @@ def test_the_dashboard_has_every_section() -> None:
         "Billing",
         "Rate limits and webhooks",
         "Dependencies",
+        "Media store",
         "Process",
     ]
 
