@@ -258,7 +258,8 @@ class MediaSettings(BaseModel):
     public_base_url: str | None = Field(
         default=None,
         description="set = stored media are linked at <this>/<key> (a CDN in front of the"
-        " folder or bucket) instead of at the gateway's signed URLs",
+        " folder or bucket) instead of at the gateway's signed URLs; 'presigned' = at"
+        " presigned URLs of the S3 bucket",
     )
     max_bytes: int = Field(default=50_000_000, ge=1, description="largest result copied")
     retention_days: float | None = Field(default=None, gt=0, description="unset = keep")

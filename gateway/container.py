@@ -17,9 +17,10 @@ from gateway.auth.authenticator import Authenticator
 from gateway.auth.limits import RateLimits
 from gateway.billing.holds import Billing
 from gateway.config import Settings
+from gateway.errors import StartupError
 from gateway.media.copier import MediaCopier
 from gateway.media.keeping import apply_retention, export_media_totals
-from gateway.media.stores import MediaStore, open_store
+from gateway.media.stores import MediaStore, S3Store, open_store
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.routing.probes import ChannelProber
@@ -81,6 +82,22 @@ def public_base_url(settings: Settings) -> str:
     return server.public_base_url or f"http://{server.host}:{server.port}"
 
 
+def media_link(settings: Settings, store: MediaStore) -> Callable[[str], str] | None:
+    """Where stored media are linked, if not at the gateway (``GATEWAY_MEDIA__PUBLIC_BASE_URL``):
+    ``presigned``: presigned URLs of the S3 store, living as long as the gateway's own; else a
+    base URL (a CDN) the object keys go under."""
+    base = settings.media.public_base_url
+    if base is None:
+        return None
+    if base == "presigned":
+        if not isinstance(store, S3Store):
+            raise StartupError("GATEWAY_MEDIA__PUBLIC_BASE_URL=presigned needs an S3 bucket")
+        ttl_s = settings.relay.image_url_ttl_s
+        return lambda key: store.presigned_url(key, ttl_s)
+    prefix = base.rstrip("/")
+    return lambda key: f"{prefix}/{key}"
+
+
 @contextlib.asynccontextmanager
 async def build_services(
     settings: Settings,
@@ -121,13 +138,13 @@ async def build_services(
         pool, hold_pool, settings.relay.hold_deadline_s, refresh_s=settings.relay.price_cache_s
     )
     idempotency = Idempotency(pool)
+    media = await open_store(settings.media, settings.data_dir)
     images = ImageSigner(
         load_secret_key(settings),
         public_base_url(settings),
         settings.relay.image_url_ttl_s,
-        media_base_url=settings.media.public_base_url,
+        media_link=media_link(settings, media),
     )
-    media = await open_store(settings.media, settings.data_dir)
     relay = settings.relay
     webhooks = WebhookDeliverer(
         pool,

@@ -215,12 +215,13 @@ async def start_server(app: Any, sock: socket.socket, limits: ServerSettings) ->
 
 def _worker(settings: Settings, servers: Servers, restarted: bool) -> None:
     from gateway import metrics
-    from gateway.app import create_app
     from gateway.logging import configure_logging
 
     configure_logging(settings.log)
     if restarted:
         metrics.WORKER_RESTARTS.inc()
+    from gateway.app import create_app
+
     sock = bind_socket(settings.server.host, settings.server.port, reuse_port=True)
     server = uvicorn.Server(_uvicorn_config(create_app(settings, servers), settings.server))
     eventloop.run(server.serve(sockets=[sock]))

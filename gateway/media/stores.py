@@ -17,10 +17,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import ClientError
-
 from gateway.config import MediaSettings, S3Settings
 
 if TYPE_CHECKING:
@@ -119,25 +115,49 @@ class S3Store:
         self._bucket = settings.bucket
         self._exit = contextlib.AsyncExitStack()
         self._client: S3Client | None = None
+        self._presigner: Any = None
 
     async def start(self) -> None:
+        # imported here: botocore takes a second to import, which a process without S3 skips
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
         settings = self._settings
-        config = AioConfig(
-            s3={"addressing_style": "path" if settings.path_style else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=30,
-        )
+        s3: Any = {"addressing_style": "path" if settings.path_style else "auto"}
         options: dict[str, Any] = {
             "region_name": settings.region,
             "endpoint_url": settings.endpoint_url,
-            "config": config,
         }
         if settings.access_key_id is not None and settings.secret_access_key is not None:
             options["aws_access_key_id"] = settings.access_key_id.get_secret_value()
             options["aws_secret_access_key"] = settings.secret_access_key.get_secret_value()
-        creating = get_session().create_client("s3", **options)
+        config = AioConfig(
+            s3=s3,
+            signature_version="s3v4",
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+        )
+        creating = get_session().create_client("s3", config=config, **options)
         self._client = await self._exit.enter_async_context(creating)
+        from botocore.config import Config
+        from botocore.session import get_session as get_botocore_session
+
+        # presigning is signing alone, no request: botocore's own client does it in place
+        self._presigner = get_botocore_session().create_client(
+            "s3", config=Config(s3=s3, signature_version="s3v4"), **options
+        )
+
+    def presigned_url(self, key: str, expires_s: int) -> str:
+        """A URL at the store itself that reads ``key`` for ``expires_s`` seconds."""
+        if self._presigner is None:
+            raise RuntimeError("S3Store.start() was not awaited")
+        url: str = self._presigner.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self._bucket, "Key": self._key(key)},
+            ExpiresIn=expires_s,
+        )
+        return url
 
     @property
     def client(self) -> S3Client:
@@ -165,6 +185,8 @@ class S3Store:
             body.close()
 
     async def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
         try:
             await self.client.head_object(Bucket=self._bucket, Key=self._key(key))
         except ClientError as error:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 
 _ROUND_S = 3600
 
@@ -23,13 +24,14 @@ class ImageSigner:
         secret: bytes,
         public_base_url: str,
         ttl_s: int = 86_400,
-        media_base_url: str | None = None,
+        media_link: Callable[[str], str] | None = None,
     ) -> None:
-        """``media_base_url``: where stored media are public (a CDN), if they are."""
+        """``media_link``: where a client gets a stored object by its key, other than here (a
+        CDN, a presigned object-store URL), if anywhere."""
         self._secret = secret
         self._base = public_base_url.rstrip("/")
         self._ttl_s = ttl_s
-        self.media_base_url = media_base_url.rstrip("/") if media_base_url else None
+        self.media_link = media_link
 
     def _signature(self, task_id: int, exp: int, part: str | None) -> str:
         signed = f"{task_id}.{exp}" if part is None else f"{task_id}/{part}.{exp}"

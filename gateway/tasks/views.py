@@ -43,11 +43,11 @@ def client_properties(properties: dict[str, Any]) -> dict[str, Any]:
 
 def media_url(task: Task, images: ImageSigner, part: str, *, thumb: bool = False) -> str:
     """Where a client gets a part of a task's result (``image``, ``image-<n>``, ``video-<n>``)
-    or its thumbnail: the gateway's signed URL, or the CDN's when the part is stored and
-    ``GATEWAY_MEDIA__PUBLIC_BASE_URL`` is set."""
+    or its thumbnail: the gateway's signed URL, or, when the part is stored and
+    ``GATEWAY_MEDIA__PUBLIC_BASE_URL`` says so, a CDN's or a presigned object-store URL."""
     key = task.stored_media.get(f"{part}-thumb" if thumb else part)
-    if key is not None and images.media_base_url is not None:
-        return f"{images.media_base_url}/{key}"
+    if key is not None and images.media_link is not None:
+        return images.media_link(key)
     url = images.url_for(task.id, part=None if part == "image" else part)
     return f"{url}&size=thumb" if thumb else url
 

@@ -291,7 +291,7 @@ async def s3_endpoint() -> AsyncIterator[str]:
         await asyncio.to_thread(server.stop)
 
 
-async def test_media_kept_in_an_s3_compatible_store(
+async def test_media_kept_in_an_s3_compatible_store_and_linked_presigned(
     gateway_factory: StartGateway, simulator_factory: StartSimulator, s3_endpoint: str
 ) -> None:
     s3 = {
@@ -303,7 +303,7 @@ async def test_media_kept_in_an_s3_compatible_store(
         "prefix": "gw/",
     }
     simulator = await start_sim(simulator_factory)
-    gateway = await gateway_factory(media={**FAST_COPIES, "s3": s3})
+    gateway = await gateway_factory(media={**FAST_COPIES, "s3": s3, "public_base_url": "presigned"})
     store = gateway.services.media
     assert isinstance(store, S3Store)
     await store.client.create_bucket(Bucket="media")
@@ -326,6 +326,12 @@ async def test_media_kept_in_an_s3_compatible_store(
     assert picture.status_code == 200
     assert Image.open(io.BytesIO(picture.content)).format == "PNG"
     assert (part.status_code, part.content) == (206, b"\x89PNG\r\n\x1a\n")
+
+    linked = (await client.get(f"/mj/task/{upscale['id']}/fetch")).json()["imageUrl"]
+    assert linked.startswith(f"{s3_endpoint}/media/gw/tasks/{upscale['id']}/image-")
+    assert "X-Amz-Signature=" in linked
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(linked)).content == picture.content
 
 
 async def _media_command(gateway: Gateway, database_url: str, *args: str) -> dict[str, Any]:

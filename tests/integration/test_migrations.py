@@ -28,6 +28,8 @@ RELAY_TABLES = {
     "idempotency_keys",
     "upstream_claims",
     "webhook_outbox",
+    "media_copies",
+    "media_objects",
     "schema_migrations",
 }
 
