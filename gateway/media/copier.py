@@ -128,7 +128,7 @@ class MediaCopier:
             metrics.MEDIA_COPY_FAILURES.labels(refused.reason).inc()
             log.warning("media_copy_refused", task_id=job.task_id, error=str(refused))
             await media_store.fail_copy(self._pool, job.task_id, str(refused))
-        except (Unfinished, Exception) as exc:
+        except Exception as exc:  # Unfinished, or a bug: logged, and tried again later
             reason = exc.reason if isinstance(exc, Unfinished) else "error"
             if not isinstance(exc, Unfinished):
                 log.exception("media_copy_crashed", task_id=job.task_id)
