@@ -146,7 +146,8 @@ class MediaCopier:
                 metrics.MEDIA_COPY_LAG.observe(lag_s)
 
     async def copy(self, task_id: int) -> None:
-        """Store every part of a task's result not stored yet."""
+        """Store every part of a task's result not stored yet; a picture that cannot be decoded
+        (broken, or claiming more than ``files.MAX_PIXELS``) is refused as mistyped."""
         task = await task_store.get_task(self._pool, task_id)
         if task is None or task.status != "SUCCESS" or task.channel_id is None:
             raise Refused("no_result", f"task {task_id} has no result to copy")
@@ -164,7 +165,10 @@ class MediaCopier:
             if content_type not in part.kinds:
                 raise Refused("mistyped", f"{part.name} is {content_type}")
             stored[part.name] = await self._put(task_id, part.name, data, content_type)
-        await self._derive(task, stored, fetched)
+        try:
+            await self._derive(task, stored, fetched)
+        except files.UnfitImage as unfit:
+            raise Refused("mistyped", str(unfit)) from unfit
 
     async def _derive(
         self, task: Task, stored: dict[str, StoredObject], fetched: dict[str, tuple[bytes, str]]

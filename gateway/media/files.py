@@ -10,6 +10,26 @@ import re
 from PIL import Image
 
 THUMBNAIL_PX = 256
+MAX_PIXELS = 64 * 1024 * 1024
+"""Larger pictures are not decoded (Midjourney's largest upscale is some 16 million pixels): a
+small file can claim a vast size."""
+
+
+class UnfitImage(ValueError):
+    """Bytes Pillow cannot or must not decode: broken, or over ``MAX_PIXELS``."""
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise UnfitImage(f"not a picture Pillow reads: {error}") from error
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise UnfitImage(f"{image.width}x{image.height} is over {MAX_PIXELS} pixels")
+    return image
+
+
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 VIDEO_TYPES = frozenset({"video/mp4", "video/webm", "video/quicktime"})
 EXTENSIONS = {
@@ -43,9 +63,13 @@ def sniff(data: bytes) -> str | None:
 
 
 def thumbnail(data: bytes) -> bytes:
-    """A WebP of the image, at most ``THUMBNAIL_PX`` on its longer side."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+    """A WebP of the image, at most ``THUMBNAIL_PX`` on its longer side; ``UnfitImage`` when
+    it cannot be decoded."""
+    with _open(data) as image:
+        try:
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        except (OSError, ValueError) as error:
+            raise UnfitImage(f"not a picture Pillow reads: {error}") from error
         small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
     buffer = io.BytesIO()
     small.save(buffer, format="WEBP", quality=80)
@@ -53,9 +77,13 @@ def thumbnail(data: bytes) -> bytes:
 
 
 def split_grid(data: bytes) -> list[bytes]:
-    """The four single images of a 2x2 grid, as PNGs, left to right and top to bottom."""
-    with Image.open(io.BytesIO(data)) as image:
-        grid = image.convert("RGB")
+    """The four single images of a 2x2 grid, as PNGs, left to right and top to bottom;
+    ``UnfitImage`` when it cannot be decoded."""
+    with _open(data) as image:
+        try:
+            grid = image.convert("RGB")
+        except (OSError, ValueError) as error:
+            raise UnfitImage(f"not a picture Pillow reads: {error}") from error
     half_w, half_h = grid.width // 2, grid.height // 2
     tiles = []
     for left, top in ((0, 0), (half_w, 0), (0, half_h), (half_w, half_h)):
