@@ -69,6 +69,7 @@ class Services:
 
 PURGE_KEYS_EVERY_S = 60.0
 MEDIA_STATS_EVERY_S = 60.0
+MAX_PRESIGNED_S = 7 * 86_400
 MEDIA_RETENTION_EVERY_S = 600.0
 
 
@@ -93,6 +94,11 @@ def media_link(settings: Settings, store: MediaStore) -> Callable[[str], str] | 
         if not isinstance(store, S3Store):
             raise StartupError("GATEWAY_MEDIA__PUBLIC_BASE_URL=presigned needs an S3 bucket")
         ttl_s = settings.relay.image_url_ttl_s
+        if ttl_s > MAX_PRESIGNED_S:
+            raise StartupError(
+                f"presigned links live at most {MAX_PRESIGNED_S} s (S3's limit), and"
+                f" GATEWAY_RELAY__IMAGE_URL_TTL_S is {ttl_s}"
+            )
         return lambda key: store.presigned_url(key, ttl_s)
     prefix = base.rstrip("/")
     return lambda key: f"{prefix}/{key}"

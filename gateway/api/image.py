@@ -39,6 +39,8 @@ async def _answer(
         byte_range=request.headers.get("range"),
         if_none_match=request.headers.get("if-none-match"),
     )
+    if media.status in (304, 416):  # no body, and nothing for a cache to keep of a 416
+        return Response(b"", status_code=media.status, headers=media.headers)
     headers = {"Cache-Control": _STREAMED_CACHE_CONTROL, **media.headers}
     length = media.headers.get("Content-Length", "")
     if length.isdigit() and int(length) <= WHOLE_BODY_BYTES:  # one send beats a stream's several

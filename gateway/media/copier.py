@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -43,6 +43,7 @@ from gateway.storage.media import StoredObject
 from gateway.upstream.client import UpstreamClient
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 MAX_RETRY_S = 3600.0
 _GRID_BUTTON = "MJ::JOB::upsample::"
@@ -62,6 +63,19 @@ class Unfinished(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Bytes:
+    data: bytes
+    content_type: str
+    sha256: str
+
+    @classmethod
+    async def of(cls, data: bytes, content_type: str) -> _Bytes:
+        """Hashed in a worker thread: a video is tens of megabytes."""
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        return cls(data, content_type, digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +126,13 @@ class MediaCopier:
         self._upstream = upstream
         self._channels = channels
         self._settings = settings
+        self._decoding = asyncio.Semaphore(1)
 
     async def run_once(self) -> int:
         """Copy the due jobs, up to ``copies_at_once`` at a time; how many were taken."""
+        settings = self._settings
         claimed = await media_store.claim_copies(
-            self._pool, self._settings.copies_at_once, self._settings.claim_s
+            self._pool, settings.copies_at_once, settings.claim_s, settings.max_attempts
         )
         await asyncio.gather(*(self._run(job) for job in claimed))
         return len(claimed)
@@ -155,23 +171,23 @@ class MediaCopier:
         if channel is None:
             raise Unfinished("unreachable", f"task {task_id}'s channel is gone")
         stored = await media_store.task_objects(self._pool, task_id)
-        fetched: dict[str, tuple[bytes, str]] = {}  # url -> (bytes, type): one download each
+        fetched: dict[str, _Bytes] = {}  # by URL: one download each
         for part in result_parts(task):
             if part.name in stored:
                 continue
             if part.url not in fetched:
                 fetched[part.url] = await self._download(part, channel)
-            data, content_type = fetched[part.url]
-            if content_type not in part.kinds:
-                raise Refused("mistyped", f"{part.name} is {content_type}")
-            stored[part.name] = await self._put(task_id, part.name, data, content_type)
+            found = fetched[part.url]
+            if found.content_type not in part.kinds:
+                raise Refused("mistyped", f"{part.name} is {found.content_type}")
+            stored[part.name] = await self._put(task_id, part.name, found)
         try:
             await self._derive(task, stored, fetched)
         except files.UnfitImage as unfit:
             raise Refused("mistyped", str(unfit)) from unfit
 
     async def _derive(
-        self, task: Task, stored: dict[str, StoredObject], fetched: dict[str, tuple[bytes, str]]
+        self, task: Task, stored: dict[str, StoredObject], fetched: dict[str, _Bytes]
     ) -> None:
         """The single images of a 2x2 grid the upstream did not split, and every image's
         thumbnail."""
@@ -185,43 +201,53 @@ class MediaCopier:
             and not task.upstream_media.get("images")
         ):
             data = await self._bytes(image, fetched)
-            for part, tile in zip(
-                tiles, await asyncio.to_thread(files.split_grid, data), strict=True
-            ):
+            for part, tile in zip(tiles, await self._pillow(files.split_grid, data), strict=True):
                 if part in missing:
-                    stored[part] = await self._put(task.id, part, tile, "image/png")
+                    png = await _Bytes.of(tile, "image/png")
+                    stored[part] = await self._put(task.id, part, png)
         for name, found in list(stored.items()):
             thumb = f"{name}-thumb"
             is_image = found.content_type in _IMAGES and not name.endswith("-thumb")
             if is_image and thumb not in stored:
                 data = await self._bytes(found, fetched)
-                small = await asyncio.to_thread(files.thumbnail, data)
-                stored[thumb] = await self._put(task.id, thumb, small, "image/webp")
+                small = await _Bytes.of(await self._pillow(files.thumbnail, data), "image/webp")
+                stored[thumb] = await self._put(task.id, thumb, small)
 
-    async def _bytes(self, found: StoredObject, fetched: dict[str, tuple[bytes, str]]) -> bytes:
-        for data, _ in fetched.values():
-            if hashlib.sha256(data).hexdigest() == found.sha256:
-                return data
+    async def _pillow(self, work: Callable[[bytes], _T], data: bytes) -> _T:
+        """Pillow's work in a worker thread, one picture at a time in this process: decoding
+        takes some 4 bytes a pixel."""
+        async with self._decoding:
+            return await asyncio.to_thread(work, data)
+
+    async def _bytes(self, found: StoredObject, fetched: dict[str, _Bytes]) -> bytes:
+        for candidate in fetched.values():
+            if candidate.sha256 == found.sha256:
+                return candidate.data
         try:
             chunks = self._store.read(found.store_key, 0, found.size_bytes - 1)
             return b"".join([chunk async for chunk in chunks])
         except Exception as exc:
             raise Unfinished("store", f"cannot read {found.store_key}: {exc}") from exc
 
-    async def _put(self, task_id: int, part: str, data: bytes, content_type: str) -> StoredObject:
-        sha256 = hashlib.sha256(data).hexdigest()
-        key = store_key(task_id, part, sha256, content_type)
+    async def _put(self, task_id: int, part: str, found: _Bytes) -> StoredObject:
+        key = store_key(task_id, part, found.sha256, found.content_type)
         try:
-            await self._store.put(key, data, content_type)
+            await self._store.put(key, found.data, found.content_type)
         except Exception as exc:
             raise Unfinished("store", f"cannot store {key}: {exc}") from exc
         stored = StoredObject(
-            task_id, part, key, len(data), content_type, sha256, datetime.now(UTC)
+            task_id,
+            part,
+            key,
+            len(found.data),
+            found.content_type,
+            found.sha256,
+            datetime.now(UTC),
         )
         await media_store.record_object(self._pool, stored)
         return stored
 
-    async def _download(self, part: _Part, channel: Channel) -> tuple[bytes, str]:
+    async def _download(self, part: _Part, channel: Channel) -> _Bytes:
         """The bytes at ``part.url`` and their sniffed type, at most ``max_bytes`` of them."""
         if not part.url.lower().startswith(("http://", "https://")):
             raise Refused("not_http", f"{part.name} is not at an http(s) URL")
@@ -237,6 +263,8 @@ class MediaCopier:
         chunks: list[bytes] = []
         size = 0
         try:
+            if media.status != 200:
+                raise Unfinished("http_status", f"{part.name}: HTTP {media.status}")
             declared = media.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise Refused("too_large", f"{part.name} is {declared} bytes, over {limit}")
@@ -256,7 +284,7 @@ class MediaCopier:
         declared_kind = media.content_type.split("/", 1)[0]
         if declared_kind in ("image", "video") and declared_kind != content_type.split("/")[0]:
             raise Refused("mistyped", f"{part.name} says {media.content_type}, is {content_type}")
-        return data, content_type
+        return await _Bytes.of(data, content_type)
 
 
 def _private(exc: BaseException) -> bool:

@@ -35,10 +35,10 @@ async def apply_retention(pool: asyncpg.Pool, store: MediaStore, settings: Media
         return 0
     deleted = 0
     while batch := await media_store.expired_objects(pool, settings.retention_days * DAY_S, PAGE):
+        await media_store.forget_objects(pool, batch)  # first: no reader is sent to them
+        await media_store.note_media_deleted(pool, sorted({s.task_id for s in batch}))
         for stored in batch:
             await store.delete(stored.store_key)
-        await media_store.forget_objects(pool, batch)
-        await media_store.note_media_deleted(pool, sorted({s.task_id for s in batch}))
         deleted += len(batch)
     if deleted:
         log.info("media_retention", deleted=deleted, older_than_days=settings.retention_days)

@@ -27,20 +27,31 @@ class Claimed:
     attempt: int  # 1 for the first
 
 
-async def claim_copies(pool: asyncpg.Pool, limit: int, claim_s: float) -> list[Claimed]:
+async def claim_copies(
+    pool: asyncpg.Pool, limit: int, claim_s: float, max_attempts: int
+) -> list[Claimed]:
     """Take up to ``limit`` due copy jobs for ``claim_s`` seconds, counting an attempt each; a
-    job another process holds (its claim not yet lapsed) is left to it."""
-    rows = await pool.fetch(
-        "UPDATE media_copies SET claimed_until = now() + make_interval(secs => $2),"
-        " attempts = attempts + 1"
-        " WHERE task_id IN (SELECT task_id FROM media_copies"
-        "   WHERE status = 'PENDING' AND next_attempt_at <= now()"
-        "   AND (claimed_until IS NULL OR claimed_until < now())"
-        "   ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING task_id, attempts",
-        limit,
-        claim_s,
-    )
+    job another process holds (its claim not yet lapsed) is left to it. A job whose claims have
+    lapsed ``max_attempts`` times (its copier died each time) ends FAILED instead."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE media_copies SET status = 'FAILED', claimed_until = NULL,"
+            " last_error = 'given up: every copier that took it stopped before it ended'"
+            " WHERE status = 'PENDING' AND attempts >= $1 AND claimed_until < now()",
+            max_attempts,
+        )
+        rows = await conn.fetch(
+            "UPDATE media_copies SET claimed_until = now() + make_interval(secs => $2),"
+            " attempts = attempts + 1"
+            " WHERE task_id IN (SELECT task_id FROM media_copies"
+            "   WHERE status = 'PENDING' AND next_attempt_at <= now() AND attempts < $3"
+            "   AND (claimed_until IS NULL OR claimed_until < now())"
+            "   ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            " RETURNING task_id, attempts",
+            limit,
+            claim_s,
+            max_attempts,
+        )
     return [Claimed(row["task_id"], row["attempts"]) for row in rows]
 
 
@@ -146,7 +157,8 @@ async def requeue(pool: asyncpg.Pool, task_ids: list[int]) -> int:
         "INSERT INTO media_copies (task_id) SELECT id FROM tasks"
         " WHERE id = ANY($1::BIGINT[]) AND status = 'SUCCESS' AND media_deleted_at IS NULL"
         " ON CONFLICT (task_id) DO UPDATE SET status = 'PENDING', attempts = 0,"
-        " next_attempt_at = now(), claimed_until = NULL, last_error = NULL, done_at = NULL",
+        " next_attempt_at = now(), claimed_until = NULL, last_error = NULL, done_at = NULL,"
+        " created_at = now()",
         task_ids,
     )
     return int(result.rsplit(" ", 1)[-1])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from email.utils import format_datetime
 from typing import Any
 
 import asyncpg
+import structlog
 
 from gateway.domain import Principal, Task, is_task_id
 from gateway.errors import (
@@ -29,9 +31,11 @@ from gateway.tasks.images import ImageSigner
 from gateway.tasks.views import task_view
 from gateway.upstream.client import MediaStream, UpstreamClient
 
+log = structlog.get_logger(__name__)
+
 LIST_LIMIT = 100
 _PART = re.compile(r"(image|video)-[1-9][0-9]?", re.ASCII)
-STORED_CACHE_CONTROL = "public, max-age=31536000, immutable"
+MAX_CACHE_S = 31_536_000
 _NO_IMAGE_ACTIONS = frozenset({"SHORTEN", "DESCRIBE"})
 
 
@@ -122,7 +126,9 @@ class TaskReader:
             self._pool, int(task_id), f"{name}-thumb" if thumb else name
         )
         if stored is not None:
-            return self._stored(stored, byte_range, if_none_match)
+            kept = await self._stored(stored, exp, byte_range, if_none_match)
+            if kept is not None:
+                return kept
         task = await task_store.get_task(self._pool, int(task_id))
         url = _upstream_url(task, name, thumb) if task is not None else None
         if task is None or url is None or task.channel_id is None:
@@ -137,34 +143,50 @@ class TaskReader:
         except UpstreamError:
             raise UpstreamFailed("could not fetch the image upstream") from None
 
-    def _stored(
-        self, stored: StoredObject, byte_range: str | None, if_none_match: str | None
-    ) -> MediaStream:
-        """A stored object, whole or the range asked, with what lets clients cache it for good:
-        a stored object never changes."""
+    async def _stored(
+        self, stored: StoredObject, exp: int, byte_range: str | None, if_none_match: str | None
+    ) -> MediaStream | None:
+        """A stored object, whole or the range asked, cacheable until its link expires: a
+        stored object never changes. None when the store cannot give it (the caller streams
+        from the upstream instead): its first bytes are read before anything is answered."""
         etag = f'"{stored.sha256}"'
+        max_age = max(0, min(MAX_CACHE_S, exp - int(time.time())))
         headers = {
             "ETag": etag,
             "Last-Modified": format_datetime(stored.stored_at, usegmt=True),
-            "Cache-Control": STORED_CACHE_CONTROL,
+            "Cache-Control": f"public, max-age={max_age}, immutable",
             "Accept-Ranges": "bytes",
         }
-        if if_none_match is not None and etag in if_none_match:
+        if if_none_match is not None and (etag in if_none_match or if_none_match.strip() == "*"):
             return MediaStream(304, stored.content_type, headers, _nothing())
         size = stored.size_bytes
         try:
             wanted = files.byte_range(byte_range, size)
         except ValueError:
-            headers["Content-Range"] = f"bytes */{size}"
-            return MediaStream(416, stored.content_type, headers, _nothing())
+            return MediaStream(
+                416, stored.content_type, {"Content-Range": f"bytes */{size}"}, _nothing()
+            )
         first, last = wanted or (0, size - 1)
         headers["Content-Length"] = str(last - first + 1)
         status = 200
         if wanted is not None:
             status = 206
             headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-        chunks = self._store.read(stored.store_key, first, last) if size else _nothing()
-        return MediaStream(status, stored.content_type, headers, chunks)
+        if not size:
+            return MediaStream(status, stored.content_type, headers, _nothing())
+        chunks = self._store.read(stored.store_key, first, last)
+        try:
+            head = await anext(chunks)
+        except Exception as exc:  # gone from the store, or the store is down
+            log.warning("media_read_failed", key=stored.store_key, error=str(exc))
+            return None
+        return MediaStream(status, stored.content_type, headers, _after(head, chunks))
+
+
+async def _after(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield head
+    async for chunk in rest:
+        yield chunk
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -135,6 +135,9 @@ class UpstreamClient:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._public_session: aiohttp.ClientSession | None = None
+        self._media_timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.connect_timeout_s, sock_read=settings.fetch_timeout_s
+        )
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -288,7 +291,8 @@ class UpstreamClient:
         """A task's image or video, streamed; errors before the first byte are raised. ``url``
         is the upstream's word: it is fetched only from ``channel``'s own origin or from a
         public address (``gateway.public_addresses``), and so is every redirect. ``byte_range``
-        (a client's ``Range`` header) is passed on; a 206 comes back as it is."""
+        (a client's ``Range`` header) is passed on; a 206 comes back as it is. There is no
+        limit on the whole download (a video takes as long as it takes), only on each wait."""
         headers = {"Accept-Encoding": "identity"}  # byte ranges count bytes as stored
         if byte_range:
             headers["Range"] = byte_range
@@ -297,7 +301,9 @@ class UpstreamClient:
             with _map_transport_errors(url):
                 if session is not self.session:
                     public_addresses.refuse_private_literal(url)
-                response = await session.get(url, allow_redirects=False, headers=headers)
+                response = await session.get(
+                    url, allow_redirects=False, headers=headers, timeout=self._media_timeout
+                )
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or location is None:
                 break

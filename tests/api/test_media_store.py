@@ -5,6 +5,7 @@ short finished once; the same through an S3-compatible store."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -378,14 +379,22 @@ async def test_the_media_command_reports_the_store_and_copies_again_what_went_mi
     assert report["copies"] == {"DONE": 1}
 
     folder = gateway.settings.data_dir / "media"
-    (folder / parts["image-2"].store_key).unlink()
+    for gone in ("image", "image-2"):
+        (folder / parts[gone].store_key).unlink()
+    async with httpx.AsyncClient() as browser:  # streamed from the upstream meanwhile
+        streamed = await browser.get(task["imageUrl"])
+    assert (streamed.status_code, streamed.headers["cache-control"]) == (
+        200,
+        "private, max-age=3600",
+    )
+    assert hashlib.sha256(streamed.content).hexdigest() == parts["image"].sha256
     refetched = await _media_command(gateway, database_url, "refetch")
-    assert refetched == {"store": str(folder), "checked": 10, "missing": 1, "queued": 1}
+    assert refetched == {"store": str(folder), "checked": 10, "missing": 2, "queued": 1}
     assert await _copied(gateway, task["id"]) == "DONE"
     again = await _parts(gateway, task["id"])
     assert again["image-2"].sha256 == parts["image-2"].sha256
     assert (folder / again["image-2"].store_key).is_file()
-    assert again["image"] == parts["image"]  # the rest was left as it was
+    assert again["image-1"] == parts["image-1"]  # the rest was left as it was
 
 
 async def test_retention_deletes_old_media_and_the_task_says_when(
@@ -435,3 +444,29 @@ async def test_stored_media_can_be_linked_at_a_cdn(
         "url": f"{cdn}/{parts['image-4'].store_key}",
         "thumbnail": f"{cdn}/{parts['image-4-thumb'].store_key}",
     }
+
+
+async def test_a_copy_whose_copier_keeps_dying_is_given_up(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    simulator = await start_sim(simulator_factory)
+    media = {"keep": False, "claim_s": 0.2, "max_attempts": 2}
+    gateway = await gateway_factory(media=media)
+    await gateway.add_channel(simulator)
+    client = await gateway.client_with_key(balance_units=10 * IMAGINE_PRICE)
+    task = await _imagine(client)
+    services = gateway.services
+    assert isinstance(services.media, FileStore)
+    dying = MediaCopier(
+        services.pool,
+        _Crashing(services.media, 0),
+        services.upstream,
+        services.channels,
+        services.settings.media,
+    )
+    for _ in range(2):
+        with pytest.raises(asyncio.CancelledError):
+            await dying.run_once()
+        await asyncio.sleep(0.25)
+    assert await services.copier.run_once() == 0
+    assert await _copied(gateway, task["id"]) == "FAILED"

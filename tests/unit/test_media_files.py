@@ -48,7 +48,7 @@ def test_a_grid_splits_into_its_four_images_and_thumbnails_are_small_webps() -> 
 
 
 @pytest.mark.parametrize(
-    "data", [_png((9000, 8000), "1"), b"\x89PNG\r\n\x1a\n broken", b"plain text"]
+    "data", [_png((6000, 5000), "1"), b"\x89PNG\r\n\x1a\n broken", b"plain text"]
 )
 def test_pictures_too_large_to_decode_or_broken_are_unfit(data: bytes) -> None:
     for make in (files.thumbnail, files.split_grid):
@@ -67,6 +67,7 @@ def test_pictures_too_large_to_decode_or_broken_are_unfit(data: bytes) -> None:
         ("bytes=50-500", 100, (50, 99)),
         ("bytes=0-1,5-6", 100, None),  # several ranges: the whole object
         ("items=0-9", 100, None),
+        ("bytes=9-3", 100, None),  # invalid: ignored
     ],
 )
 def test_a_range_header_names_one_byte_range(
@@ -75,7 +76,7 @@ def test_a_range_header_names_one_byte_range(
     assert files.byte_range(header, size) == wanted
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=150-200", "bytes=9-3", "bytes=-0"])
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=150-200", "bytes=-0"])
 def test_a_range_past_the_end_cannot_be_satisfied(header: str) -> None:
     with pytest.raises(ValueError, match=r"range|suffix"):
         files.byte_range(header, 100)
