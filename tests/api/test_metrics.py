@@ -23,7 +23,7 @@ async def hook_url() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/hook", ok)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook"

@@ -88,7 +88,7 @@ async def page() -> AsyncIterator[tuple[Page, str]]:
 
     site = web.Application()
     site.router.add_get("/", home)
-    runner = web.AppRunner(site)
+    runner = web.AppRunner(site, shutdown_timeout=1.0)
     await runner.setup()
     server = web.TCPSite(runner, "127.0.0.1", 0)
     await server.start()
