@@ -37,10 +37,10 @@ from gateway.bench.stack import (
     simulator_env,
     wait_all_ready,
 )
+from gateway.bench.throughput import SIM_SPEED
 from gateway.config import Settings
 from gateway.errors import StartupError
 
-SIM_SPEED = 1000
 WAIT_S = 60.0
 _RATE = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _LATENCY = re.compile(r"^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -25,11 +25,7 @@ import structlog
 from gateway import metrics
 from gateway.auth.authenticator import Authenticator
 from gateway.billing.holds import Billing
-from gateway.billing.prices import (
-    REROLL_PRICE_ACTION,
-    VIDEO_PRICE_ACTION,
-    VIDEO_PRICE_ACTIONS,
-)
+from gateway.billing.prices import VIDEO_PRICE_ACTIONS
 from gateway.domain import Channel, Principal, Task
 from gateway.errors import (
     ApiError,
@@ -42,7 +38,7 @@ from gateway.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
-from gateway.routing import flavours, health
+from gateway.routing import health
 from gateway.routing.choice import channels_to_try
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
@@ -51,8 +47,8 @@ from gateway.storage import tasks as task_store
 from gateway.storage.holds import Held, NewTask
 from gateway.storage.slots import Slot
 from gateway.tasks.callbacks import callback_url
-from gateway.tasks.orders import TASK_ID_MARK, SubmitOrder, Submitted
-from gateway.tasks.views import without_leading_urls
+from gateway.tasks.orders import SubmitOrder, Submitted, as_follow_up_of, as_its_channel_takes_it
+from gateway.tasks.views import shown_answer_properties
 from gateway.tasks.webhooks import HookGuard
 from gateway.upstream.client import UpstreamAnswer, UpstreamClient, encode_body
 from gateway.upstream.outcomes import Verdict, classify
@@ -125,10 +121,10 @@ class Submitter:
             await self._hooks.check(url, name)
         parent = await self._parent(principal, order)
         if parent is not None:
-            order = _as_follow_up_of(order, parent)
+            order = as_follow_up_of(order, parent)
         channels = await self._route(order, parent)
         if parent is not None:
-            order = _as_its_channel_takes_it(order, channels[0])
+            order = as_its_channel_takes_it(order, channels[0])
         price = await self._price(principal, order)
         if order.kind == "modal" and parent is not None:
             held = await self._billing.hold_modal(principal, parent.id, order.price_action, price)
@@ -350,7 +346,7 @@ class Submitter:
             await self._billing.release(held, task_status=unresolved_status, reason=str(answer))
             raise BadRequest(_MALFORMED)
         upstream_id = str(answer.result)
-        properties = _shown_properties(answer.properties, order.prompt_urls)
+        properties = shown_answer_properties(answer.properties, order.prompt_urls)
         if verdict is Verdict.ACCEPTED:
             queued = answer.code == 22
             settled = await self._billing.settle(
@@ -358,9 +354,9 @@ class Submitter:
                 status="NOT_START" if queued else "SUBMITTED",
                 channel_id=channel.id,
                 upstream_task_id=upstream_id,
-                description=_description(order, held.task_id),
+                description=order.description_of(held.task_id),
                 properties=_kept_properties(properties),
-                prompt_en=_prompt_en(order),
+                prompt_en=order.sent_prompt,
                 prompt_urls=order.prompt_urls,
             )
             if not settled:  # the hold expired, or the task was ended meanwhile (a cancel)
@@ -377,7 +373,7 @@ class Submitter:
                 reason="modal confirmation needed",
                 channel_id=channel.id,
                 upstream_task_id=upstream_id,
-                description=_description(order, held.task_id),
+                description=order.description_of(held.task_id),
                 properties=_modal_properties(properties),
                 prompt_urls=order.prompt_urls,
             )
@@ -392,77 +388,10 @@ class Submitter:
         raise BadRequest(answer.description or "refused by the upstream")
 
 
-def _as_its_channel_takes_it(order: SubmitOrder, channel: Channel) -> SubmitOrder:
-    """A follow-up as its parent's channel can take it: on a flavour without
-    ``/submit/action``, U1-U4, V1-V4 and reroll go as ``/submit/change``; what the channel
-    cannot do at all is 400/21, before anything is held."""
-    if flavours.offers(channel.flavour, order.kind):
-        return order
-    pressed = order.custom_id if order.kind == "action" else None
-    change = flavours.change_for_button(pressed) if pressed else None
-    if change is None:
-        raise BadRequest(f"this task's channel ({channel.flavour}) cannot take {order.kind}")
-    action, index = change
-    body: dict[str, Any] = {"taskId": order.upstream_body["taskId"], "action": action}
-    if index is not None:
-        body["index"] = index
-    return replace(order, kind="change", upstream_path="/mj/submit/change", upstream_body=body)
-
-
 def _kept_properties(properties: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in properties.items() if k in ("numberOfQueues", "finalPrompt")}
-
-
-def _as_follow_up_of(order: SubmitOrder, parent: Task) -> SubmitOrder:
-    """A follow-up as it goes to its parent's upstream task: in the parent's mode and bot type,
-    showing the parent's prompt. An extend keeps to the parent's account. A button's reroll is
-    named after its parent's action, as the proxies name it, and a video's reroll is another
-    batch of videos, priced as one."""
-    upstream_body = {**order.upstream_body, "taskId": parent.upstream_task_id}
-    if order.kind == "video":
-        upstream_body["accountFilter"] = {"modes": [parent.mode]}
-    changes: dict[str, Any] = {
-        "upstream_body": upstream_body,
-        "mode": parent.mode,
-        "bot_type": parent.bot_type,
-        "prompt": order.prompt if order.kind == "video" else _inherited_prompt(parent),
-        "prompt_urls": parent.prompt_urls,
-    }
-    if order.kind == "action" and order.price_action == REROLL_PRICE_ACTION:
-        changes["action"] = parent.action
-        if parent.price_action in VIDEO_PRICE_ACTIONS:
-            videos = len(parent.upstream_media.get("videos") or []) or 4
-            changes.update(price_action=VIDEO_PRICE_ACTION, quantity_bp=videos * 10_000 // 4)
-    return replace(order, **changes)
-
-
-def _shown_properties(properties: dict[str, Any], prompt_urls: int) -> dict[str, Any]:
-    """An answer's properties, its ``finalPrompt`` without the upstream's links to the images
-    sent with the task."""
-    final = properties.get("finalPrompt")
-    if not isinstance(final, str) or not prompt_urls:
-        return properties
-    return {**properties, "finalPrompt": without_leading_urls(final, prompt_urls)}
 
 
 def _modal_properties(properties: dict[str, Any]) -> dict[str, Any]:
     """What a modal's answer says that a client prefills the modal with, kept for its fetch."""
     return {k: v for k, v in properties.items() if k in ("finalPrompt", "remix")}
-
-
-def _inherited_prompt(parent: Task) -> str | None:
-    """A follow-up shows its parent's prompt; one of a describe or a shorten (whose prompts are
-    suggestions) shows the upstream's, the suggestion it picked."""
-    return None if parent.action in ("DESCRIBE", "SHORTEN") else parent.prompt
-
-
-def _description(order: SubmitOrder, task_id: int) -> str | None:
-    if order.description is None:
-        return None
-    return order.description.replace(TASK_ID_MARK, str(task_id))
-
-
-def _prompt_en(order: SubmitOrder) -> str | None:
-    """Until the upstream says otherwise, the prompt as sent (without speed flags)."""
-    sent = order.upstream_body.get("prompt")
-    return sent if isinstance(sent, str) and order.kind != "modal" else None

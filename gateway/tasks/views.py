@@ -36,6 +36,15 @@ def without_leading_urls(text: str, urls: int) -> str:
     return re.sub(rf"^\s*(?:<?https?://\S+?>?(?:\s+|$)){{1,{min(urls, 255)}}}", "", text)
 
 
+def shown_answer_properties(properties: dict[str, Any], prompt_urls: int) -> dict[str, Any]:
+    """An answer's properties, its ``finalPrompt`` without the upstream's links to the images
+    sent with the task."""
+    final = properties.get("finalPrompt")
+    if not isinstance(final, str) or not prompt_urls:
+        return properties
+    return {**properties, "finalPrompt": without_leading_urls(final, prompt_urls)}
+
+
 def client_properties(properties: dict[str, Any]) -> dict[str, Any]:
     """Upstream properties without the upstream's own routing details."""
     return {k: v for k, v in properties.items() if k not in _HIDDEN_PROPERTIES}
