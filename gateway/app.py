@@ -22,6 +22,8 @@ from gateway.api.mj import mj_routers
 from gateway.api.openapi import OpenApiJson
 from gateway.api.requests import GatewayRequest
 from gateway.config import Settings
+from gateway.console.routes import console_routes
+from gateway.console.web import template_config
 from gateway.container import Services, build_services
 from gateway.storage.servers import Servers
 
@@ -78,8 +80,10 @@ def create_app(
             app.state.services = services
             yield
 
+    console = settings.console.enabled
     return Litestar(
         route_handlers=[
+            *(console_routes() if console else []),
             *mj_routers(),
             me,
             admin_router(),
@@ -94,6 +98,7 @@ def create_app(
         lifespan=[lifespan],
         request_max_body_size=settings.relay.max_body_bytes,
         request_class=GatewayRequest,
+        template_config=template_config() if console else None,
         cors_config=cors(settings.server.cors_origins),
         openapi_config=OpenAPIConfig(
             title="mj-gateway",

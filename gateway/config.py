@@ -270,6 +270,19 @@ class MediaSettings(BaseModel):
     copy_every_s: float = Field(default=1.0, gt=0, description="pause between rounds of copies")
 
 
+class ConsoleSettings(BaseModel):
+    """The web console at ``/console`` (``gateway.console``)."""
+
+    enabled: bool = Field(default=True, description="false = no /console pages")
+    session_idle_s: int = Field(default=7200, ge=60, description="a session idle this long ends")
+    session_max_s: int = Field(default=43_200, ge=60, description="and this long after sign-in")
+    invitation_ttl_s: int = Field(default=259_200, ge=60, description="an invitation's lifetime")
+    sign_in_attempts: int = Field(
+        default=5, ge=1, description="wrong passwords a minute, per account and per address"
+    )
+    max_keys: int = Field(default=20, ge=1, description="API keys a customer may hold at once")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -288,6 +301,7 @@ class Settings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
-from gateway import metrics
+from gateway import activity, metrics
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.limits import RateLimits
 from gateway.billing.holds import Billing
 from gateway.config import Settings
+from gateway.console.sessions import ConsoleSessions, SignInLimits
 from gateway.errors import StartupError
 from gateway.media.copier import MediaCopier
 from gateway.media.keeping import apply_retention, export_media_totals
@@ -64,6 +65,9 @@ class Services:
     prober: ChannelProber
     media: MediaStore
     copier: MediaCopier
+    sessions: ConsoleSessions
+    sign_ins: SignInLimits
+    keys: RedisKeys
     settings: Settings
 
 
@@ -212,6 +216,11 @@ async def build_services(
         ),
         media=media,
         copier=MediaCopier(pool, media, upstream, channels, settings.media),
+        sessions=ConsoleSessions(
+            redis, keys, settings.console.session_idle_s, settings.console.session_max_s
+        ),
+        sign_ins=SignInLimits(redis, keys, settings.console.sign_in_attempts),
+        keys=keys,
         settings=settings,
     )
     background: list[asyncio.Task[None]] = []
@@ -220,6 +229,7 @@ async def build_services(
             asyncio.create_task(auth.listen_for_revocations(), name="revocations"),
             asyncio.create_task(_leader(services, servers.database_url).run(), name="leader"),
             asyncio.create_task(webhooks.run(), name="webhooks"),
+            asyncio.create_task(activity.run(redis, keys), name="activity"),
             asyncio.create_task(
                 metrics.watch_process(lambda: (pool.get_size(), pool.get_idle_size()), redis.ping),
                 name="process-metrics",

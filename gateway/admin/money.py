@@ -14,6 +14,7 @@ from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.storage import accounts, ledger, prices
 
 PRICE_ACTION = re.compile(r"mj_[a-z0-9_]+")
+REFERENCE = re.compile(r"[\x21-\x7e]{1,200}")  # a payment id or a ticket
 
 
 GROUP_NAME = re.compile(r"[a-z0-9_-]{1,64}")
@@ -50,6 +51,8 @@ async def credit(
         raise BadRequest("an adjustment must not be zero")
     if not reason.strip():
         raise BadRequest("a reason is required")
+    if reference is not None and not REFERENCE.fullmatch(reference):
+        raise BadRequest("a reference is 1-200 printable characters without spaces")
     source = f"{kind.lower()}:{reference or uuid.uuid4()}"
     balance = await ledger.credit_user(pool, user_id, amount_units, kind, source, reason)
     if balance is not None:

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from gateway.admin.money import PRICE_ACTION
 from gateway.admin.views import page_size
 from gateway.auth.keys import generate_key, hash_key, key_hint
 from gateway.domain import KeySettings
 from gateway.errors import BadRequest, NotFound
 from gateway.storage import accounts, prices
+from gateway.storage import console as console_store
 
 MAX_RATE_LIMIT = 2**31 - 1
+MAX_KEY_NAME = 500
 NO_LIMITS = KeySettings()  # requests a minute or open tasks: the columns are INTEGER
 
 
@@ -68,6 +71,35 @@ def _network(cidr: str) -> None:
         raise BadRequest(
             f"allowedCidrs: {cidr!r} is not a network such as 10.0.0.0/8 or 2001:db8::/32"
         ) from None
+
+
+async def set_key_scope(
+    pool: asyncpg.Pool,
+    key_id: int,
+    name: str,
+    allowed_actions: list[str] | None,
+    allowed_cidrs: list[str] | None,
+) -> bytes:
+    """A key's name, priced actions and client networks (None: any); its hash, to announce,
+    so that every process applies the change now."""
+    if len(name) > MAX_KEY_NAME:
+        raise BadRequest(f"a key name is at most {MAX_KEY_NAME} characters")
+    for action in allowed_actions or ():
+        if not PRICE_ACTION.fullmatch(action):
+            raise BadRequest(f"allowedActions: {action!r} is not a priced action")
+    for cidr in allowed_cidrs or ():
+        _network(cidr)
+    key_hash = await accounts.set_key_scope(pool, key_id, name, allowed_actions, allowed_cidrs)
+    if key_hash is None:
+        raise BadRequest(f"no active key {key_id}")
+    return key_hash
+
+
+async def key(pool: asyncpg.Pool, key_id: int) -> accounts.KeyListing:
+    found = await accounts.get_key(pool, key_id)
+    if found is None:
+        raise NotFound(f"no key {key_id}")
+    return found
 
 
 async def user_id_by_name(pool: asyncpg.Pool, name: str) -> int:
@@ -124,6 +156,12 @@ async def set_key_rate_limits(
         pool, key_id, requests_per_minute=requests_per_minute, max_open_tasks=max_open_tasks
     ):
         raise NotFound(f"no key {key_id}")
+
+
+async def set_operator(pool: asyncpg.Pool, user_id: int, operator: bool) -> None:
+    """Mark a user as an operator of the web console, or no longer."""
+    if not await console_store.set_operator(pool, user_id, operator):
+        raise NotFound(f"no user {user_id}")
 
 
 async def set_user_group(pool: asyncpg.Pool, user_id: int, group: str) -> None:

@@ -19,8 +19,9 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import metrics
+from gateway import activity, metrics
 from gateway.auth.limits import RequestRate
+from gateway.console.accounts import INVITATION_PATH
 from gateway.logging import bind_request_id
 from gateway.tasks.callbacks import CALLBACK_PATH
 
@@ -37,11 +38,13 @@ def _request_id(scope: Scope) -> bytes:
 
 
 def loggable_path(path: str) -> str:
-    """The path without the secrets some paths carry (a channel's callback token)."""
-    if path.startswith(CALLBACK_PATH + "/"):
-        token_and_rest = path[len(CALLBACK_PATH) + 1 :]
-        _token, _sep, rest = token_and_rest.partition("/")
-        return f"{CALLBACK_PATH}/***/{rest}"
+    """The path without the secrets some paths carry (a channel's callback token, a console
+    invitation's token)."""
+    for secret_path in (CALLBACK_PATH, INVITATION_PATH.rstrip("/")):
+        if path.startswith(secret_path + "/"):
+            token_and_rest = path[len(secret_path) + 1 :]
+            _token, _sep, rest = token_and_rest.partition("/")
+            return f"{secret_path}/***/{rest}"
     return path
 
 
@@ -83,6 +86,7 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
                     route, scope["method"], metrics.status_class(status)
                 ).inc()
                 metrics.HTTP_DURATION.labels(route).observe(duration_s)
+                activity.count(status)
                 metrics.OVERHEAD.labels(route).observe(overhead_s)
                 log.info(
                     "request",

@@ -19,7 +19,7 @@ import structlog
 from gateway.auth.keys import hash_key, key_from_headers
 from gateway.auth.limits import RateLimits, RequestRate
 from gateway.domain import Principal
-from gateway.errors import Forbidden, Unauthorized
+from gateway.errors import Forbidden, NotFound, Unauthorized
 from gateway.storage import accounts
 from gateway.storage.redis_keys import RedisKeys
 
@@ -85,6 +85,20 @@ class Authenticator:
             client_ip, principal.allowed_networks
         ):
             raise Forbidden("client address not allowed for this API key")
+        return principal, await self._limits.count_request(principal)
+
+    async def key_holder(self, user_id: int, key_id: int) -> tuple[Principal, RequestRate | None]:
+        """The user acting through one of their own keys from the web console (signed in with
+        their password, so the key's client networks do not apply): NotFound for a key that
+        is not theirs, else as ``authenticate``."""
+        record = await accounts.find_user_key(self._pool, key_id, user_id)
+        if record is None:
+            raise NotFound(f"no key {key_id}")
+        principal = _principal(record)
+        if not record.usable:
+            raise Forbidden("API key disabled or revoked")
+        if principal.expires_at_ms is not None and principal.expires_at_ms <= time.time() * 1000:
+            raise Forbidden("API key expired")
         return principal, await self._limits.count_request(principal)
 
     @staticmethod

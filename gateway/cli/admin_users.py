@@ -13,6 +13,8 @@ from gateway import admin
 from gateway.auth.authenticator import publish_revocation
 from gateway.cli.admin_common import Register, csv, optional_user_id, page, rate_limit_options
 from gateway.config import Settings
+from gateway.console import accounts
+from gateway.container import public_base_url
 from gateway.domain import KeySettings
 from gateway.storage.redis import create_redis
 from gateway.storage.redis_keys import RedisKeys
@@ -71,6 +73,21 @@ async def user_limits(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace)
         pool, user_id, requests_per_minute=args.rpm, max_open_tasks=args.max_open_tasks
     )
     return await admin.user(pool, user_id)
+
+
+async def user_invite(pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace) -> Any:
+    """A link that sets the user's console password once (and, with ``--operator``, makes
+    them an operator): the first operator's way in, and any user's password reset."""
+    user_id = await admin.user_id_by_name(pool, args.user)
+    if args.operator is not None:
+        await admin.set_operator(pool, user_id, args.operator)
+    token = await accounts.invite(pool, user_id, settings.console.invitation_ttl_s)
+    return {
+        "userId": user_id,
+        "operator": args.operator,
+        "invitation": f"{public_base_url(settings)}{accounts.INVITATION_PATH}{token}",
+        "expiresInSeconds": settings.console.invitation_ttl_s,
+    }
 
 
 async def key_create(pool: asyncpg.Pool, _: Settings, args: argparse.Namespace) -> Any:
@@ -133,6 +150,14 @@ def register(command: Register) -> None:
     limits = command("user-limits", user_limits, "set a user's limits across all of their keys")
     limits.add_argument("user", help="user name")
     rate_limit_options(limits)
+    invite = command("user-invite", user_invite, "a one-time link to set a console password")
+    invite.add_argument("user", help="user name")
+    invite.add_argument(
+        "--operator",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="make (or with --no-operator, stop making) the user an operator of the console",
+    )
     key = command("key-create", key_create, "issue an API key (printed once)")
     key.add_argument("--user", required=True, help="user name")
     key.add_argument("--name", help="a label for the key")

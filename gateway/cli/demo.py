@@ -1,7 +1,8 @@
 """``gateway demo``: a simulator channel, a demo user and key, and the gateway, in one process.
 
 Everything is created on first start and reused after; each start issues a fresh demo key and
-prints it with a ready-to-run curl command.
+prints it with a ready-to-run curl command, and gives the console's customer and operator logins
+fresh passwords, printed with them.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import secrets
 from typing import Any
 
 from gateway import admin
 from gateway.cli.running import migrate
 from gateway.config import Settings
+from gateway.console import accounts
 from gateway.container import public_base_url
 from gateway.domain import KeySettings
 from gateway.errors import BadRequest
@@ -25,6 +28,7 @@ from gateway.storage.servers import Servers, open_servers
 DEMO_USER = "demo"
 DEMO_BALANCE_UNITS = 100_000_000
 DEMO_CHANNEL = "simulator"
+DEMO_OPERATOR = "operator"
 
 
 async def run_demo(settings: Settings, servers: Servers) -> None:
@@ -50,6 +54,14 @@ async def run_demo(settings: Settings, servers: Servers) -> None:
                 admin.ChannelChanges(secret=secret.get_secret_value() if secret else None),
             )
         key = (await admin.issue_key(pool, user_id, KeySettings(name="demo"))).key
+        with contextlib.suppress(BadRequest):
+            await admin.create_user(pool, DEMO_OPERATOR)
+        operator_id = await admin.user_id_by_name(pool, DEMO_OPERATOR)
+        await admin.set_operator(pool, operator_id, True)
+        logins = {}
+        for name, login_id in ((DEMO_USER, user_id), (DEMO_OPERATOR, operator_id)):
+            logins[name] = secrets.token_urlsafe(12)
+            await accounts.set_password(pool, login_id, logins[name])
     finally:
         await pool.close()
 
@@ -65,6 +77,9 @@ async def run_demo(settings: Settings, servers: Servers) -> None:
 Gateway:   {base}   (database: {servers.database_kind}, redis: {servers.redis_kind})
 Simulator: {simulator.base_url}   (speed x{settings.simulator.speed_factor:g})
 API key:   {key}
+Console:   {base}/console
+           customer  {DEMO_USER} / {logins[DEMO_USER]}
+           operator  {DEMO_OPERATOR} / {logins[DEMO_OPERATOR]}
 
   curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
        -d '{{"prompt": "a lighthouse at dawn"}}' {base}/mj/submit/imagine

@@ -30,24 +30,32 @@ class KeyRecord:
     user_max_open_tasks: int | None
 
 
+_FIND_KEY = """
+    SELECT k.id AS key_id, k.user_id,
+           k.enabled AND u.enabled AND k.revoked_at IS NULL AS usable,
+           k.expires_at,
+           k.allowed_actions, k.allowed_cidrs::TEXT[] AS allowed_cidrs,
+           g.ratio_bp AS group_ratio_bp, u.webhook_secret,
+           k.requests_per_minute, k.max_open_tasks,
+           u.requests_per_minute AS user_requests_per_minute,
+           u.max_open_tasks AS user_max_open_tasks
+    FROM api_keys k
+    JOIN users u ON u.id = k.user_id
+    JOIN user_groups g ON g.name = u.group_name
+    WHERE {where}
+"""
+_FIND_KEY_BY_HASH = _FIND_KEY.format(where="k.key_hash = $1")
+_FIND_USER_KEY = _FIND_KEY.format(where="k.id = $1 AND k.user_id = $2")
+
+
 async def find_key(pool: asyncpg.Pool, key_hash: bytes) -> KeyRecord | None:
-    row = await pool.fetchrow(
-        """
-        SELECT k.id AS key_id, k.user_id,
-               k.enabled AND u.enabled AND k.revoked_at IS NULL AS usable,
-               k.expires_at,
-               k.allowed_actions, k.allowed_cidrs::TEXT[] AS allowed_cidrs,
-               g.ratio_bp AS group_ratio_bp, u.webhook_secret,
-               k.requests_per_minute, k.max_open_tasks,
-               u.requests_per_minute AS user_requests_per_minute,
-               u.max_open_tasks AS user_max_open_tasks
-        FROM api_keys k
-        JOIN users u ON u.id = k.user_id
-        JOIN user_groups g ON g.name = u.group_name
-        WHERE k.key_hash = $1
-        """,
-        key_hash,
-    )
+    row = await pool.fetchrow(_FIND_KEY_BY_HASH, key_hash)
+    return KeyRecord(**dict(row)) if row else None
+
+
+async def find_user_key(pool: asyncpg.Pool, key_id: int, user_id: int) -> KeyRecord | None:
+    """The user's key of that id (None: unknown, or someone else's)."""
+    row = await pool.fetchrow(_FIND_USER_KEY, key_id, user_id)
     return KeyRecord(**dict(row)) if row else None
 
 
@@ -287,6 +295,13 @@ class KeyListing:
     created_at: datetime
 
 
+_KEY_COLUMNS = """
+    id, user_id, name, key_hint AS hint, enabled, revoked_at, expires_at,
+    quota_remaining_units AS limit_units, allowed_actions, allowed_cidrs::TEXT[] AS allowed_cidrs,
+    requests_per_minute, max_open_tasks, created_at
+"""
+
+
 async def list_keys(
     pool: asyncpg.Pool,
     *,
@@ -302,14 +317,33 @@ async def list_keys(
     if not include_revoked:
         where.add("revoked_at IS NULL AND {}", True)
     rows = await pool.fetch(
-        f"""
-        SELECT id, user_id, name, key_hint AS hint, enabled, revoked_at, expires_at,
-               quota_remaining_units AS limit_units, allowed_actions,
-               allowed_cidrs::TEXT[] AS allowed_cidrs, requests_per_minute, max_open_tasks,
-               created_at
-        FROM api_keys {where.sql} ORDER BY id DESC LIMIT {where.next}
-        """,
+        f"SELECT {_KEY_COLUMNS} FROM api_keys {where.sql} ORDER BY id DESC LIMIT {where.next}",
         *where.args,
         limit,
     )
     return [KeyListing(**dict(row)) for row in rows]
+
+
+async def get_key(pool: asyncpg.Pool, key_id: int) -> KeyListing | None:
+    rows = await pool.fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = $1", key_id)
+    return KeyListing(**dict(rows[0])) if rows else None
+
+
+async def set_key_scope(
+    pool: asyncpg.Pool,
+    key_id: int,
+    name: str,
+    allowed_actions: list[str] | None,
+    allowed_cidrs: list[str] | None,
+) -> bytes | None:
+    """A key's name, actions and networks; its hash (for the caches to drop), or None when
+    there is no such key or it is revoked."""
+    key_hash: bytes | None = await pool.fetchval(
+        "UPDATE api_keys SET name = $2, allowed_actions = $3, allowed_cidrs = $4::CIDR[]"
+        " WHERE id = $1 AND revoked_at IS NULL RETURNING key_hash",
+        key_id,
+        name,
+        allowed_actions,
+        allowed_cidrs,
+    )
+    return key_hash

@@ -47,3 +47,24 @@ class RedisKeys:
         """Requests made with any of a user's keys in the current clock minute (by the Redis
         server's clock); expires when that minute ends."""
         return f"{self.prefix}rl:{{u{user_id}}}:user"
+
+    def console_session(self, digest: str) -> str:
+        """Hash of one web console session (user id, CSRF token, start, a message for the next
+        page), under the SHA-256 of the cookie's token; expires when the session has been idle
+        for its lifetime. Losing it signs the user out."""
+        return f"{self.prefix}console:session:{digest}"
+
+    def console_user_sessions(self, user_id: int) -> str:
+        """Set of a user's session digests, so a new password or a disabled account ends them
+        all; expires with the longest session."""
+        return f"{self.prefix}console:user-sessions:{user_id}"
+
+    def console_sign_in_failures(self, kind: str, who: str) -> str:
+        """Wrong passwords in the current minute for one account or one address (``kind``);
+        expires a minute after the first."""
+        return f"{self.prefix}console:sign-in:{kind}:{who}"
+
+    def activity(self, kind: str, minute: int) -> str:
+        """Requests (or 5xx answers, ``kind``) answered by every process in one minute (epoch
+        minutes); expires after two hours (``gateway.activity``)."""
+        return f"{self.prefix}activity:{kind}:{minute}"

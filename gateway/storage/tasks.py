@@ -31,6 +31,7 @@ _TASK = f"""{TASK_COLUMNS},
 """
 
 _POLLED_STATUSES = ["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS"]
+OPEN_STATUSES = ["SUBMITTING", *_POLLED_STATUSES]
 
 
 def task_from_row(row: asyncpg.Record) -> Task:
@@ -87,6 +88,9 @@ class TaskSearch:
     api_key_id: int | None = None
     channel_id: int | None = None
     status: str | None = None
+    action: str | None = None
+    open_only: bool = False  # only tasks not yet ended
+    client_visible: bool = False  # leave out what clients never see (REJECTED, SUBMITTING)
     since_ms: int | None = None
     until_ms: int | None = None
     before_id: int | None = None  # the page cursor: ids below this one
@@ -102,6 +106,11 @@ async def search_tasks(pool: asyncpg.Pool, search: TaskSearch) -> list[Task]:
     where.add("api_key_id = {}", search.api_key_id)
     where.add("channel_id = {}", search.channel_id)
     where.add("status = {}", search.status)
+    where.add("action = {}", search.action)
+    if search.open_only:
+        where.add("status = ANY({}::TEXT[])", OPEN_STATUSES)
+    if search.client_visible:
+        where.add("status <> ALL({}::TEXT[])", ["REJECTED", "SUBMITTING"])
     where.add("id >= {}::BIGINT * 1000", search.since_ms)
     where.add("id < {}::BIGINT * 1000", search.until_ms)
     where.add("id < {}", search.before_id)

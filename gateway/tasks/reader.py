@@ -28,7 +28,7 @@ from gateway.storage import media as media_store
 from gateway.storage import tasks as task_store
 from gateway.storage.media import StoredObject
 from gateway.tasks.images import ImageSigner
-from gateway.tasks.views import task_view
+from gateway.tasks.views import media_url, task_view
 from gateway.upstream.client import MediaStream, UpstreamClient
 
 log = structlog.get_logger(__name__)
@@ -56,6 +56,12 @@ class TaskReader:
 
     def view(self, task: Task) -> dict[str, Any]:
         return task_view(task, self._images)
+
+    def thumbnail(self, task: Task) -> str | None:
+        """A small picture of the task's result, for the console's gallery; None if none yet."""
+        if task.upstream_image_url:
+            return media_url(task, self._images, "image", thumb=True)
+        return None
 
     async def _own(self, principal: Principal, task_id: int) -> Task:
         task = await task_store.get_user_task(self._pool, task_id, principal.user_id)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from gateway.auth.keys import hash_key
@@ -19,6 +22,8 @@ from gateway.sealing import SecretBox
 from gateway.storage.channels import SECRET_PURPOSE
 from gateway.storage.migrations import load_migrations
 from gateway.storage.servers import Servers
+from tests.api.console_helpers import sign_in
+from tests.processes import free_port
 from tests.support import BOX, SEALING_KEY
 
 
@@ -345,3 +350,71 @@ async def test_bench_latency_reports_callbacks_and_polling(
     rows = {line[:16].strip(): line.split()[-3:] for line in stdout.splitlines()[-2:]}
     assert set(rows) == {"with callbacks", "polling only"}
     assert all(int(value) >= 0 for values in rows.values() for value in values)
+
+
+async def test_demo_prints_console_logins_that_sign_in(
+    database_url: str, servers: Servers, tmp_path: Path, redis_prefix: str
+) -> None:
+    """The first command a newcomer runs shows the console's URL and two logins that work: the
+    customer's pages for the customer, the operator's for the operator."""
+    port, simulator_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_DATABASE__URL": database_url,
+        "GATEWAY_REDIS__URL": servers.redis_url,
+        "GATEWAY_REDIS__KEY_PREFIX": redis_prefix,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_RELAY__SEALING_KEY": SEALING_KEY,
+        "GATEWAY_SERVER__PORT": str(port),
+        "GATEWAY_SIMULATOR__PORT": str(simulator_port),
+        "GATEWAY_LOG__LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "demo",
+        env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        printed = ""
+        while "Press Ctrl+C" not in printed:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+            assert line, printed
+            printed += line.decode()
+        base = f"http://127.0.0.1:{port}"
+        assert f"Console:   {base}/console" in printed
+        logins = dict(re.findall(r"(?:customer|operator)\s+(\S+) / (\S+)", printed))
+        assert set(logins) == {"demo", "operator"}
+        for name, operator_page in (("demo", 403), ("operator", 200)):
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                await sign_in(http, name, logins[name])
+                assert (await http.get("/console/keys")).status_code == 200
+                assert (await http.get("/console/admin/users")).status_code == operator_page
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_user_invite_prints_a_link_that_sets_a_password_and_may_make_an_operator(
+    database_url: str, servers: Servers, tmp_path: Path
+) -> None:
+    async def gateway(*args: str) -> dict[str, Any]:
+        return await _gateway(database_url, servers, tmp_path, *args)
+
+    await gateway("admin", "user-create", "olga")
+    invited = await gateway("admin", "user-invite", "olga", "--operator")
+    assert invited["operator"] is True
+    link = invited["invitation"]
+    assert "/console/invite/" in link
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT operator, password_hash FROM users WHERE id = $1", invited["userId"]
+        )
+        assert row is not None
+        assert (row["operator"], row["password_hash"]) == (True, None)
+        token = link.rsplit("/", 1)[1]
+        stored = await conn.fetchval("SELECT token_hash FROM console_invitations")
+        assert bytes(stored) == hashlib.sha256(token.encode()).digest()  # the token is not kept
+    finally:
+        await conn.close()

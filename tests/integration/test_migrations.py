@@ -30,6 +30,7 @@ RELAY_TABLES = {
     "webhook_outbox",
     "media_copies",
     "media_objects",
+    "console_invitations",
     "schema_migrations",
 }
 
