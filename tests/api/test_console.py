@@ -4,15 +4,18 @@ and that no customer ever reaches another's task, key or ledger."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import asyncpg
 import httpx
 
 from gateway import admin
 from gateway.console import accounts
 from tests.api.console_helpers import PASSWORD, browser, console_user, csrf_of, sign_in
 from tests.api.helpers import PRICE, start, submit
-from tests.conftest import Client, StartGateway, StartSimulator
+from tests.conftest import SIMULATOR_SECRET, Client, StartGateway, StartSimulator
+from tests.processes import StartGatewayProcess
 
 
 async def _sign_in_status(http: httpx.AsyncClient, name: str, password: str) -> int:
@@ -324,3 +327,105 @@ async def test_an_invitation_sets_a_password_once(gateway_factory: StartGateway)
         assert (await http.get(f"/console/invite/{token}")).status_code == 404
     async with browser(gateway) as http:
         assert await sign_in(http, "ivan", "ivan's own password")
+
+
+async def test_no_page_and_no_log_line_shows_a_secret(
+    gateway_process_factory: StartGatewayProcess,
+    simulator_factory: StartSimulator,
+    db_pool: asyncpg.Pool,
+) -> None:
+    """An operator adds a channel and a user and invites them; the customer takes the
+    invitation, makes a key and uses it; both look at every page, with the gateway logging at
+    DEBUG. No page holds a channel secret, a callback token, a hash or a key (past the page
+    that made it), and no log line any of those or a password, a session, a CSRF token or an
+    invitation."""
+    simulator = await simulator_factory()
+    process = await gateway_process_factory(GATEWAY_LOG__LEVEL="DEBUG")
+    operator_id = await admin.create_user(db_pool, "root")
+    await admin.set_operator(db_pool, operator_id, True)
+    await accounts.set_password(db_pool, operator_id, PASSWORD)
+    pages: list[str] = []
+    async with (
+        httpx.AsyncClient(base_url=process.base_url, timeout=30) as root,
+        httpx.AsyncClient(base_url=process.base_url, timeout=30) as vic,
+    ):
+        csrf = await sign_in(root, "root")
+
+        async def post(http: httpx.AsyncClient, path: str, **data: str) -> httpx.Response:
+            answer = await http.post(path, data={**data, "csrf": csrf})
+            assert answer.status_code in (200, 303), answer.text
+            if answer.status_code == 303:
+                answer = await http.get(answer.headers["location"])
+            pages.append(answer.text)
+            return answer
+
+        await post(
+            root, "/console/admin/channels",
+            name="sim", base_url=simulator.base_url, secret=SIMULATOR_SECRET,
+        )  # fmt: skip
+        made = await post(root, "/console/admin/users", name="vic", balance="1000000")
+        user_page = str(made.url.path)
+        invited = await post(root, f"{user_page}/invitation")
+        invitation = re.search(r"/console/invite/([A-Za-z0-9_-]+)", invited.text)
+        assert invitation
+        form = await vic.get(f"/console/invite/{invitation.group(1)}")
+        customer_password = "vic's password, long"
+        taken = await vic.post(
+            f"/console/invite/{invitation.group(1)}",
+            data={
+                "password": customer_password,
+                "confirmation": customer_password,
+                "csrf": csrf_of(form.text),
+            },
+        )
+        assert taken.status_code == 303
+        csrf_vic = csrf_of((await vic.get("/console/account")).text)
+        made_key = await vic.post("/console/keys", data={"name": "k", "csrf": csrf_vic})
+        found = re.search(r'<code id="new-key">(sk-[A-Za-z0-9_-]+)</code>', made_key.text)
+        assert found
+        key = found.group(1)
+        api = {"Authorization": f"Bearer {key}"}
+        task_id = (await vic.post("/mj/submit/imagine", json={"prompt": "x"}, headers=api)).json()[
+            "result"
+        ]
+        for _ in range(500):
+            fetched = (await vic.get(f"/mj/task/{task_id}/fetch", headers=api)).json()
+            if fetched["status"] == "SUCCESS":
+                break
+            await asyncio.sleep(0.02)
+        for path in (
+            "/console", "/console/tasks", f"/console/tasks/{task_id}",
+            f"/console/tasks/{task_id}/card", "/console/keys", "/console/usage",
+            "/console/usage.csv", "/console/webhooks", "/console/account",
+        ):  # fmt: skip
+            answer = await vic.get(path)
+            assert answer.status_code == 200, path
+            pages.append(answer.text)
+        for path in (
+            "/console/admin", "/console/admin/users", user_page, "/console/admin/channels",
+            "/console/admin/channels/1", "/console/admin/prices", "/console/admin/tasks",
+            "/console/admin/ledger", "/console/admin/reconciliation",
+        ):  # fmt: skip
+            answer = await root.get(path)
+            assert answer.status_code == 200, path
+            pages.append(answer.text)
+        pages.append((await post(root, "/console/admin/reconciliation")).text)
+        sessions = [str(http.cookies.get("gw_console")) for http in (root, vic)]
+    await process.stop()
+
+    callback_token = await db_pool.fetchval("SELECT callback_token FROM channels")
+    hashes = await db_pool.fetch("SELECT password_hash FROM users WHERE password_hash IS NOT NULL")
+    key_hash = await db_pool.fetchval("SELECT encode(key_hash, 'hex') FROM api_keys")
+    webhook_secret = await db_pool.fetchval("SELECT webhook_secret FROM users WHERE name = 'vic'")
+    for text in pages:
+        for secret in (SIMULATOR_SECRET, callback_token, key, key_hash):
+            assert secret not in text, secret
+        for row in hashes:
+            assert row["password_hash"] not in text
+    log = process.log_path.read_text()
+    assert '"path": "/console/invite/***/"' in log, log[-2000:]  # requests are logged
+    for secret in (
+        SIMULATOR_SECRET, callback_token, key, PASSWORD, customer_password, invitation.group(1),
+        csrf, csrf_vic, webhook_secret, *sessions,
+    ):  # fmt: skip
+        assert secret not in log, secret

@@ -105,8 +105,11 @@ async def test_a_customer_makes_a_key_watches_a_task_finish_presses_u1_and_revok
         async with api:
             await _go(page, "Tasks")
             await expect(page.get_by_text("No task here yet.")).to_be_visible()
-            submitted = await api.post("/mj/submit/imagine", json={"prompt": "a lighthouse"})
-            task_id = submitted.json()["result"]
+            ids = [
+                (await api.post("/mj/submit/imagine", json={"prompt": prompt})).json()["result"]
+                for prompt in ("a lighthouse at dawn", "a fox in the snow", "a city of glass")
+            ]
+            task_id = ids[0]
             await page.reload()
             card = page.locator(f"#task-{task_id}")
             await expect(card).to_be_visible()
@@ -115,6 +118,9 @@ async def test_a_customer_makes_a_key_watches_a_task_finish_presses_u1_and_revok
             await expect(card.locator("img")).to_have_js_property("complete", True)
             assert await card.locator("img").evaluate("img => img.naturalWidth") > 0
             await expect(card).to_contain_text(f"{PRICE['mj_imagine']:,} units")
+            for other in ids[1:]:
+                badge = page.locator(f"#task-{other} .badge")
+                await expect(badge).to_have_text("SUCCESS", timeout=WAIT_MS)
             await _save(page, "console-gallery.png")
 
             await card.locator("a.thumb").click()
