@@ -183,16 +183,20 @@ async def revoke_key(
 async def _cards(services: Services, visitor: SignedIn, tasks: list[Task]) -> list[dict[str, Any]]:
     """What a gallery card shows of each task: its client view, thumbnail and money."""
     money = await console_store.task_money(services.pool, visitor.user.id, [t.id for t in tasks])
-    return [
-        {
-            "task": task,
-            "view": services.tasks.view(task),
-            "thumbnail": services.tasks.thumbnail(task),
-            "money": money.get(task.id),
-            "open": task.status in task_store.OPEN_STATUSES,
-        }
-        for task in tasks
-    ]
+    cards = []
+    for task in tasks:
+        view = services.tasks.view(task)
+        videos = view.get("videoUrls")  # a video's picture is its thumbnail, not its "image"
+        cards.append(
+            {
+                "task": task,
+                "view": view,
+                "thumbnail": videos[0]["thumbnail"] if videos else services.tasks.thumbnail(task),
+                "money": money.get(task.id),
+                "open": task.status in task_store.OPEN_STATUSES,
+            }
+        )
+    return cards
 
 
 async def _own_task(services: Services, visitor: SignedIn, task_id: int) -> Task:

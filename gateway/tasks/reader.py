@@ -58,7 +58,7 @@ class TaskReader:
         return task_view(task, self._images)
 
     def thumbnail(self, task: Task) -> str | None:
-        """A small picture of the task's result, for the console's gallery; None if none yet."""
+        """A small picture of the task's image, for the console's gallery; None if none yet."""
         if task.upstream_image_url:
             return media_url(task, self._images, "image", thumb=True)
         return None

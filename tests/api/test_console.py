@@ -5,6 +5,7 @@ and that no customer ever reaches another's task, key or ledger."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 
 import asyncpg
@@ -13,7 +14,7 @@ import httpx
 from gateway import admin
 from gateway.console import accounts
 from tests.api.console_helpers import PASSWORD, browser, console_user, csrf_of, sign_in
-from tests.api.helpers import PRICE, start, submit
+from tests.api.helpers import PRICE, RED, start, start_sim, submit
 from tests.conftest import SIMULATOR_SECRET, Client, StartGateway, StartSimulator
 from tests.processes import StartGatewayProcess
 
@@ -429,3 +430,28 @@ async def test_no_page_and_no_log_line_shows_a_secret(
         csrf, csrf_vic, webhook_secret, *sessions,
     ):  # fmt: skip
         assert secret not in log, secret
+
+
+async def test_a_video_shows_in_the_gallery_by_its_thumbnail_and_plays_on_its_page(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway = await gateway_factory()
+    simulator = await start_sim(simulator_factory, flavour="trueai")
+    await gateway.add_channel(simulator, name="trueai", flavour="trueai")
+    client = await gateway.client_with_key(balance_units=10_000_000)
+    await accounts.set_password(gateway.services.pool, client.user_id, PASSWORD)
+    body = {"prompt": "waves", "image": RED, "batchSize": 1}
+    video_id = await submit(client, "/mj/submit/video", body)
+    video = await client.wait_for(video_id, {"SUCCESS"})
+    async with browser(gateway) as http:
+        await sign_in(http, "alice", PASSWORD)
+        card = await http.get(f"/console/tasks/{video_id}/card")
+        thumbnail = re.search(r'<img src="([^"]+)"', card.text)
+        assert thumbnail
+        assert html.unescape(thumbnail.group(1)) == video["videoUrls"][0]["thumbnail"]
+        shown = await http.get(html.unescape(thumbnail.group(1)))
+        assert shown.status_code == 200
+        assert shown.headers["content-type"].startswith("image/")
+        page = await http.get(f"/console/tasks/{video_id}")
+        assert "<video" in page.text
+        assert html.escape(video["videoUrls"][0]["url"]) in page.text
