@@ -168,9 +168,13 @@ async def sim_routes(http: httpx.AsyncClient, sim: RunningSimulator) -> dict[str
 def metric_value(text: str, name: str, **labels: str) -> float:
     """The sum of the samples called ``name`` in a ``/metrics`` text whose labels include
     ``labels``."""
+    # Only that sample's lines are parsed: the whole text of a long-lived test process is large.
+    lines = "\n".join(
+        line for line in text.splitlines() if line.startswith((f"{name}{{", f"{name} "))
+    )
     return sum(
         sample.value
-        for family in text_string_to_metric_families(text)
+        for family in text_string_to_metric_families(lines + "\n")
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     )
