@@ -9,8 +9,11 @@ What it measures: four phases of ``--duration`` seconds each, in a closed loop w
     gateway fetch     GET  /mj/task/{id}/fetch through the gateway (one row from PostgreSQL)
 
 Only an HTTP 200 with the expected body is a success (a submit: code 1 or 22 and a task id; a
-fetch: a task object); anything else, timeouts and socket errors included, is an error. The
-gateway's share of a submit is its p50 minus the simulator's. Exit 1 when a phase has >1% errors.
+fetch: a task object); anything else, timeouts and socket errors included, is an error. Each
+gateway phase's rate is also shown as a share of the same run's upstream phase (``x
+upstream``), so that a run on any machine says where it stands, and the gateway's share of a
+call is its p50 (and p99) less the simulator's. ``--overhead`` runs the same phases at one
+connection: what the gateway adds to one call at a time. Exit 1 when a phase has >1% errors.
 
 How: a throw-away database ``gw_bench_<pid>``, the simulator (speed x1000, never "queue
 full") and the gateway (``serve --workers N``) as ``gateway.bench.stack`` sets them up. The
@@ -59,7 +62,11 @@ MAX_WARMUP_S = 2
 FETCH_IDS_MAX = 20_000  # newest ids of a submit phase; the simulator evicts old finished tasks
 ERROR_RATE_LIMIT = 0.01
 REQUEST_TIMEOUT_S = 30
-TARGETS_PER_S = {"gateway submit": 1_000.0, "gateway fetch": 4_000.0}
+# Each gateway phase against the same run's upstream phase: at least this share of its rate.
+TARGET_RATIOS = {"gateway submit": 0.4, "gateway fetch": 0.6}
+FETCH_P99_TARGET_MS = 20.0
+# --overhead (one connection): at most this much over the direct call, p50 and p99, in ms.
+OVERHEAD_TARGETS_MS = {"submit": (1.0, 5.0), "fetch": (0.15, 5.0)}
 SUBMIT_BODY = json.dumps({"prompt": "a lighthouse at dawn, volumetric light --ar 3:2"})
 RESULT_MARKER = "BENCH_RESULT "
 
@@ -285,29 +292,60 @@ def _report(
         f"stores: database {servers.database_kind} {redact_url(database_url)}, "
         f"redis {servers.redis_kind} {redact_url(servers.redis_url)}\n"
         f"simulator: speed x{SIM_SPEED}, {SIM_ACCOUNTS} accounts x {SIM_SLOTS_PER_ACCOUNT} slots\n"
-        f"\n{'phase':<17}{'requests/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'errors':>17}{'gen cpu':>9}"
+        f"\n{'phase':<17}{'requests/s':>11}{'x upstream':>11}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'errors':>17}{'gen cpu':>9}"
     )
+    by_name = {r.name: r for r in results}
     for r in results:
         errors = f"{sum(r.errors.values())} ({r.error_rate:.2%})"
+        ratio = f"{_ratio(by_name, r.name):.2f}" if r.name.startswith("gateway") else ""
         row = (
-            f"{r.per_s:>11.1f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>17}{r.generator_cores:>9.2f}"
+            f"{r.per_s:>11.1f}{ratio:>11}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>17}"
+            f"{r.generator_cores:>9.2f}"
         )
         print(f"{r.name:<17}{row}")
-    by_name = {r.name: r for r in results}
-    gw, up = (by_name[f"{side} submit"].p50_ms for side in ("gateway", "upstream"))
-    print(f"\ngateway's share of a submit (p50): {gw:.2f} - {up:.2f} = {gw - up:.2f} ms")
-    for name, target in TARGETS_PER_S.items():
-        verdict = "met" if by_name[name].per_s >= target else "MISSED"
-        print(f"target: {name} >= {target:,.0f}/s at {args.concurrency} connections: {verdict}")
+    print()
+    for call in ("submit", "fetch"):
+        gw, up = by_name[f"gateway {call}"], by_name[f"upstream {call}"]
+        print(
+            f"gateway's share of a {call}: p50 {gw.p50_ms - up.p50_ms:+.2f} ms,"
+            f" p99 {gw.p99_ms - up.p99_ms:+.2f} ms"
+        )
+    if args.overhead:
+        for call, (p50_ms, p99_ms) in OVERHEAD_TARGETS_MS.items():
+            gw, up = by_name[f"gateway {call}"], by_name[f"upstream {call}"]
+            met = gw.p50_ms - up.p50_ms <= p50_ms and gw.p99_ms - up.p99_ms <= p99_ms
+            print(
+                f"target: {call} adds at most {p50_ms} ms (p50) and {p99_ms} ms (p99) at one"
+                f" connection: {_verdict(met)}"
+            )
+    else:
+        for name, share in TARGET_RATIOS.items():
+            met = _ratio(by_name, name) >= share
+            print(f"target: {name} >= {share} x upstream: {_verdict(met)}")
+        met = by_name["gateway fetch"].p99_ms < FETCH_P99_TARGET_MS
+        print(f"target: gateway fetch p99 < {FETCH_P99_TARGET_MS:g} ms: {_verdict(met)}")
     for r in results:
         for label, count in r.errors.items():
             print(f"  {r.name} error: {label} x{count}")
+
+
+def _ratio(by_name: dict[str, PhaseResult], name: str) -> float:
+    """A gateway phase's rate against the same run's upstream phase."""
+    upstream = by_name[name.replace("gateway", "upstream")].per_s
+    return by_name[name].per_s / upstream if upstream else 0.0
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> None:
     """Run the four phases against fresh subprocesses and print the table; exit 1 on >1% errors."""
     if args.duration <= 0 or args.concurrency < 1 or args.workers < 1:
         raise SystemExit("duration, concurrency and workers must be positive")
+    if args.overhead:
+        args.concurrency = 1  # one request at a time: what the gateway adds to each
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("gateway bench needs wrk on the PATH (Debian: apt-get install wrk)")

@@ -126,6 +126,11 @@ def add_parsers(commands: Any) -> None:
         help="instead: how soon after the upstream finishes a task the gateway shows it, "
         "with callbacks and with polling only",
     )
+    bench.add_argument(
+        "--overhead",
+        action="store_true",
+        help="the same phases at one connection: what the gateway adds to each call",
+    )
     bench.add_argument("--tasks", type=int, default=30, help="tasks watched (--latency)")
     bench.add_argument(
         "--media",

@@ -287,6 +287,11 @@ async def test_bench_measures_every_phase(servers: Servers, tmp_path: Path) -> N
     assert set(rates) == phases
     assert all(rate > 0 for rate in rates.values())
     assert "0 (0.00%)" in stdout
+    for call in ("submit", "fetch"):  # each gateway phase against its upstream phase
+        (row,) = [line for line in stdout.splitlines() if line.startswith(f"gateway {call} ")]
+        share = rates[f"gateway {call}"] / rates[f"upstream {call}"]
+        assert float(row.split()[3]) == pytest.approx(share, abs=0.006)
+        assert f"target: gateway {call} >= " in stdout
 
 
 async def test_money_commands_and_reconcile_exit_codes(
