@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -56,8 +56,10 @@ def cors(origins: list[str]) -> CORSConfig | None:
     )
 
 
-def provide_services(state: State) -> Services:
-    services: Services = state.services
+def provide_services(request: Request[Any, Any, Any]) -> Services:
+    """The process's services. (Read through the request: a ``state`` parameter would copy the
+    app's state, lock and all, on every request.)"""
+    services: Services = request.app.state.services
     return services
 
 

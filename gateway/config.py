@@ -95,6 +95,9 @@ class RelaySettings(BaseModel):
         default=False, description="answer code 22 (not 1) when the upstream queued the task"
     )
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    ended_tasks_cache_mb: float = Field(
+        default=32.0, ge=0, description="fetch answers of ended tasks kept per process; 0 = none"
+    )
     auth_cache_ttl_s: float = Field(default=5.0, ge=0, description="API key cache lifetime")
     webhook_allow_private: bool = Field(
         default=False,

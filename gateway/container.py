@@ -33,6 +33,7 @@ from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.servers import Servers
 from gateway.tasks.callbacks import Callbacks
 from gateway.tasks.cancel import TaskCanceller
+from gateway.tasks.ended import EndedAnswers
 from gateway.tasks.idempotency import Idempotency
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.leader import Job, Leader
@@ -190,7 +191,18 @@ async def build_services(
             hooks=HookGuard(settings.relay.webhook_allow_private),
             rng=random.Random(settings.upstream.routing_seed),  # noqa: S311 - not security
         ),
-        tasks=TaskReader(pool, channels, upstream, images, media),
+        tasks=TaskReader(
+            pool,
+            channels,
+            upstream,
+            images,
+            media,
+            EndedAnswers(int(relay.ended_tasks_cache_mb * 1_000_000)),
+            media_kept=settings.media.keep,
+            media_retention_s=(
+                settings.media.retention_days * 86_400 if settings.media.retention_days else None
+            ),
+        ),
         callbacks=Callbacks(pool, channels),
         cancels=TaskCanceller(pool, channels, upstream),
         webhooks=webhooks,

@@ -122,6 +122,7 @@ class Task:
     prompt_urls: int = 0  # image URLs the upstream puts in front of the prompts it shows
     upstream_media: dict[str, Any] = field(default_factory=dict)  # see UpstreamTaskUpdate.media
     stored_media: dict[str, str] = field(default_factory=dict)  # part -> key in the media store
+    media_pending: bool = False  # a copy into the media store is still to be made
 
 
 @dataclass(frozen=True, slots=True)

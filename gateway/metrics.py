@@ -99,6 +99,12 @@ RATE_LIMIT_FAIL_OPEN = Counter(
     "gateway_rate_limit_fail_open_total",
     "Requests let through without a per-minute count because Redis could not be reached",
 )
+ENDED_TASK_FETCHES = Counter(
+    "gateway_ended_task_fetches_total",
+    "Fetches of ended tasks, by where the answer came from (memory: this process's cache of"
+    " ended tasks; database)",
+    ["source"],
+)
 IDEMPOTENT_REPLAYS = Counter(
     "gateway_idempotent_replays_total", "Submits answered from an earlier Idempotency-Key"
 )

@@ -159,7 +159,7 @@ def run_media(settings: Settings, args: argparse.Namespace) -> None:
                 ),
                 "gateway": (
                     ["serve", "--workers", str(args.workers)],
-                    gateway_env(folder, ports[1], database_url, servers, name),
+                    gateway_env(folder, ports[1], database_url, servers, name, keep_media=True),
                 ),
             }
             children = {

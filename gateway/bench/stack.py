@@ -162,11 +162,21 @@ def simulator_env(secret: str) -> dict[str, str]:
 
 
 def gateway_env(
-    folder: str, port: str, database_url: str, servers: Servers, prefix: str
+    folder: str,
+    port: str,
+    database_url: str,
+    servers: Servers,
+    prefix: str,
+    *,
+    keep_media: bool = False,
 ) -> dict[str, str]:
     found = settings_env("", DATA_DIR=folder, SERVER__HOST="127.0.0.1", SERVER__PORT=port)
     found |= settings_env("DATABASE__", URL=database_url)
     found |= settings_env("REDIS__", URL=servers.redis_url, KEY_PREFIX=f"{prefix}:")
+    # Results are copied into the media store only where the bench is about the store: thousands
+    # of tasks ending every second would queue a copy each (a grid's costs some 60 ms of CPU),
+    # and their backlog would run during the later phases.
+    found |= settings_env("MEDIA__", KEEP=str(keep_media).lower())
     return found | settings_env("RELAY__", SECRET_KEY=RELAY_SECRET_KEY, SEALING_KEY=SEALING_KEY)
 
 

@@ -27,11 +27,14 @@ TASK_FIELDS = tuple(name.strip() for name in TASK_COLUMNS.split(","))
 # What the media store holds of a task (part -> store key), read with it.
 _TASK = f"""{TASK_COLUMNS},
     (SELECT jsonb_object_agg(part, store_key) FROM media_objects m WHERE m.task_id = tasks.id)
-        AS stored_media
+        AS stored_media,
+    EXISTS (SELECT FROM media_copies c WHERE c.task_id = tasks.id AND c.status = 'PENDING')
+        AS media_pending
 """
 
 _POLLED_STATUSES = ["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS"]
 OPEN_STATUSES = ["SUBMITTING", *_POLLED_STATUSES]
+ENDED_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCEL"})  # a task that ended never changes
 
 
 def task_from_row(row: asyncpg.Record) -> Task:

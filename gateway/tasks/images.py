@@ -37,9 +37,16 @@ class ImageSigner:
         signed = f"{task_id}.{exp}" if part is None else f"{task_id}/{part}.{exp}"
         return hmac.new(self._secret, signed.encode(), hashlib.sha256).hexdigest()
 
+    def _expiry(self, now: int) -> int:
+        return (now + self._ttl_s + _ROUND_S - 1) // _ROUND_S * _ROUND_S
+
+    def same_urls_until(self, now_s: float) -> float:
+        """The last moment at which ``url_for`` still gives the URLs it gives at ``now_s``."""
+        return float(self._expiry(int(now_s)) - self._ttl_s)
+
     def url_for(self, task_id: int, now_s: float | None = None, part: str | None = None) -> str:
         now = int(now_s if now_s is not None else time.time())
-        exp = (now + self._ttl_s + _ROUND_S - 1) // _ROUND_S * _ROUND_S
+        exp = self._expiry(now)
         path = f"{task_id}" if part is None else f"{task_id}/{part}"
         return f"{self._base}/mj/image/{path}?exp={exp}&sig={self._signature(task_id, exp, part)}"
 

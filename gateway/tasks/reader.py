@@ -9,8 +9,10 @@ from email.utils import format_datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 
+from gateway import metrics
 from gateway.domain import Principal, Task, is_task_id
 from gateway.errors import (
     BadRequest,
@@ -27,6 +29,7 @@ from gateway.routing.directory import ChannelDirectory
 from gateway.storage import media as media_store
 from gateway.storage import tasks as task_store
 from gateway.storage.media import StoredObject
+from gateway.tasks.ended import EndedAnswers
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.views import media_url, task_view
 from gateway.upstream.client import MediaStream, UpstreamClient
@@ -47,12 +50,19 @@ class TaskReader:
         upstream: UpstreamClient,
         images: ImageSigner,
         store: MediaStore,
+        ended: EndedAnswers,
+        *,
+        media_kept: bool = False,
+        media_retention_s: float | None = None,
     ) -> None:
         self._pool = pool
         self._channels = channels
         self._upstream = upstream
         self._images = images
         self._store = store
+        self._ended = ended
+        self._media_kept = media_kept
+        self._retention_s = media_retention_s
 
     def view(self, task: Task) -> dict[str, Any]:
         return task_view(task, self._images)
@@ -69,8 +79,23 @@ class TaskReader:
             raise NotFound(f"task {task_id} not found")
         return task
 
-    async def fetch(self, principal: Principal, task_id: int) -> dict[str, Any]:
-        return self.view(await self._own(principal, task_id))
+    async def fetch(self, principal: Principal, task_id: int) -> bytes:
+        """The task object as JSON: an ended task's from memory when it is kept there
+        (``gateway.tasks.ended``), else read from the database (and then kept, if it ended)."""
+        now = time.time()
+        kept = self._ended.get(task_id, principal.user_id, now)
+        if kept is not None:
+            return kept
+        task = await self._own(principal, task_id)
+        body = msgspec.json.encode(self.view(task))
+        copying = self._media_kept and task.media_pending  # the copy will add to the answer
+        if task.status in task_store.ENDED_STATUSES and not copying:
+            metrics.ENDED_TASK_FETCHES.labels("database").inc()
+            good_until = self._images.same_urls_until(now)
+            if self._retention_s is not None and task.finish_time_ms is not None:
+                good_until = min(good_until, task.finish_time_ms / 1000 + self._retention_s)
+            self._ended.put(task.id, task.user_id, good_until, body)
+        return body
 
     async def recent(self, principal: Principal) -> list[dict[str, Any]]:
         tasks = await task_store.list_recent(self._pool, principal.user_id, LIST_LIMIT)
