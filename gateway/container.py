@@ -20,7 +20,7 @@ from gateway.config import Settings
 from gateway.console.sessions import ConsoleSessions, SignInLimits
 from gateway.errors import StartupError
 from gateway.media.copier import MediaCopier
-from gateway.media.keeping import apply_retention, export_media_totals
+from gateway.media.keeping import apply_retention, export_media_totals, forget_old_copy_jobs
 from gateway.media.stores import MediaStore, S3Store, open_store
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
@@ -278,6 +278,11 @@ def _leader(services: Services, database_url: str) -> Leader:
                 "media-retention",
                 MEDIA_RETENTION_EVERY_S,
                 lambda: apply_retention(services.pool, services.media, media),
+            ),
+            Job(
+                "media-jobs-purge",
+                MEDIA_RETENTION_EVERY_S,
+                lambda: forget_old_copy_jobs(services.pool, media),
             ),
             *(
                 [Job("media-copy", media.copy_every_s, services.copier.run_once)]

@@ -49,9 +49,31 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    def workers_peak_rss_mb(self) -> list[float]:
+        """The peak resident memory of each of this process's workers (its children but the
+        multiprocessing resource tracker), in MB, as Linux counts it (``VmHWM``); empty where
+        /proc cannot tell."""
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            return [
+                _peak_rss_mb(int(child))
+                for child in children
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+            ]
+        except (OSError, ValueError):
+            return []
+
     def failure(self, what: str) -> StartupError:
         tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
         return StartupError(f"{self.name} {what}; its last output:\n" + "\n".join(tail))
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise ValueError(f"no VmHWM for {pid}")
 
 
 @contextlib.contextmanager

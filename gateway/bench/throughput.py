@@ -241,8 +241,9 @@ def _load(
 
 def _bench(
     settings: Settings, servers: Servers, database_url: str, prefix: str, wrk: str, args: Any
-) -> list[PhaseResult]:
-    """Seed the database, start both subprocesses, run the load; both always stopped."""
+) -> tuple[list[PhaseResult], list[float]]:
+    """Seed the database, start both subprocesses, run the load; both always stopped. The
+    results, and each gateway worker's peak resident memory (MB)."""
     ports = free_ports(2)
     urls = {"simulator": f"http://127.0.0.1:{ports[0]}", "gateway": f"http://127.0.0.1:{ports[1]}"}
     secret = new_secret()
@@ -269,7 +270,7 @@ def _bench(
         for running in children.values():
             if running.process.poll() is not None:
                 raise running.failure("died during the run")
-        return results
+        return results, children["gateway"].workers_peak_rss_mb()
 
 
 def _report(
@@ -279,6 +280,7 @@ def _report(
     args: Any,
     load: tuple[float, ...],
     results: list[PhaseResult],
+    peaks_mb: list[float],
 ) -> None:
     """The table, and what it was measured on (``load``: load average before the bench began)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -304,6 +306,9 @@ def _report(
             f"{r.generator_cores:>9.2f}"
         )
         print(f"{r.name:<17}{row}")
+    if peaks_mb:
+        shown = ", ".join(f"{mb:.0f}" for mb in sorted(peaks_mb))
+        print(f"gateway workers' peak resident memory: {shown} MB")
     print()
     for call in ("submit", "fetch"):
         gw, up = by_name[f"gateway {call}"], by_name[f"upstream {call}"]
@@ -352,7 +357,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> None:
     name = f"gw_bench_{os.getpid()}"
     load = os.getloadavg()
     with bench_database(settings, name) as (servers, database_url):
-        results = _bench(settings, servers, database_url, name, wrk, args)
-    _report(settings, servers, database_url, args, load, results)
+        results, peaks_mb = _bench(settings, servers, database_url, name, wrk, args)
+    _report(settings, servers, database_url, args, load, results, peaks_mb)
     if any(r.error_rate > ERROR_RATE_LIMIT for r in results):
         sys.exit(1)

@@ -45,6 +45,19 @@ async def apply_retention(pool: asyncpg.Pool, store: MediaStore, settings: Media
     return deleted
 
 
+async def forget_old_copy_jobs(pool: asyncpg.Pool, settings: MediaSettings) -> int:
+    """Keep the copy queue from growing forever: jobs done a day ago go (and, where media are
+    not kept, the jobs SUCCESS queued anyway). How many went."""
+    forgotten = 0
+    while True:
+        batch = await media_store.forget_copy_jobs(
+            pool, DAY_S, pending_too=not settings.keep, limit=PAGE
+        )
+        forgotten += batch
+        if batch < PAGE:
+            return forgotten
+
+
 @dataclass(frozen=True, slots=True)
 class Refetch:
     checked: int  # stored objects looked for in the store

@@ -164,6 +164,24 @@ async def requeue(pool: asyncpg.Pool, task_ids: list[int]) -> int:
     return int(result.rsplit(" ", 1)[-1])
 
 
+async def forget_copy_jobs(
+    pool: asyncpg.Pool, older_than_s: float, *, pending_too: bool, limit: int
+) -> int:
+    """Forget up to ``limit`` copy jobs that were done more than ``older_than_s`` ago (what
+    they stored is recorded in ``media_objects``), and, with ``pending_too`` (media not kept),
+    pending jobs as old, which nothing will ever do. Failed jobs stay, for ``refetch``."""
+    result: str = await pool.execute(
+        "DELETE FROM media_copies WHERE ctid IN (SELECT ctid FROM media_copies"
+        " WHERE (status = 'DONE' AND done_at < now() - make_interval(secs => $1))"
+        " OR ($2 AND status = 'PENDING' AND created_at < now() - make_interval(secs => $1))"
+        " LIMIT $3)",
+        older_than_s,
+        pending_too,
+        limit,
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
 async def failed_copies(pool: asyncpg.Pool, limit: int) -> list[int]:
     rows = await pool.fetch(
         "SELECT task_id FROM media_copies WHERE status = 'FAILED' ORDER BY task_id LIMIT $1",
