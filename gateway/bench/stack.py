@@ -144,6 +144,27 @@ async def _execute(url: str, sql: str) -> None:
         await conn.close()
 
 
+# The tables that grow with tasks, and what of each is sized: a table with its indexes and TOAST.
+GROWING_TABLES = ("tasks", "holds", "ledger", "webhook_outbox", "idempotency_keys", "media_copies")
+
+
+async def bytes_per_task(database_url: str) -> dict[str, float]:
+    """Each growing table's bytes on disk per task, after a run (VACUUMed first, so that dead
+    rows of updates do not count); tables the run left empty are left out."""
+    conn = await asyncpg.connect(database_url)
+    sizes: dict[str, float] = {}
+    try:
+        tasks = await conn.fetchval("SELECT count(*) FROM tasks")
+        for table in GROWING_TABLES:
+            await conn.execute(f"VACUUM {table}")
+            if tasks and await conn.fetchval(f"SELECT EXISTS (SELECT FROM {table})"):  # noqa: S608
+                size = await conn.fetchval("SELECT pg_total_relation_size($1::REGCLASS)", table)
+                sizes[table] = size / tasks
+    finally:
+        await conn.close()
+    return sizes
+
+
 async def seed(settings: Settings, database_url: str, simulator_url: str, secret: str) -> str:
     """Migrate the bench database; a rich user, its API key (returned) and the channel."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)

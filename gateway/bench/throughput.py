@@ -44,6 +44,7 @@ from gateway.bench.stack import (
     SIM_ACCOUNTS,
     SIM_SLOTS_PER_ACCOUNT,
     bench_database,
+    bytes_per_task,
     child,
     free_ports,
     gateway_env,
@@ -241,9 +242,10 @@ def _load(
 
 def _bench(
     settings: Settings, servers: Servers, database_url: str, prefix: str, wrk: str, args: Any
-) -> tuple[list[PhaseResult], list[float]]:
+) -> tuple[list[PhaseResult], list[float], dict[str, float]]:
     """Seed the database, start both subprocesses, run the load; both always stopped. The
-    results, and each gateway worker's peak resident memory (MB)."""
+    results, each gateway worker's peak resident memory (MB), and each growing table's bytes
+    per task."""
     ports = free_ports(2)
     urls = {"simulator": f"http://127.0.0.1:{ports[0]}", "gateway": f"http://127.0.0.1:{ports[1]}"}
     secret = new_secret()
@@ -270,7 +272,8 @@ def _bench(
         for running in children.values():
             if running.process.poll() is not None:
                 raise running.failure("died during the run")
-        return results, children["gateway"].workers_peak_rss_mb()
+        sizes = eventloop.run(bytes_per_task(database_url))
+        return results, children["gateway"].workers_peak_rss_mb(), sizes
 
 
 def _report(
@@ -281,6 +284,7 @@ def _report(
     load: tuple[float, ...],
     results: list[PhaseResult],
     peaks_mb: list[float],
+    sizes: dict[str, float],
 ) -> None:
     """The table, and what it was measured on (``load``: load average before the bench began)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -309,6 +313,9 @@ def _report(
     if peaks_mb:
         shown = ", ".join(f"{mb:.0f}" for mb in sorted(peaks_mb))
         print(f"gateway workers' peak resident memory: {shown} MB")
+    if sizes:
+        shown = ", ".join(f"{table} {size:,.0f}" for table, size in sorted(sizes.items()))
+        print(f"disk per million tasks, MB (tables with their indexes): {shown}")
     print()
     for call in ("submit", "fetch"):
         gw, up = by_name[f"gateway {call}"], by_name[f"upstream {call}"]
@@ -357,7 +364,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> None:
     name = f"gw_bench_{os.getpid()}"
     load = os.getloadavg()
     with bench_database(settings, name) as (servers, database_url):
-        results, peaks_mb = _bench(settings, servers, database_url, name, wrk, args)
-    _report(settings, servers, database_url, args, load, results, peaks_mb)
+        results, peaks_mb, sizes = _bench(settings, servers, database_url, name, wrk, args)
+    _report(settings, servers, database_url, args, load, results, peaks_mb, sizes)
     if any(r.error_rate > ERROR_RATE_LIMIT for r in results):
         sys.exit(1)
