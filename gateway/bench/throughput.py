@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import eventloop
+from gateway.bench.seeding import seed_and_reconcile
 from gateway.bench.stack import (
     SIM_ACCOUNTS,
     SIM_SLOTS_PER_ACCOUNT,
@@ -250,6 +251,14 @@ def _bench(
     urls = {"simulator": f"http://127.0.0.1:{ports[0]}", "gateway": f"http://127.0.0.1:{ports[1]}"}
     secret = new_secret()
     key = eventloop.run(seed(settings, database_url, urls["simulator"], secret))
+    if args.seed_rows:
+        seeded = eventloop.run(seed_and_reconcile(database_url, args.seed_rows))
+        print(
+            f"seeded {seeded.rows:,} tasks in {seeded.seed_s:.0f} s; gateway reconcile took"
+            f" {seeded.reconcile_s:.1f} s and found {'no gap' if seeded.reconciled else 'GAPS'}",
+            file=sys.stderr,
+            flush=True,
+        )
     common = quiet_env()
     with (
         tempfile.TemporaryDirectory(prefix=f"{prefix}_") as folder,

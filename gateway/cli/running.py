@@ -131,6 +131,13 @@ def add_parsers(commands: Any) -> None:
         action="store_true",
         help="the same phases at one connection: what the gateway adds to each call",
     )
+    bench.add_argument(
+        "--seed-rows",
+        type=int,
+        default=0,
+        help="first fill the database with this many tasks of 10,000 users over a year, with"
+        " their holds and ledger rows, and time gateway reconcile over them",
+    )
     bench.add_argument("--tasks", type=int, default=30, help="tasks watched (--latency)")
     bench.add_argument(
         "--media",
