@@ -59,5 +59,16 @@ class Form:
         return [w for w in _SEPARATORS.split(self.text(name, label, max_length=MAX_FIELD)) if w]
 
 
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+def is_urlencoded(request: Request[Any, Any, Any]) -> bool:
+    """Whether the body is a plain HTML form, the only kind the console reads (its forms send
+    no files, and a multipart body would be spooled to disk before anything is checked)."""
+    return request.content_type[0] == URLENCODED
+
+
 async def read_form(request: Request[Any, Any, Any]) -> Form:
+    if not is_urlencoded(request):
+        raise BadRequest(f"the console's forms are sent as {URLENCODED}")
     return Form(await request.form())

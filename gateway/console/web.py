@@ -31,6 +31,7 @@ from gateway.errors import ApiError, BadRequest, Forbidden, NotFound
 from gateway.storage import console as console_store
 from gateway.storage.console import ConsoleUser
 
+from .forms import is_urlencoded
 from .sessions import Session
 
 AnyRequest = Request[Any, Any, Any]
@@ -83,7 +84,7 @@ async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
         raise SignInNeeded()
     if connection.scope.get("method") not in SAFE_METHODS:
         offered = connection.headers.get("x-csrf-token")
-        if offered is None and isinstance(connection, Request):
+        if offered is None and isinstance(connection, Request) and is_urlencoded(connection):
             offered = (await connection.form()).get("csrf")
         if not session.csrf_matches(offered):
             raise Forbidden("this form has expired: reload the page and send it again")

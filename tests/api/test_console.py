@@ -108,6 +108,11 @@ async def test_forms_without_their_csrf_token_are_refused_and_change_nothing(
         for data in ({"name": "k"}, {"name": "k", "csrf": "forged"}):
             answer = await http.post("/console/keys", data=data)
             assert answer.status_code == 403
+        # The right token, in a multipart body: the console reads plain forms only.
+        multipart = {"Content-Type": "multipart/form-data; boundary=x"}
+        body = f'--x\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{token}\r\n--x--\r\n'
+        answer = await http.post("/console/keys", content=body, headers=multipart)
+        assert answer.status_code == 403
         assert await admin.list_keys(gateway.services.pool, user_id, True, None, 10) == []
         created = await http.post("/console/keys", data={"name": "k", "csrf": token})
         assert created.status_code == 200
