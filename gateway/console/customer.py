@@ -37,7 +37,7 @@ from gateway.tasks.orders import SubmitOrder
 
 from . import accounts
 from .charts import cost_chart
-from .forms import read_form
+from .forms import day, read_form
 from .web import (
     AnyRequest,
     Next,
@@ -206,17 +206,6 @@ async def _own_task(services: Services, visitor: SignedIn, task_id: int) -> Task
     return task
 
 
-def _day(name: str, value: str | None) -> int | None:
-    """Epoch ms of the start of a day the customer picked (YYYY-MM-DD), or None."""
-    if not value:
-        return None
-    try:
-        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise BadRequest(f"{name} is a day: YYYY-MM-DD") from None
-    return int(day.timestamp() * 1000)
-
-
 @get("/tasks")
 async def gallery(
     request: AnyRequest,
@@ -234,15 +223,14 @@ async def gallery(
         raise BadRequest(f"status is one of {', '.join(STATUS_FILTERS)}")
     if action is not None and action not in TASK_ACTIONS:
         raise BadRequest(f"action is one of {', '.join(TASK_ACTIONS)}")
-    until_ms = _day("until", until)
     search = TaskSearch(
         user_id=visitor.user.id,
         status=None if status == "open" else status,
         open_only=status == "open",
         action=action,
         client_visible=True,
-        since_ms=_day("since", since),
-        until_ms=until_ms + 86_400_000 if until_ms is not None else None,
+        since_ms=admin.epoch_ms(day("From", since)),
+        until_ms=admin.epoch_ms(day("To", until, end=True)),
         before_id=before,
         limit=GALLERY_PAGE,
     )

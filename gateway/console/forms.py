@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Request
@@ -66,6 +67,18 @@ def is_urlencoded(request: Request[Any, Any, Any]) -> bool:
     """Whether the body is a plain HTML form, the only kind the console reads (its forms send
     no files, and a multipart body would be spooled to disk before anything is checked)."""
     return request.content_type[0] == URLENCODED
+
+
+def day(name: str, value: str | None, *, end: bool = False) -> datetime | None:
+    """The start of a day picked in a date field (YYYY-MM-DD, UTC), or of the day after it for
+    the ``end`` of a range; None when left empty."""
+    if not value:
+        return None
+    try:
+        start = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise BadRequest(f"{name} is a day: YYYY-MM-DD") from None
+    return start + timedelta(days=1) if end else start
 
 
 async def read_form(request: Request[Any, Any, Any]) -> Form:

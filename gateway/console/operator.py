@@ -9,7 +9,7 @@ hint), a key's hash, a channel secret, a callback token or a client's webhook UR
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from gateway.routing.flavours import DEFAULT_FLAVOUR, FLAVOURS
 from gateway.storage import console as console_store
 
 from . import accounts
-from .forms import Form, read_form
+from .forms import Form, day, read_form
 from .web import AnyRequest, Next, SignedIn, act, base_url, page
 
 ADMIN = "/console/admin"
@@ -540,17 +540,6 @@ async def set_group(request: AnyRequest, services: Svc, visitor: SignedIn) -> Re
 # Searches
 
 
-def _day(name: str, value: str | None, *, end: bool = False) -> datetime | None:
-    """The start of a day typed as YYYY-MM-DD (UTC), or of the next one for an ``end``."""
-    if not value:
-        return None
-    try:
-        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise BadRequest(f"{name} is a day: YYYY-MM-DD") from None
-    return day + timedelta(days=1) if end else day
-
-
 async def _user_id(services: Services, who: str | None) -> int | None:
     """A user named by id or by name."""
     if not who:
@@ -600,31 +589,22 @@ async def tasks(
         "since": since or "",
         "until": until or "",
     }
-    found: list[Any] = []
-    error = None
-    try:
-        search = admin.TaskSearch(
+
+    async def search() -> list[Any]:
+        wanted = admin.TaskSearch(
             user_id=await _user_id(services, who),
             api_key_id=_id("Key id", key),
             channel_id=_id("Channel id", channel),
             status=status or None,
-            since_ms=admin.epoch_ms(_day("From", since)),
-            until_ms=admin.epoch_ms(_day("To", until, end=True)),
+            since_ms=admin.epoch_ms(day("From", since)),
+            until_ms=admin.epoch_ms(day("To", until, end=True)),
             before_id=before,
             limit=PAGE,
         )
-        found = await admin.search_tasks(services.pool, search)
-    except BadRequest as exc:
-        error = ("error", exc.description)
-    return await page(
-        request,
-        "admin/tasks.html",
-        visitor,
-        tasks=found,
-        filters=filters,
-        statuses=admin.TASK_STATUSES,
-        more=_more(filters, found),
-        **({"said": error} if error else {}),
+        return await admin.search_tasks(services.pool, wanted)
+
+    return await _search_page(
+        request, visitor, "admin/tasks.html", filters, search(), statuses=admin.TASK_STATUSES
     )
 
 
@@ -648,30 +628,46 @@ async def ledger(
         "since": since or "",
         "until": until or "",
     }
-    rows: list[Any] = []
-    error = None
-    try:
-        search = admin.LedgerSearch(
+
+    async def search() -> list[Any]:
+        wanted = admin.LedgerSearch(
             user_id=await _user_id(services, who),
             api_key_id=_id("Key id", key),
             kind=kind or None,
-            since=_day("From", since),
-            until=_day("To", until, end=True),
+            since=day("From", since),
+            until=day("To", until, end=True),
             before_id=before,
             limit=PAGE,
         )
-        rows = await admin.ledger(services.pool, search)
+        return await admin.ledger(services.pool, wanted)
+
+    return await _search_page(
+        request, visitor, "admin/ledger.html", filters, search(), kinds=admin.LEDGER_KINDS
+    )
+
+
+async def _search_page(
+    request: AnyRequest,
+    visitor: SignedIn,
+    template: str,
+    filters: dict[str, Any],
+    search: Awaitable[list[Any]],
+    **context: Any,
+) -> Template:
+    """A search's page: the rows found, or none and the reason a filter was refused."""
+    try:
+        rows, refused = await search, None
     except BadRequest as exc:
-        error = ("error", exc.description)
+        rows, refused = [], ("error", exc.description)
     return await page(
         request,
-        "admin/ledger.html",
+        template,
         visitor,
         rows=rows,
         filters=filters,
-        kinds=admin.LEDGER_KINDS,
         more=_more(filters, rows),
-        **({"said": error} if error else {}),
+        **context,
+        **({"said": refused} if refused else {}),
     )
 
 
