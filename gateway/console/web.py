@@ -35,6 +35,7 @@ from .forms import is_urlencoded
 from .sessions import Session
 
 AnyRequest = Request[Any, Any, Any]
+ADMIN = "/console/admin"  # where the operator's pages are
 COOKIE = "gw_console"
 LOGIN_COOKIE = "gw_console_login"  # the sign-in form's CSRF token (double submit)
 TEMPLATES = Path(__file__).parent / "templates"
