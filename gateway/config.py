@@ -117,6 +117,12 @@ class RelaySettings(BaseModel):
     hold_deadline_s: float = Field(
         default=600.0, gt=0, description="an unresolved hold is swept after this"
     )
+    finished_holds_keep_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="holds of ended tasks are deleted this long after they were resolved; the "
+        "ledger keeps every hold's amount and outcome",
+    )
     poll_interval_s: float = Field(default=2.0, gt=0, description="pause between poll rounds")
     poll_batch_size: int = Field(default=100, ge=1, le=500, description="ids per list call")
     task_timeout_s: float = Field(

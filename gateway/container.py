@@ -76,6 +76,7 @@ PURGE_KEYS_EVERY_S = 60.0
 MEDIA_STATS_EVERY_S = 60.0
 MAX_PRESIGNED_S = 7 * 86_400
 MEDIA_RETENTION_EVERY_S = 600.0
+PURGE_HOLDS_EVERY_S = 600.0
 
 
 def load_secret_key(settings: Settings) -> bytes:
@@ -146,7 +147,11 @@ async def build_services(
     limits = RateLimits(redis, keys, clock_ms=rate_clock_ms)
     auth = Authenticator(pool, redis, keys, limits, settings.relay.auth_cache_ttl_s)
     billing = Billing(
-        pool, hold_pool, settings.relay.hold_deadline_s, refresh_s=settings.relay.price_cache_s
+        pool,
+        hold_pool,
+        settings.relay.hold_deadline_s,
+        refresh_s=settings.relay.price_cache_s,
+        finished_holds_keep_s=settings.relay.finished_holds_keep_days * 86_400,
     )
     idempotency = Idempotency(pool)
     media = await open_store(settings.media, settings.data_dir)
@@ -273,6 +278,7 @@ def _leader(services: Services, database_url: str) -> Leader:
             Job("backlog", every_s, lambda: export_backlog(services.pool, services.channels)),
             Job("probe", services.prober.tick_s, services.prober.run_once),
             Job("purge-keys", PURGE_KEYS_EVERY_S, services.idempotency.purge_expired),
+            Job("purge-holds", PURGE_HOLDS_EVERY_S, services.billing.forget_finished_holds),
             Job("media-stats", MEDIA_STATS_EVERY_S, lambda: export_media_totals(services.pool)),
             Job(
                 "media-retention",

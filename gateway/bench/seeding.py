@@ -5,6 +5,9 @@ now, as the gateway writes them: an imagine with its buttons and properties; 2% 
 CANCEL, refunded; the rest SUCCESS. Each has its settled hold and its ledger rows (HOLD, SETTLE,
 and REFUND where refunded), and each user's balance is their ledger's sum after a top-up, so that
 ``gateway reconcile`` finds no gap. Batches of ``BATCH`` tasks, one statement each.
+
+Then, as a running gateway would have done along the year, the holds of ended tasks older than
+the default keeping are deleted (timed), and ``gateway reconcile`` runs over what is left.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from gateway.billing.reconciliation import reconcile
+from gateway.config import RelaySettings
+from gateway.storage.holds import forget_finished_holds
 
 BATCH = 50_000
 YEAR_MS = 365 * 86_400_000
@@ -138,6 +143,8 @@ async def seed_rows(pool: asyncpg.Pool, rows: int, users: int = 10_000) -> float
 class Seeded:
     rows: int
     seed_s: float
+    holds_forgotten: int
+    forget_s: float  # deleting the holds of ended tasks past the default keeping
     reconcile_s: float  # ``gateway reconcile`` over the seeded database
     reconciled: bool  # and it found no gap
 
@@ -147,7 +154,12 @@ async def seed_and_reconcile(database_url: str, rows: int) -> Seeded:
     try:
         seed_s = await seed_rows(pool, rows)
         started = time.monotonic()
+        keep_s = RelaySettings().finished_holds_keep_days * 86_400
+        forgotten = await forget_finished_holds(pool, keep_s, limit=rows)
+        forget_s = time.monotonic() - started
+        await pool.execute("VACUUM ANALYZE holds")
+        started = time.monotonic()
         report = await reconcile(pool, hold_grace_s=60.0)
-        return Seeded(rows, seed_s, time.monotonic() - started, report.ok)
+        return Seeded(rows, seed_s, forgotten, forget_s, time.monotonic() - started, report.ok)
     finally:
         await pool.close()

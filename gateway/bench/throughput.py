@@ -254,8 +254,10 @@ def _bench(
     if args.seed_rows:
         seeded = eventloop.run(seed_and_reconcile(database_url, args.seed_rows))
         print(
-            f"seeded {seeded.rows:,} tasks in {seeded.seed_s:.0f} s; gateway reconcile took"
-            f" {seeded.reconcile_s:.1f} s and found {'no gap' if seeded.reconciled else 'GAPS'}",
+            f"seeded {seeded.rows:,} tasks in {seeded.seed_s:.0f} s; the holds of ended tasks"
+            f" past their keeping ({seeded.holds_forgotten:,}) deleted in {seeded.forget_s:.1f} s;"
+            f" gateway reconcile took {seeded.reconcile_s:.1f} s and found"
+            f" {'no gap' if seeded.reconciled else 'GAPS'}",
             file=sys.stderr,
             flush=True,
         )

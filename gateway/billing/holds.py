@@ -44,12 +44,14 @@ class Billing:
         hold_pool: asyncpg.Pool,
         hold_deadline_s: float = 600.0,
         refresh_s: float = 5.0,
+        finished_holds_keep_s: float = 7 * 86_400.0,
     ) -> None:
         self._pool = pool
         self._hold_pool = hold_pool
         self._settler = Settler(pool)
         self._hold_deadline_s = hold_deadline_s
         self._refresh_s = refresh_s
+        self._finished_holds_keep_s = finished_holds_keep_s
         self._book: PriceBook | None = None
         self._loaded_at = float("-inf")
 
@@ -153,6 +155,16 @@ class Billing:
             properties=properties,
             prompt_urls=prompt_urls,
         )
+
+    async def forget_finished_holds(self, page: int = 10_000) -> int:
+        """Keep the holds table to the recent past: holds of ended tasks go
+        ``finished_holds_keep_s`` after they were resolved (the ledger keeps them). How many."""
+        forgotten = 0
+        while True:
+            batch = await holds.forget_finished_holds(self._pool, self._finished_holds_keep_s, page)
+            forgotten += batch
+            if batch < page:
+                return forgotten
 
     async def account(self, principal: Principal) -> Account:
         found = await accounts.account(self._pool, principal.user_id, principal.key_id)

@@ -6,7 +6,10 @@ Rules (each checked over the whole database, in one snapshot):
 - every ledger row names an existing user, and a key of that user when it names one;
 - no hold is still open past its deadline (beyond a grace for the sweep to run);
 - every task is charged at most once and refunded at most once (only after a charge, only when
-  it ended FAILURE or CANCEL), and its ledger rows add up to what it costs now.
+  it ended FAILURE or CANCEL), and its ledger rows add up to what it costs now. This is read
+  from the ledger alone, which is kept whole; holds of ended tasks are deleted in time;
+- every hold still kept agrees with its ledger rows (its amount, and SETTLED or RELEASED exactly
+  when the ledger says so).
 """
 
 from __future__ import annotations

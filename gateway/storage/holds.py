@@ -265,6 +265,25 @@ async def release_hold(
     return bool(released)
 
 
+async def forget_finished_holds(pool: asyncpg.Pool, older_than_s: float, limit: int) -> int:
+    """Delete up to ``limit`` holds resolved over ``older_than_s`` ago whose tasks have ended.
+
+    Nothing reads such a hold again: refunds read the settled hold of a task as it ends, and an
+    ended task never changes. The ledger keeps every hold's amount and outcome (rows with the
+    source ``hold:<id>``), and the reconciliation reads charges from there.
+    """
+    done: str = await pool.execute(
+        "DELETE FROM holds WHERE id IN ("
+        " SELECT h.id FROM holds h JOIN tasks t ON t.id = h.task_id"
+        " WHERE h.status <> 'OPEN' AND h.resolved_at < now() - make_interval(secs => $1)"
+        "   AND t.status IN ('SUCCESS', 'FAILURE', 'CANCEL', 'REJECTED')"
+        " ORDER BY h.id LIMIT $2)",
+        older_than_s,
+        limit,
+    )
+    return int(done.split()[-1])
+
+
 async def expired_holds(pool: asyncpg.Pool, limit: int) -> list[tuple[Held, str]]:
     """Open holds past their deadline, with their task's status, oldest first."""
     rows = await pool.fetch(

@@ -49,33 +49,59 @@ WHERE status = 'OPEN' AND deadline < now() - make_interval(secs => $1)
 ORDER BY deadline
 """
 
-# Per task: charged at most once, refunded at most once and only when it ended FAILURE or
-# CANCEL after a charge, and what its ledger rows add up to is what it should cost now: its
-# settled charge (nothing once refunded) plus any hold still open.
+# Per task, from the ledger alone (holds of ended tasks are deleted in time; the ledger is kept
+# whole): charged at most once, refunded at most once and only when it ended FAILURE or CANCEL
+# after a charge, every hold written as one HOLD row and at most one outcome (SETTLE or
+# RELEASE), and its ledger rows add up to what it should cost now: the amount of its settled
+# hold (nothing once refunded) plus any hold still open.
 _TASK_MONEY = """
-WITH money AS (
-    SELECT task_id, sum(amount_units)::BIGINT AS net_units,
-           count(*) FILTER (WHERE kind = 'REFUND') AS refunds
-    FROM ledger WHERE task_id IS NOT NULL GROUP BY task_id
-), held AS (
-    SELECT task_id,
-           count(*) FILTER (WHERE status = 'SETTLED') AS charges,
-           coalesce(sum(amount_units) FILTER (WHERE status = 'SETTLED'), 0) AS charged_units,
-           coalesce(sum(amount_units) FILTER (WHERE status = 'OPEN'), 0) AS open_units
-    FROM holds GROUP BY task_id
+WITH by_source AS (
+    SELECT task_id, starts_with(source, 'hold:') AS is_hold, sum(amount_units) AS net_units,
+           count(*) FILTER (WHERE kind = 'REFUND') AS refunds,
+           count(*) FILTER (WHERE kind = 'HOLD') AS holds,
+           coalesce(-sum(amount_units) FILTER (WHERE kind = 'HOLD'), 0) AS held_units,
+           count(*) FILTER (WHERE kind = 'SETTLE') AS settles,
+           count(*) FILTER (WHERE kind = 'RELEASE') AS releases
+    FROM ledger WHERE task_id IS NOT NULL GROUP BY task_id, source
+), money AS (
+    SELECT task_id, sum(net_units)::BIGINT AS net_units, sum(refunds) AS refunds,
+           count(*) FILTER (WHERE is_hold AND settles > 0) AS charges,
+           coalesce(sum(held_units) FILTER (WHERE is_hold AND settles > 0), 0) AS charged_units,
+           coalesce(sum(held_units) FILTER (WHERE is_hold AND settles + releases = 0), 0)
+               AS open_units,
+           count(*) FILTER (WHERE is_hold AND (holds <> 1 OR settles + releases > 1))
+               AS broken_holds
+    FROM by_source GROUP BY task_id
 ), due AS (
-    SELECT t.id AS task_id, t.status, m.net_units, m.refunds,
-           coalesce(h.charges, 0) AS charges,
-           (-(CASE WHEN t.status IN ('FAILURE', 'CANCEL') THEN 0
-                  ELSE coalesce(h.charged_units, 0) END)
-           - coalesce(h.open_units, 0))::BIGINT AS due_units
-    FROM tasks t JOIN money m ON m.task_id = t.id LEFT JOIN held h ON h.task_id = t.id
+    SELECT t.id AS task_id, t.status, m.net_units, m.refunds, m.charges, m.broken_holds,
+           (-(CASE WHEN t.status IN ('FAILURE', 'CANCEL') THEN 0 ELSE m.charged_units END)
+            - m.open_units)::BIGINT AS due_units
+    FROM tasks t JOIN money m ON m.task_id = t.id
 )
-SELECT task_id, status, net_units, due_units, charges, refunds
+SELECT task_id, status, net_units, due_units, charges, refunds, broken_holds
 FROM due
-WHERE charges > 1 OR refunds > 1 OR net_units <> due_units
+WHERE charges > 1 OR refunds > 1 OR broken_holds > 0 OR net_units <> due_units
    OR (refunds = 1 AND NOT (charges = 1 AND status IN ('FAILURE', 'CANCEL')))
 ORDER BY task_id
+"""
+
+# Every hold still kept agrees with its ledger rows: one HOLD row of its task, user and amount,
+# and a SETTLE row if and only if it is SETTLED, a RELEASE row if and only if RELEASED.
+_HOLDS_IN_LEDGER = """
+SELECT h.id AS hold_id, h.task_id, h.status, h.amount_units,
+       l.holds AS ledger_holds, l.settles AS ledger_settles, l.releases AS ledger_releases
+FROM holds h CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE kind = 'HOLD' AND task_id = h.task_id
+                              AND user_id = h.user_id AND amount_units = -h.amount_units)
+               AS holds,
+           count(*) FILTER (WHERE kind = 'SETTLE') AS settles,
+           count(*) FILTER (WHERE kind = 'RELEASE') AS releases
+    FROM ledger WHERE source = 'hold:' || h.id
+) l
+WHERE l.holds <> 1
+   OR (h.status, l.settles, l.releases) NOT IN (('OPEN', 0, 0), ('SETTLED', 1, 0),
+                                                ('RELEASED', 0, 1))
+ORDER BY h.id
 """
 
 CHECKS = {
@@ -83,6 +109,7 @@ CHECKS = {
     "key_limits": _KEY_LIMITS,
     "orphan_ledger_rows": _ORPHAN_ROWS,
     "task_money": _TASK_MONEY,
+    "holds_in_ledger": _HOLDS_IN_LEDGER,
 }
 
 

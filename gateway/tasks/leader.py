@@ -5,14 +5,16 @@ The leader is the holder of a PostgreSQL advisory lock on a connection of its ow
 connection and another takes over at its next try. While it leads it runs every job in a loop of
 its own (the container says which, ``gateway.container``):
 
-    sync            every poll interval   ends overdue tasks, brings open ones up to date
-    sweep-holds     every poll interval   resolves holds past their deadline
-    backlog         every poll interval   exports what waits: open tasks, holds, webhooks
-    probe           every second or less  probes resting channels
-    purge-keys      every minute          forgets Idempotency-Key answers past their day
-    media-copy      every second          copies results into the media store
-    media-stats     every minute          exports the media store's size
-    media-retention every ten minutes     deletes stored media past their retention
+    sync             every poll interval   ends overdue tasks, brings open ones up to date
+    sweep-holds      every poll interval   resolves holds past their deadline
+    backlog          every poll interval   exports what waits: open tasks, holds, webhooks
+    probe            every second or less  probes resting channels
+    purge-keys       every minute          forgets Idempotency-Key answers past their day
+    purge-holds      every ten minutes     deletes holds of ended tasks past their keeping
+    media-copy       every second          copies results into the media store
+    media-stats      every minute          exports the media store's size
+    media-retention  every ten minutes     deletes stored media past their retention
+    media-jobs-purge every ten minutes     forgets copy jobs done a day ago
 
 A job that fails is logged and runs again at its next turn; the others go on. When the lock's
 connection is lost, every job stops, and this process tries to lead again.
