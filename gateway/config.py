@@ -125,6 +125,12 @@ class RelaySettings(BaseModel):
     )
     poll_interval_s: float = Field(default=2.0, gt=0, description="pause between poll rounds")
     poll_batch_size: int = Field(default=100, ge=1, le=500, description="ids per list call")
+    poll_max_tasks: int = Field(
+        default=50_000,
+        ge=1,
+        description="open tasks one poll round asks about at most; when more are open, the "
+        "next rounds go on from where the last stopped",
+    )
     task_timeout_s: float = Field(
         default=1800.0, gt=0, description="a task still open this long after submit fails"
     )

@@ -222,6 +222,7 @@ async def build_services(
             young_s=settings.relay.poll_young_s,
             waiting_every=settings.relay.poll_waiting_every,
             forgotten_after_polls=settings.relay.forgotten_after_polls,
+            max_tasks_per_round=settings.relay.poll_max_tasks,
         ),
         sweeper=HoldSweeper(pool, billing, channels, upstream),
         prober=ChannelProber(

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,18 +49,25 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def workers_peak_rss_mb(self) -> list[float]:
-        """The peak resident memory of each of this process's workers (its children but the
-        multiprocessing resource tracker), in MB, as Linux counts it (``VmHWM``); empty where
-        /proc cannot tell."""
+    def worker_pids(self) -> list[int]:
+        """This process's workers: its children but the multiprocessing resource tracker;
+        empty where /proc cannot tell."""
         pid = self.process.pid
         try:
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             return [
-                _peak_rss_mb(int(child))
+                int(child)
                 for child in children
                 if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
             ]
+        except (OSError, ValueError):
+            return []
+
+    def workers_peak_rss_mb(self) -> list[float]:
+        """The peak resident memory of each of this process's workers, in MB, as Linux counts
+        it (``VmHWM``); empty where /proc cannot tell."""
+        try:
+            return [_peak_rss_mb(pid) for pid in self.worker_pids()]
         except (OSError, ValueError):
             return []
 
@@ -165,21 +172,26 @@ async def bytes_per_task(database_url: str) -> dict[str, float]:
     return sizes
 
 
-async def seed(settings: Settings, database_url: str, simulator_url: str, secret: str) -> str:
-    """Migrate the bench database; a rich user, its API key (returned) and the channel."""
+async def seed(
+    settings: Settings,
+    database_url: str,
+    simulator_url: str,
+    secret: str,
+    more_simulator_urls: Sequence[str] = (),
+) -> str:
+    """Migrate the bench database; a rich user, its API key (returned) and the channel (one
+    more for each of ``more_simulator_urls``)."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, settings.migrations_dir)
         user_id = await admin.create_user(pool, "bench", BALANCE_UNITS)
         key = (await admin.issue_key(pool, user_id, KeySettings(name="bench"))).key
-        await admin.add_channel(
-            pool,
-            SecretBox(SEALING_KEY.encode()),
-            "simulator",
-            simulator_url,
-            admin.ChannelChanges(secret=secret),
-        )
+        urls = [simulator_url, *more_simulator_urls]
+        for n, url in enumerate(urls):
+            name = "simulator" if n == 0 else f"simulator-{n + 1}"
+            box = SecretBox(SEALING_KEY.encode())
+            await admin.add_channel(pool, box, name, url, admin.ChannelChanges(secret=secret))
     finally:
         await pool.close()
     return key

@@ -77,10 +77,12 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
-    from gateway.bench import run_bench, run_latency, run_media
+    from gateway.bench import run_bench, run_latency, run_media, run_polling
 
     if args.latency:
         run_latency(settings, args)
+    elif args.open_tasks:
+        run_polling(settings, args)
     elif args.media:
         run_media(settings, args)
     else:
@@ -145,6 +147,13 @@ def add_parsers(commands: Any) -> None:
         help="instead: one image fetched many times once the media store holds it",
     )
     bench.add_argument("--fetches", type=int, default=1000, help="image fetches (--media)")
+    bench.add_argument(
+        "--open-tasks",
+        type=int,
+        default=0,
+        help="instead: keep this many tasks open on 4 slow simulator channels and measure the"
+        " poller's lag and CPU for --duration seconds",
+    )
     bench.set_defaults(run=cmd_bench)
 
     reconcile = commands.add_parser(

@@ -126,11 +126,11 @@ async def search_tasks(pool: asyncpg.Pool, search: TaskSearch) -> list[Task]:
 
 
 async def open_upstream_tasks(
-    pool: asyncpg.Pool, limit: int, *, waiting_too: bool, young_since_ms: int
+    pool: asyncpg.Pool, limit: int, *, waiting_too: bool, young_since_ms: int, after_id: int = 0
 ) -> list[tuple[int, int, str]]:
     """(task id, channel id, upstream id) of tasks an upstream is still working on: the running
     ones and those submitted since ``young_since_ms``, and with ``waiting_too`` also the older
-    ones still queued upstream or awaiting a modal.
+    ones still queued upstream or awaiting a modal. The first ``limit`` by id past ``after_id``.
 
     A task whose hold is still open (a /modal call in flight) is left alone until the submit
     path has settled or released it, so a poll can never end a task before its charge is known.
@@ -140,11 +140,12 @@ async def open_upstream_tasks(
         " WHERE status = ANY($1::TEXT[]) AND upstream_task_id IS NOT NULL"
         " AND ($3 OR status = 'IN_PROGRESS' OR submit_time_ms >= $4)"
         " AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = t.id AND h.status = 'OPEN')"
-        " ORDER BY id LIMIT $2",
+        " AND id > $5 ORDER BY id LIMIT $2",
         _POLLED_STATUSES,
         limit,
         waiting_too,
         young_since_ms,
+        after_id,
     )
     return [(row["id"], row["channel_id"], row["upstream_task_id"]) for row in rows]
 

@@ -38,6 +38,35 @@ TIMED_OUT_REASON = "timed out: no result from the upstream in time"
 FORGOTTEN_REASON = "the upstream no longer knows this task"
 
 
+class AskTimes:
+    """When this process last asked about each open task, for ``gateway_poll_lag_seconds``."""
+
+    def __init__(self, max_tasks_per_round: int, longest_life_s: float) -> None:
+        self._max_tasks = max_tasks_per_round
+        self._longest_life_s = longest_life_s
+        self._at_s: dict[int, float] = {}
+
+    def ask(self, task_ids: list[int], every_one: bool, now_s: float) -> list[float]:
+        """How long each task asked about now went unasked: since this process last asked, or
+        since its submit (the first 13 digits of its id, epoch ms) if it never did.
+
+        ``every_one``: these are all the open tasks, so the others have ended and are
+        forgotten. A round that asks about only some (running ones) forgets nothing; where
+        more are open than a round takes, what went unasked longer than any task lives goes."""
+        lags = [max(0.0, now_s - self._at_s.get(t, t // 1000 / 1000)) for t in task_ids]
+        if every_one:
+            self._at_s = dict.fromkeys(task_ids, now_s)
+        else:
+            self._at_s.update(dict.fromkeys(task_ids, now_s))
+        if len(self._at_s) > 2 * self._max_tasks:
+            oldest_s = now_s - self._longest_life_s
+            self._at_s = {t: at for t, at in self._at_s.items() if at >= oldest_s}
+        return lags
+
+    def __len__(self) -> int:
+        return len(self._at_s)
+
+
 @dataclass
 class RoundStats:
     asked: int = 0
@@ -62,7 +91,7 @@ class Poller:
         young_s: float = 120.0,
         waiting_every: int = 5,
         forgotten_after_polls: int = 5,
-        max_tasks_per_round: int = 10_000,
+        max_tasks_per_round: int = 50_000,
     ) -> None:
         self._pool = pool
         self._channels = channels
@@ -76,7 +105,10 @@ class Poller:
         self._rounds = 0
         self._forgotten_after_polls = forgotten_after_polls
         self._max_tasks = max_tasks_per_round
-        self._asked_at_s: dict[int, float] = {}  # task id -> when this process last asked
+        self._after_id = 0  # a round reads the open tasks in id order from past this one
+        self._asked = AskTimes(
+            max_tasks_per_round, max([task_timeout_s, *(task_timeouts_s or {}).values()])
+        )
 
     async def run_once(self) -> RoundStats:
         """One round: end overdue tasks, sync open tasks from their channels."""
@@ -92,15 +124,28 @@ class Poller:
             stats.refunded += written.refunded
         by_channel: dict[int, dict[str, int]] = defaultdict(dict)
         self._rounds += 1
+        waiting_too = (self._rounds - 1) % self._waiting_every == 0
+        young_since_ms = now_ms - int(self._young_s * 1000)
         open_tasks = await task_store.open_upstream_tasks(
             self._pool,
             self._max_tasks,
-            waiting_too=(self._rounds - 1) % self._waiting_every == 0,
-            young_since_ms=now_ms - int(self._young_s * 1000),
+            waiting_too=waiting_too,
+            young_since_ms=young_since_ms,
+            after_id=self._after_id,
         )
+        if not open_tasks and self._after_id:  # the last round took the last of them
+            self._after_id = 0
+            open_tasks = await task_store.open_upstream_tasks(
+                self._pool, self._max_tasks, waiting_too=waiting_too, young_since_ms=young_since_ms
+            )
+        # Every open task, when this round takes all of them from the oldest on.
+        every_one = waiting_too and not self._after_id and len(open_tasks) < self._max_tasks
+        # More open than a round takes: the next round goes on from here, so every task is
+        # asked about in turn. Else it starts again from the oldest.
+        self._after_id = open_tasks[-1][0] if len(open_tasks) == self._max_tasks else 0
         for task_id, channel_id, upstream_id in open_tasks:
             by_channel[channel_id][upstream_id] = task_id
-        self._observe_lag([task_id for task_id, _, _ in open_tasks])
+        self._observe_lag([task_id for task_id, _, _ in open_tasks], every_one)
         jobs = []
         for channel_id, tasks in by_channel.items():
             channel = await self._channels.get(channel_id)
@@ -110,14 +155,9 @@ class Poller:
         metrics.POLL_LAST_ROUND.set(time.time())
         return stats
 
-    def _observe_lag(self, task_ids: list[int]) -> None:
-        """How long each task asked about now went unasked: since this process last asked,
-        or since its submit (the first 13 digits of its id, epoch ms) if it never did."""
-        now_s = time.time()
-        for task_id in task_ids:
-            since_s = self._asked_at_s.get(task_id, task_id // 1000 / 1000)
-            metrics.POLL_LAG.observe(max(0.0, now_s - since_s))
-        self._asked_at_s = dict.fromkeys(task_ids, now_s)
+    def _observe_lag(self, task_ids: list[int], every_one: bool) -> None:
+        for lag_s in self._asked.ask(task_ids, every_one, time.time()):
+            metrics.POLL_LAG.observe(lag_s)
 
     async def _poll_channel(
         self, channel: Channel, tasks: dict[str, int], stats: RoundStats

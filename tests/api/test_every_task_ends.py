@@ -47,6 +47,29 @@ async def test_a_task_the_upstream_forgets_fails_and_is_refunded_once(
     assert await _refunds(gateway.services.pool, task_id) == 1
 
 
+async def test_more_open_tasks_than_a_poll_round_takes_are_each_asked_about_in_turn(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway = await gateway_factory(relay={"poll_max_tasks": 2})
+    simulator = await simulator_factory(task_timeout_s=5000)
+    await gateway.add_channel(simulator)
+    client = await gateway.client_with_key(balance_units=START_UNITS)
+    stalled = [
+        (await client.post("/mj/submit/imagine", {"prompt": f"a moth {n} [[sim:stall]]"})).json()
+        for n in range(3)
+    ]
+    assert [answer["code"] for answer in stalled] == [1, 1, 1]
+
+    # The three stalled tasks come first by id, and a round takes only two: the finished task
+    # after them is reached only because each round goes on from where the last stopped.
+    response = await client.post("/mj/submit/imagine", {"prompt": "a quick moth"})
+    task = await client.wait_for(response.json()["result"], {"FAILURE", "SUCCESS"}, timeout_s=15)
+    assert task["status"] == "SUCCESS"
+    for answer in stalled:
+        shown = (await client.get(f"/mj/task/{answer['result']}/fetch")).json()
+        assert shown["status"] == "IN_PROGRESS"  # asked about too, and still running
+
+
 async def test_a_task_open_past_the_timeout_fails_and_is_refunded_once(
     gateway_factory: StartGateway, simulator_factory: StartSimulator
 ) -> None:
