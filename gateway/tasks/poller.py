@@ -38,13 +38,16 @@ TIMED_OUT_REASON = "timed out: no result from the upstream in time"
 FORGOTTEN_REASON = "the upstream no longer knows this task"
 
 
-class AskTimes:
-    """When this process last asked about each open task, for ``gateway_poll_lag_seconds``."""
+class PollMemory:
+    """What the poller remembers of each open task it asks about: when it last asked (for
+    ``gateway_poll_lag_seconds``), and the digest of the task object it last wrote, so that
+    the same object sent again is neither read nor written again."""
 
     def __init__(self, max_tasks_per_round: int, longest_life_s: float) -> None:
         self._max_tasks = max_tasks_per_round
         self._longest_life_s = longest_life_s
         self._at_s: dict[int, float] = {}
+        self.written: dict[int, bytes] = {}  # task id -> digest of the object last written
 
     def ask(self, task_ids: list[int], every_one: bool, now_s: float) -> list[float]:
         """How long each task asked about now went unasked: since this process last asked, or
@@ -61,6 +64,8 @@ class AskTimes:
         if len(self._at_s) > 2 * self._max_tasks:
             oldest_s = now_s - self._longest_life_s
             self._at_s = {t: at for t, at in self._at_s.items() if at >= oldest_s}
+        if len(self.written) > len(self._at_s):
+            self.written = {t: d for t, d in self.written.items() if t in self._at_s}
         return lags
 
     def __len__(self) -> int:
@@ -106,7 +111,7 @@ class Poller:
         self._forgotten_after_polls = forgotten_after_polls
         self._max_tasks = max_tasks_per_round
         self._after_id = 0  # a round reads the open tasks in id order from past this one
-        self._asked = AskTimes(
+        self._memory = PollMemory(
             max_tasks_per_round, max([task_timeout_s, *(task_timeouts_s or {}).values()])
         )
 
@@ -156,7 +161,7 @@ class Poller:
         return stats
 
     def _observe_lag(self, task_ids: list[int], every_one: bool) -> None:
-        for lag_s in self._asked.ask(task_ids, every_one, time.time()):
+        for lag_s in self._memory.ask(task_ids, every_one, time.time()):
             metrics.POLL_LAG.observe(lag_s)
 
     async def _poll_channel(
@@ -181,8 +186,15 @@ class Poller:
     async def _poll_batch(
         self, channel: Channel, tasks: dict[str, int], batch: list[str], stats: RoundStats
     ) -> None:
-        """Ask the channel for one batch and write what it says (or does not say)."""
-        found = await self._upstream.list_by_condition(channel, batch)
+        """Ask the channel for one batch and write what it says (or does not say); an object
+        the same as the one last written for its task is left as it is."""
+        written_before = self._memory.written
+        known = {
+            written_before[tasks[upstream_id]]: upstream_id
+            for upstream_id in batch
+            if tasks[upstream_id] in written_before
+        }
+        found = await self._upstream.list_by_condition(channel, batch, known)
         metrics.UPSTREAM_REQUESTS.labels(channel.name, "list", "none", "answered").inc()
         await health.note_poll(self._cooldowns, channel, None)
         for unfit in found.refused:
@@ -197,11 +209,16 @@ class Poller:
             (tasks[u.upstream_task_id], u) for u in found.updates if u.upstream_task_id in tasks
         ]
         written = await task_store.apply_upstream_updates(self._pool, updates)
+        for task_id, update in updates:
+            self._memory.written[task_id] = found.digests[update.upstream_task_id]
         metrics.count_ends(written.finished, written.refunded_units)
         stats.changed += written.changed
         stats.refunded += written.refunded
         seen = found.upstream_ids()  # an unfit object still shows the channel has the task
-        await self._count_missing([tasks[i] for i in batch if i not in seen], stats)
+        missing = [tasks[i] for i in batch if i not in seen]
+        for task_id in missing:  # when it is back, it is written again (its missed polls too)
+            self._memory.written.pop(task_id, None)
+        await self._count_missing(missing, stats)
 
     async def _count_missing(self, missing: list[int], stats: RoundStats) -> None:
         """Tasks a channel answered for without them; after enough polls in a row, they fail."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -229,9 +229,12 @@ class UpstreamClient:
         raw = await self._request("POST", channel, path, b"{}", timeout_s, "cancel")
         return _as_answer(path, raw)
 
-    async def list_by_condition(self, channel: Channel, ids: list[str]) -> TaskObjects:
+    async def list_by_condition(
+        self, channel: Channel, ids: list[str], known: Mapping[bytes, str] | None = None
+    ) -> TaskObjects:
         """The upstream task objects it still knows among ``ids`` (any order), each read on its
-        own: those unfit to apply are in ``refused``."""
+        own: those unfit to apply are in ``refused``, and those ``known`` (by digest) are only
+        listed as unchanged (``read_task_list``)."""
         raw = await self._request(
             "POST",
             channel,
@@ -241,7 +244,7 @@ class UpstreamClient:
             "list",
         )
         try:
-            return read_task_list(raw)
+            return read_task_list(raw, known)
         except json_input.JsonInputError as exc:
             raise UpstreamBadBody(
                 f"{channel.name}: list-by-condition did not answer a list"

@@ -16,7 +16,9 @@ credential: it is never kept.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,16 +53,25 @@ class UnfitTaskObject(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class TaskObjects:
-    """What one list of task objects held: those fit to apply, and why the others were not."""
+    """What one list of task objects held: those fit to apply, why the others were not, and
+    which were byte for byte the ones the reader already had (not read again)."""
 
     updates: list[UpstreamTaskUpdate] = field(default_factory=list)
     refused: list[UnfitTaskObject] = field(default_factory=list)
+    digests: dict[str, bytes] = field(default_factory=dict)  # upstream id -> ``digest``
+    unchanged: list[str] = field(default_factory=list)  # upstream ids
 
     def upstream_ids(self) -> set[str]:
         """The ids of every object that had a readable one, fit or not: tasks the channel has."""
         ids = {update.upstream_task_id for update in self.updates}
         ids.update(unfit.upstream_task_id for unfit in self.refused if unfit.upstream_task_id)
+        ids.update(self.unchanged)
         return ids
+
+
+def digest(raw: bytes) -> bytes:
+    """What tells one task object's bytes from another's (16 bytes of BLAKE2b)."""
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 def _text(name: str, value: Any, limit: int = MAX_TEXT_CHARS) -> str | None:
@@ -213,15 +224,25 @@ def read_task_object(raw: bytes) -> UpstreamTaskUpdate:
     return parse_task_object(obj)
 
 
-def read_task_list(raw: bytes) -> TaskObjects:
+def read_task_list(raw: bytes, known: Mapping[bytes, str] | None = None) -> TaskObjects:
     """A list-by-condition answer: every item read on its own. An empty body is no tasks;
-    ``json_input.JsonInputError`` when the answer is not a JSON array at all."""
+    ``json_input.JsonInputError`` when the answer is not a JSON array at all.
+
+    ``known``: the ``digest`` of objects the caller already has, with their upstream ids. An
+    item with one of those digests is the same object: it is listed as unchanged, not read."""
     if not raw.strip():
         return TaskObjects()
     read = TaskObjects()
     for item in json_input.array_items(raw):
+        item_digest = digest(item)
+        if known and (upstream_id := known.get(item_digest)) is not None:
+            read.unchanged.append(upstream_id)
+            continue
         try:
-            read.updates.append(read_task_object(item))
+            update = read_task_object(item)
         except UnfitTaskObject as unfit:
             read.refused.append(unfit)
+        else:
+            read.updates.append(update)
+            read.digests[update.upstream_task_id] = item_digest
     return read

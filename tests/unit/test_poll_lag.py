@@ -3,7 +3,7 @@ rounds that ask about all open tasks, some of them, or none."""
 
 from __future__ import annotations
 
-from gateway.tasks.poller import AskTimes
+from gateway.tasks.poller import PollMemory
 
 SUBMIT_S = 1_000_000.0  # when the tasks below were submitted (their ids say so)
 
@@ -13,7 +13,7 @@ def _id(n: int) -> int:
 
 
 def test_a_task_is_timed_from_its_submit_then_from_each_ask() -> None:
-    asked = AskTimes(max_tasks_per_round=100, longest_life_s=1800)
+    asked = PollMemory(max_tasks_per_round=100, longest_life_s=1800)
     running, waiting = _id(1), _id(2)
 
     assert asked.ask([running, waiting], True, SUBMIT_S + 3) == [3.0, 3.0]
@@ -25,7 +25,7 @@ def test_a_task_is_timed_from_its_submit_then_from_each_ask() -> None:
 
 
 def test_a_round_of_every_open_task_forgets_the_ended_ones() -> None:
-    asked = AskTimes(max_tasks_per_round=100, longest_life_s=1800)
+    asked = PollMemory(max_tasks_per_round=100, longest_life_s=1800)
     asked.ask([_id(n) for n in range(10)], True, SUBMIT_S + 1)
     asked.ask([_id(n) for n in range(5)], False, SUBMIT_S + 2)
     assert len(asked) == 10
@@ -34,7 +34,7 @@ def test_a_round_of_every_open_task_forgets_the_ended_ones() -> None:
 
 
 def test_with_more_open_than_a_round_takes_only_what_outlived_every_task_is_forgotten() -> None:
-    asked = AskTimes(max_tasks_per_round=2, longest_life_s=60)
+    asked = PollMemory(max_tasks_per_round=2, longest_life_s=60)
     asked.ask([_id(1), _id(2)], False, SUBMIT_S + 1)
     asked.ask([_id(3), _id(4)], False, SUBMIT_S + 100)  # 4 kept: at most 2 per round x 2
     assert len(asked) == 4
