@@ -66,8 +66,15 @@ class Child:
     def workers_peak_rss_mb(self) -> list[float]:
         """The peak resident memory of each of this process's workers, in MB, as Linux counts
         it (``VmHWM``); empty where /proc cannot tell."""
+        return self._workers_mb("VmHWM")
+
+    def workers_rss_mb(self) -> list[float]:
+        """The resident memory of each of this process's workers now, in MB (``VmRSS``)."""
+        return self._workers_mb("VmRSS")
+
+    def _workers_mb(self, field: str) -> list[float]:
         try:
-            return [_peak_rss_mb(pid) for pid in self.worker_pids()]
+            return [_status_mb(pid, field) for pid in self.worker_pids()]
         except (OSError, ValueError):
             return []
 
@@ -76,11 +83,11 @@ class Child:
         return StartupError(f"{self.name} {what}; its last output:\n" + "\n".join(tail))
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024  # kB
-    raise ValueError(f"no VmHWM for {pid}")
+    raise ValueError(f"no {field} for {pid}")
 
 
 @contextlib.contextmanager

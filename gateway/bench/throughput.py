@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from gateway.bench.seeding import seed_and_reconcile
 from gateway.bench.stack import (
     SIM_ACCOUNTS,
     SIM_SLOTS_PER_ACCOUNT,
+    Child,
     bench_database,
     bytes_per_task,
     child,
@@ -69,6 +71,9 @@ TARGET_RATIOS = {"gateway submit": 0.4, "gateway fetch": 0.6}
 FETCH_P99_TARGET_MS = 20.0
 # --overhead (one connection): at most this much over the direct call, p50 and p99, in ms.
 OVERHEAD_TARGETS_MS = {"submit": (1.0, 5.0), "fetch": (0.15, 5.0)}
+MIXED_FETCHES = 10  # --mixed: fetches per submit, as clients that poll send them
+RSS_EVERY_S = 10.0  # --mixed: how often the workers' resident memory is read
+RSS_TARGET_MB = 200.0
 SUBMIT_BODY = json.dumps({"prompt": "a lighthouse at dawn, volumetric light --ar 3:2"})
 RESULT_MARKER = "BENCH_RESULT "
 
@@ -87,8 +92,8 @@ function init(args)
 end
 
 function request()
-  if fetch then
-    n = n + 1
+  n = n + 1
+  if fetch or (mixed and #ids > 0 and n % mixed_every ~= 0) then
     return wrk.format("GET", "/mj/task/" .. ids[n % #ids + 1] .. "/fetch", headers)
   end
   return wrk.format("POST", "/mj/submit/imagine", headers, body)
@@ -96,12 +101,10 @@ end
 
 function response(status, response_headers, answer)
   if status ~= 200 then return end
-  if fetch then
+  local code, id = answer:match('^{"code":(%d+)'), answer:match('"result":"(%d+)"')
+  if not code then  -- a fetch: a task object
     if not answer:find('"id":"%d+"') then bad = bad + 1 end
-    return
-  end
-  local code, id = answer:match('"code":(%d+)'), answer:match('"result":"(%d+)"')
-  if (code == "1" or code == "22") and id then table.insert(ids, id) else bad = bad + 1 end
+  elseif (code == "1" or code == "22") and id then table.insert(ids, id) else bad = bad + 1 end
 end
 
 function done(summary, latency, requests)
@@ -150,6 +153,7 @@ class _Phase:
     headers: dict[str, str]
     ids_path: Path
     fetch: bool
+    mixed: bool = False  # one submit, then MIXED_FETCHES fetches of tasks it submitted
 
 
 def _lua_string(value: str) -> str:
@@ -160,6 +164,8 @@ def _script(phase: _Phase, keep_ids: bool) -> str:
     headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in phase.headers.items())
     settings = (
         f"fetch = {str(phase.fetch).lower()}\n"
+        f"mixed = {str(phase.mixed).lower()}\n"
+        f"mixed_every = {MIXED_FETCHES + 1}\n"
         f"keep_ids = {str(keep_ids).lower()}\n"
         f"ids_path = {_lua_string(str(phase.ids_path))}\n"
         f"marker = {_lua_string(RESULT_MARKER)}\n"
@@ -241,12 +247,38 @@ def _load(
     return [results[name] for name in order]
 
 
+def _mixed(
+    wrk: str, folder: str, url: str, key: str, gateway: Child, args: Any
+) -> tuple[PhaseResult, list[list[float]]]:
+    """``--mixed``: one phase through the gateway, one submit then ``MIXED_FETCHES`` fetches
+    of the tasks it submitted, with the workers' resident memory (MB) read every
+    ``RSS_EVERY_S``."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    phase = _Phase("gateway mixed", url, headers, Path(folder, "mixed.ids"), False, mixed=True)
+    samples = [gateway.workers_rss_mb()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(RSS_EVERY_S):
+            samples.append(gateway.workers_rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = _phase(wrk, phase, args)
+    finally:
+        stop.set()
+        sampler.join()
+    samples.append(gateway.workers_rss_mb())
+    return result, samples
+
+
 def _bench(
     settings: Settings, servers: Servers, database_url: str, prefix: str, wrk: str, args: Any
-) -> tuple[list[PhaseResult], list[float], dict[str, float]]:
+) -> tuple[list[PhaseResult], list[float], dict[str, float], list[list[float]]]:
     """Seed the database, start both subprocesses, run the load; both always stopped. The
-    results, each gateway worker's peak resident memory (MB), and each growing table's bytes
-    per task."""
+    results, each gateway worker's peak resident memory (MB), each growing table's bytes per
+    task, and (``--mixed``) the workers' resident memory read along the run."""
     ports = free_ports(2)
     urls = {"simulator": f"http://127.0.0.1:{ports[0]}", "gateway": f"http://127.0.0.1:{ports[1]}"}
     secret = new_secret()
@@ -279,12 +311,17 @@ def _bench(
             for name, (argv, env) in commands.items()
         }
         eventloop.run(wait_all_ready(children, urls, secret, args))
-        results = _load(wrk, folder, urls, key, secret, args)
+        samples: list[list[float]] = []
+        if args.mixed:
+            mixed, samples = _mixed(wrk, folder, urls["gateway"], key, children["gateway"], args)
+            results = [mixed]
+        else:
+            results = _load(wrk, folder, urls, key, secret, args)
         for running in children.values():
             if running.process.poll() is not None:
                 raise running.failure("died during the run")
         sizes = eventloop.run(bytes_per_task(database_url))
-        return results, children["gateway"].workers_peak_rss_mb(), sizes
+        return results, children["gateway"].workers_peak_rss_mb(), sizes, samples
 
 
 def _report(
@@ -315,7 +352,8 @@ def _report(
     by_name = {r.name: r for r in results}
     for r in results:
         errors = f"{sum(r.errors.values())} ({r.error_rate:.2%})"
-        ratio = f"{_ratio(by_name, r.name):.2f}" if r.name.startswith("gateway") else ""
+        upstream = r.name.replace("gateway", "upstream")
+        ratio = f"{_ratio(by_name, r.name):.2f}" if upstream in by_name.keys() - {r.name} else ""
         row = (
             f"{r.per_s:>11.1f}{ratio:>11}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>17}"
             f"{r.generator_cores:>9.2f}"
@@ -327,7 +365,17 @@ def _report(
     if sizes:
         shown = ", ".join(f"{table} {size:,.0f}" for table, size in sorted(sizes.items()))
         print(f"disk per million tasks, MB (tables with their indexes): {shown}")
+    for r in results:
+        for label, count in r.errors.items():
+            print(f"  {r.name} error: {label} x{count}")
     print()
+    if not args.mixed:
+        _targets(by_name, args)
+
+
+def _targets(by_name: dict[str, PhaseResult], args: Any) -> None:
+    """Each gateway phase's share of a call (p50 and p99 less the upstream's), and whether it
+    met its target."""
     for call in ("submit", "fetch"):
         gw, up = by_name[f"gateway {call}"], by_name[f"upstream {call}"]
         print(
@@ -348,9 +396,15 @@ def _report(
             print(f"target: {name} >= {share} x upstream: {_verdict(met)}")
         met = by_name["gateway fetch"].p99_ms < FETCH_P99_TARGET_MS
         print(f"target: gateway fetch p99 < {FETCH_P99_TARGET_MS:g} ms: {_verdict(met)}")
-    for r in results:
-        for label, count in r.errors.items():
-            print(f"  {r.name} error: {label} x{count}")
+
+
+def _memory_report(samples: list[list[float]], peaks_mb: list[float]) -> None:
+    """``--mixed``: each worker's resident memory along the run, and its peak."""
+    for worker, series in enumerate(zip(*samples, strict=False)):
+        shown = " ".join(f"{mb:.0f}" for mb in series)
+        print(f"worker {worker + 1} resident memory every {RSS_EVERY_S:g} s, MB: {shown}")
+    met = bool(peaks_mb) and max(peaks_mb) < RSS_TARGET_MB
+    print(f"target: every worker stays under {RSS_TARGET_MB:g} MB: {_verdict(met)}")
 
 
 def _ratio(by_name: dict[str, PhaseResult], name: str) -> float:
@@ -375,7 +429,9 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> None:
     name = f"gw_bench_{os.getpid()}"
     load = os.getloadavg()
     with bench_database(settings, name) as (servers, database_url):
-        results, peaks_mb, sizes = _bench(settings, servers, database_url, name, wrk, args)
+        results, peaks_mb, sizes, samples = _bench(settings, servers, database_url, name, wrk, args)
     _report(settings, servers, database_url, args, load, results, peaks_mb, sizes)
+    if args.mixed:
+        _memory_report(samples, peaks_mb)
     if any(r.error_rate > ERROR_RATE_LIMIT for r in results):
         sys.exit(1)

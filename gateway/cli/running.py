@@ -134,6 +134,12 @@ def add_parsers(commands: Any) -> None:
         help="the same phases at one connection: what the gateway adds to each call",
     )
     bench.add_argument(
+        "--mixed",
+        action="store_true",
+        help="instead: one phase through the gateway, a submit then 10 fetches, with the"
+        " workers' resident memory read every 10 s",
+    )
+    bench.add_argument(
         "--seed-rows",
         type=int,
         default=0,
