@@ -123,6 +123,12 @@ class RelaySettings(BaseModel):
         description="holds of ended tasks are deleted this long after they were resolved; the "
         "ledger keeps every hold's amount and outcome",
     )
+    archive_tasks_after_days: float | None = Field(
+        default=None,
+        ge=1,
+        description="ended tasks submitted longer ago than this are moved to tasks_archive (the"
+        " API no longer shows them; the ledger keeps them); unset = never",
+    )
     poll_interval_s: float = Field(default=2.0, gt=0, description="pause between poll rounds")
     poll_batch_size: int = Field(default=100, ge=1, le=500, description="ids per list call")
     poll_max_tasks: int = Field(

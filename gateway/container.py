@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from gateway.routing.directory import ChannelDirectory
 from gateway.routing.probes import ChannelProber
 from gateway.routing.slots import ChannelSlots
 from gateway.sealing import SecretBox, key_material, secret_box
+from gateway.storage.archive import archive_ended_tasks
 from gateway.storage.database import create_pool
 from gateway.storage.redis import create_redis
 from gateway.storage.redis_keys import RedisKeys
@@ -77,6 +79,7 @@ MEDIA_STATS_EVERY_S = 60.0
 MAX_PRESIGNED_S = 7 * 86_400
 MEDIA_RETENTION_EVERY_S = 600.0
 PURGE_HOLDS_EVERY_S = 600.0
+ARCHIVE_TASKS_EVERY_S = 600.0
 
 
 def load_secret_key(settings: Settings) -> bytes:
@@ -267,6 +270,12 @@ async def build_services(
         await pool.close()
 
 
+async def _archive(services: Services) -> int:
+    """Move the ended tasks past ``archive_tasks_after_days`` to the archive."""
+    days = services.settings.relay.archive_tasks_after_days or 0.0
+    return await archive_ended_tasks(services.pool, int((time.time() - days * 86_400) * 1000))
+
+
 def _leader(services: Services, database_url: str) -> Leader:
     """The jobs one process at a time runs, each at its own pace (``gateway.tasks.leader``)."""
     every_s = services.settings.relay.poll_interval_s
@@ -280,6 +289,11 @@ def _leader(services: Services, database_url: str) -> Leader:
             Job("probe", services.prober.tick_s, services.prober.run_once),
             Job("purge-keys", PURGE_KEYS_EVERY_S, services.idempotency.purge_expired),
             Job("purge-holds", PURGE_HOLDS_EVERY_S, services.billing.forget_finished_holds),
+            *(
+                [Job("archive-tasks", ARCHIVE_TASKS_EVERY_S, lambda: _archive(services))]
+                if services.settings.relay.archive_tasks_after_days is not None
+                else []
+            ),
             Job("media-stats", MEDIA_STATS_EVERY_S, lambda: export_media_totals(services.pool)),
             Job(
                 "media-retention",

@@ -76,7 +76,7 @@ WITH by_source AS (
     SELECT t.id AS task_id, t.status, m.net_units, m.refunds, m.charges, m.broken_holds,
            (-(CASE WHEN t.status IN ('FAILURE', 'CANCEL') THEN 0 ELSE m.charged_units END)
             - m.open_units)::BIGINT AS due_units
-    FROM tasks t JOIN money m ON m.task_id = t.id
+    FROM task_records t JOIN money m ON m.task_id = t.id
 )
 SELECT task_id, status, net_units, due_units, charges, refunds, broken_holds
 FROM due

@@ -19,14 +19,15 @@ class UsageRow:
 
 
 # A kept charge is the task's SETTLE row (its amount is the task's stored price); a refund is its
-# REFUND row. Both carry the user and the key, and are found through the ledger's indexes.
+# REFUND row. Both carry the user and the key, and are found through the ledger's indexes; the
+# task is read wherever it is kept (``task_records``: archived or not).
 _USAGE = """
 SELECT (l.created_at AT TIME ZONE 'UTC')::DATE AS day, t.price_action AS action,
        count(*) FILTER (WHERE l.kind = 'SETTLE') AS charges,
        coalesce(sum(t.price_units) FILTER (WHERE l.kind = 'SETTLE'), 0)::BIGINT AS charged_units,
        count(*) FILTER (WHERE l.kind = 'REFUND') AS refunds,
        coalesce(sum(l.amount_units) FILTER (WHERE l.kind = 'REFUND'), 0)::BIGINT AS refunded_units
-FROM ledger l JOIN tasks t ON t.id = l.task_id
+FROM ledger l JOIN task_records t ON t.id = l.task_id
 WHERE l.kind IN ('SETTLE', 'REFUND') AND l.created_at >= $1 AND l.created_at < $2 {only}
 GROUP BY 1, 2
 ORDER BY 1, 2

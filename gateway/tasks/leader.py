@@ -11,6 +11,7 @@ its own (the container says which, ``gateway.container``):
     probe            every second or less  probes resting channels
     purge-keys       every minute          forgets Idempotency-Key answers past their day
     purge-holds      every ten minutes     deletes holds of ended tasks past their keeping
+    archive-tasks    every ten minutes     moves old ended tasks to the archive (if set)
     media-copy       every second          copies results into the media store
     media-stats      every minute          exports the media store's size
     media-retention  every ten minutes     deletes stored media past their retention

@@ -31,6 +31,7 @@ RELAY_TABLES = {
     "media_copies",
     "media_objects",
     "console_invitations",
+    "tasks_archive",
     "schema_migrations",
 }
 
@@ -193,3 +194,16 @@ async def test_users_and_keys_are_never_deleted(db_pool: asyncpg.Pool) -> None:
         with pytest.raises(asyncpg.RaiseError, match=f"{table} rows are never deleted"):
             await db_pool.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
     assert await db_pool.fetchval("SELECT count(*) FROM api_keys WHERE user_id = $1", user_id) == 1
+
+
+async def test_the_task_archive_has_the_columns_of_tasks_in_their_order(
+    db_pool: asyncpg.Pool,
+) -> None:
+    columns = (
+        "SELECT array_agg((attname, format_type(atttypid, atttypmod), attnotnull)::TEXT"
+        " ORDER BY attnum) FROM pg_attribute"
+        " WHERE attrelid = $1::REGCLASS AND attnum > 0 AND NOT attisdropped"
+    )
+    tasks = await db_pool.fetchval(columns, "tasks")
+    assert len(tasks) > 20
+    assert await db_pool.fetchval(columns, "tasks_archive") == tasks
