@@ -134,18 +134,21 @@ async def open_upstream_tasks(
 
     A task whose hold is still open (a /modal call in flight) is left alone until the submit
     path has settled or released it, so a poll can never end a task before its charge is known.
+
+    The statuses are written out, not a parameter, so that every plan of the statement (a
+    prepared one too) reads the partial index of open tasks, not every task by id.
     """
     rows = await pool.fetch(
         "SELECT id, channel_id, upstream_task_id FROM tasks t"
-        " WHERE status = ANY($1::TEXT[]) AND upstream_task_id IS NOT NULL"
-        " AND ($3 OR status = 'IN_PROGRESS' OR submit_time_ms >= $4)"
+        " WHERE status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')"
+        " AND upstream_task_id IS NOT NULL"
+        " AND ($1 OR status = 'IN_PROGRESS' OR submit_time_ms >= $2)"
         " AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = t.id AND h.status = 'OPEN')"
-        " AND id > $5 ORDER BY id LIMIT $2",
-        _POLLED_STATUSES,
-        limit,
+        " AND id > $3 ORDER BY id LIMIT $4",
         waiting_too,
         young_since_ms,
         after_id,
+        limit,
     )
     return [(row["id"], row["channel_id"], row["upstream_task_id"]) for row in rows]
 
