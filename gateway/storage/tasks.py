@@ -263,7 +263,9 @@ WITH u AS (
         missing_polls = 0, updated_at = now()
     FROM u JOIN ids ON ids.id = u.id
     WHERE tasks.id = u.id
-      AND tasks.status IN ('NOT_START', 'SUBMITTED', 'MODAL', 'IN_PROGRESS')
+      -- NOT_START, SUBMITTED, MODAL or IN_PROGRESS, named by what it is not (as in
+      -- gateway.storage.holds._SETTLE): the batch's tasks are looked up by id
+      AND tasks.status NOT IN ('SUBMITTING', 'REJECTED', 'SUCCESS', 'FAILURE', 'CANCEL')
       AND NOT EXISTS (SELECT FROM holds h WHERE h.task_id = tasks.id AND h.status = 'OPEN')
       AND (tasks.status, tasks.progress, tasks.upstream_image_url, tasks.fail_reason,
            tasks.buttons, tasks.missing_polls)
