@@ -294,6 +294,53 @@ async def test_bench_measures_every_phase(servers: Servers, tmp_path: Path) -> N
         assert f"target: gateway {call} >= " in stdout
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="gateway bench drives its load with wrk")
+async def test_bench_mixed_reads_the_workers_memory_along_the_run(
+    servers: Servers, tmp_path: Path
+) -> None:
+    env = {
+        "GATEWAY_DATABASE__URL": servers.database_url,
+        "GATEWAY_REDIS__URL": servers.redis_url,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+    }
+    code, stdout, stderr = await _run(
+        env, "bench", "--mixed", "--duration", "2", "--concurrency", "8", "--workers", "1"
+    )
+
+    assert code == 0, stderr
+    (row,) = [line for line in stdout.splitlines() if line.startswith("gateway mixed ")]
+    assert float(row.split()[2]) > 0
+    assert "0 (0.00%)" in row
+    (memory,) = [line for line in stdout.splitlines() if line.startswith("worker 1 resident")]
+    readings = [float(mb) for mb in memory.split(":")[1].split()]
+    assert len(readings) >= 2  # at the start and at the end
+    assert all(20 < mb < 2000 for mb in readings)
+    assert "target: every worker stays under 200 MB: " in stdout
+
+
+async def test_bench_open_tasks_measures_the_poll_lag_and_cpu(
+    servers: Servers, tmp_path: Path
+) -> None:
+    env = {
+        "GATEWAY_DATABASE__URL": servers.database_url,
+        "GATEWAY_REDIS__URL": servers.redis_url,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_RELAY__POLL_INTERVAL_S": "0.5",
+    }
+    code, stdout, stderr = await _run(
+        env, "bench", "--open-tasks", "200", "--duration", "2", "--workers", "1"
+    )
+
+    assert code == 0, stderr
+    assert "200 imagines open on 4 simulator channels" in stdout
+    (asked,) = [line for line in stdout.splitlines() if line.startswith("tasks asked about")]
+    assert float(asked.split()[-1].removesuffix("/s").replace(",", "")) > 0
+    (lag,) = [line for line in stdout.splitlines() if line.startswith("poll lag")]
+    p50, p95 = (float(part.split()[-2]) for part in lag.split(","))
+    assert 0 < p50 <= p95 < 60
+    assert "target: poll lag p95 <= 2 x the interval (1 s): " in stdout
+
+
 async def test_money_commands_and_reconcile_exit_codes(
     database_url: str, servers: Servers, tmp_path: Path
 ) -> None:

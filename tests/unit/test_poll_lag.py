@@ -1,8 +1,11 @@
 """``gateway_poll_lag_seconds``: how long each task the poller asks about went unasked, across
-rounds that ask about all open tasks, some of them, or none."""
+rounds that ask about all open tasks, some of them, or none; and how the bench reads it."""
 
 from __future__ import annotations
 
+import math
+
+from gateway.bench.polling import quantile
 from gateway.tasks.poller import PollMemory
 
 SUBMIT_S = 1_000_000.0  # when the tasks below were submitted (their ids say so)
@@ -41,3 +44,13 @@ def test_with_more_open_than_a_round_takes_only_what_outlived_every_task_is_forg
     asked.ask([_id(5)], False, SUBMIT_S + 101)  # 5 > 4: the two asked 100 s ago go
     assert len(asked) == 3
     assert asked.ask([_id(3)], False, SUBMIT_S + 102) == [2.0]
+
+
+def test_the_bench_reads_quantiles_as_prometheus_does() -> None:
+    # 10 observations up to 1 s, 10 more up to 2 s, none above: cumulative buckets.
+    buckets = {1.0: 10.0, 2.0: 20.0, 5.0: 20.0, float("inf"): 20.0}
+    assert quantile(0.5, buckets) == 1.0
+    assert quantile(0.75, buckets) == 1.5  # halfway through the (1, 2] bucket
+    assert quantile(0.95, buckets) == 1.9
+    assert quantile(0.99, {1.0: 0.0, float("inf"): 5.0}) == 1.0  # in +Inf: the highest bound
+    assert math.isnan(quantile(0.5, {1.0: 0.0, float("inf"): 0.0}))  # nothing observed
