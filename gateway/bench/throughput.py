@@ -13,14 +13,16 @@ fetch: a task object); anything else, timeouts and socket errors included, is an
 gateway phase's rate is also shown as a share of the same run's upstream phase (``x
 upstream``), so that a run on any machine says where it stands, and the gateway's share of a
 call is its p50 (and p99) less the simulator's. ``--overhead`` runs the same phases at one
-connection: what the gateway adds to one call at a time. Exit 1 when a phase has >1% errors.
+connection: what the gateway adds to one call at a time. ``--mixed`` runs instead one phase
+through the gateway, ``gateway mixed``, in which each connection sends a submit and then
+``MIXED_FETCHES`` fetches of the tasks it submitted, as polling clients do; the workers'
+resident memory is read every ``RSS_EVERY_S`` along it. Exit 1 when a phase has >1% errors.
 
 How: a throw-away database ``gw_bench_<pid>``, the simulator (speed x1000, never "queue
 full") and the gateway (``serve --workers N``) as ``gateway.bench.stack`` sets them up. The
-load comes from ``wrk`` (one
-thread; a C program, so the generator takes little of the cores it shares with what it
-measures), driven by a Lua script that checks every answer; each phase starts with a warm-up run
-that is not counted. ``gen cpu`` is the cores wrk itself used.
+load comes from ``wrk`` (one thread; a C program, so the generator takes little of the cores it
+shares with what it measures), driven by a Lua script that checks every answer; each phase
+starts with a warm-up run that is not counted. ``gen cpu`` is the cores wrk itself used.
 """
 
 from __future__ import annotations
