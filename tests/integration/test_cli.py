@@ -47,14 +47,20 @@ async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-async def _gateway(
-    database_url: str, servers: Servers, tmp_path: Path, *args: str
-) -> dict[str, Any]:
-    env = {
+def _env(database_url: str, servers: Servers, tmp_path: Path, **more: str) -> dict[str, str]:
+    """The settings of a gateway command on the test's stores, and ``more`` of them."""
+    return {
         "GATEWAY_DATABASE__URL": database_url,
         "GATEWAY_REDIS__URL": servers.redis_url,
         "GATEWAY_DATA_DIR": str(tmp_path),
+        **more,
     }
+
+
+async def _gateway(
+    database_url: str, servers: Servers, tmp_path: Path, *args: str
+) -> dict[str, Any]:
+    env = _env(database_url, servers, tmp_path)
     code, stdout, stderr = await _run(env, *args)
     assert code == 0, stderr
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
@@ -123,12 +129,7 @@ async def test_admin_commands_bootstrap_a_working_setup(
 async def test_admin_commands_list_edit_and_search_without_showing_secrets(
     database_url: str, servers: Servers, tmp_path: Path
 ) -> None:
-    env = {
-        "GATEWAY_DATABASE__URL": database_url,
-        "GATEWAY_REDIS__URL": servers.redis_url,
-        "GATEWAY_DATA_DIR": str(tmp_path),
-        "GATEWAY_LOG__LEVEL": "DEBUG",
-    }
+    env = _env(database_url, servers, tmp_path, GATEWAY_LOG__LEVEL="DEBUG")
     printed: list[str] = []
 
     async def gateway(*args: str) -> Any:
@@ -268,11 +269,7 @@ async def test_migrate_seals_channel_secrets_kept_in_plaintext(
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="gateway bench drives its load with wrk")
 async def test_bench_measures_every_phase(servers: Servers, tmp_path: Path) -> None:
-    env = {
-        "GATEWAY_DATABASE__URL": servers.database_url,
-        "GATEWAY_REDIS__URL": servers.redis_url,
-        "GATEWAY_DATA_DIR": str(tmp_path),
-    }
+    env = _env(servers.database_url, servers, tmp_path)
     code, stdout, stderr = await _run(
         env, "bench", "--duration", "1", "--concurrency", "8", "--workers", "1"
     )
@@ -298,11 +295,7 @@ async def test_bench_measures_every_phase(servers: Servers, tmp_path: Path) -> N
 async def test_bench_mixed_reads_the_workers_memory_along_the_run(
     servers: Servers, tmp_path: Path
 ) -> None:
-    env = {
-        "GATEWAY_DATABASE__URL": servers.database_url,
-        "GATEWAY_REDIS__URL": servers.redis_url,
-        "GATEWAY_DATA_DIR": str(tmp_path),
-    }
+    env = _env(servers.database_url, servers, tmp_path)
     code, stdout, stderr = await _run(
         env, "bench", "--mixed", "--duration", "2", "--concurrency", "8", "--workers", "1"
     )
@@ -321,12 +314,7 @@ async def test_bench_mixed_reads_the_workers_memory_along_the_run(
 async def test_bench_open_tasks_measures_the_poll_lag_and_cpu(
     servers: Servers, tmp_path: Path
 ) -> None:
-    env = {
-        "GATEWAY_DATABASE__URL": servers.database_url,
-        "GATEWAY_REDIS__URL": servers.redis_url,
-        "GATEWAY_DATA_DIR": str(tmp_path),
-        "GATEWAY_RELAY__POLL_INTERVAL_S": "0.5",
-    }
+    env = _env(servers.database_url, servers, tmp_path, GATEWAY_RELAY__POLL_INTERVAL_S="0.5")
     code, stdout, stderr = await _run(
         env, "bench", "--open-tasks", "200", "--duration", "2", "--workers", "1"
     )
@@ -368,11 +356,7 @@ async def test_money_commands_and_reconcile_exit_codes(
         ("vip", 5_000),
     ]
 
-    env = {
-        "GATEWAY_DATABASE__URL": database_url,
-        "GATEWAY_REDIS__URL": servers.redis_url,
-        "GATEWAY_DATA_DIR": str(tmp_path),
-    }
+    env = _env(database_url, servers, tmp_path)
     code, stdout, _ = await _run(env, "reconcile")
     assert code == 0, stdout
     assert '"ok": true' in stdout
@@ -391,11 +375,7 @@ async def test_money_commands_and_reconcile_exit_codes(
 async def test_bench_latency_reports_callbacks_and_polling(
     servers: Servers, tmp_path: Path
 ) -> None:
-    env = {
-        "GATEWAY_DATABASE__URL": servers.database_url,
-        "GATEWAY_REDIS__URL": servers.redis_url,
-        "GATEWAY_DATA_DIR": str(tmp_path),
-    }
+    env = _env(servers.database_url, servers, tmp_path)
     code, stdout, stderr = await _run(env, "bench", "--latency", "--tasks", "3")
 
     assert code == 0, stderr
