@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 
 from gateway import __version__, metrics
@@ -16,6 +17,7 @@ from gateway.api.account import me
 from gateway.api.admin import admin_router
 from gateway.api.callbacks import upstream_callback
 from gateway.api.errors import EXCEPTION_HANDLERS
+from gateway.api.fast_path import fetch_first
 from gateway.api.health import healthz, metrics_endpoint, readyz
 from gateway.api.middleware import request_log_middleware
 from gateway.api.mj import mj_routers
@@ -63,13 +65,31 @@ def provide_services(request: Request[Any, Any, Any]) -> Services:
     return services
 
 
+class GatewayApp(Litestar):
+    """The Litestar app behind the request log (``gateway.api.middleware``), with the task
+    fetch answered before its routing (``gateway.api.fast_path``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        framework = super().__call__
+        self._serve_http = request_log_middleware(
+            fetch_first(self, framework, cors=self.cors_config is not None)
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            await self._serve_http(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     servers: Servers,
     *,
     run_background: bool = True,
     rate_clock_ms: Callable[[], int] | None = None,
-) -> Litestar:
+) -> GatewayApp:
     """The gateway's HTTP app; its services live in ``app.state.services`` while it runs
     (``build_services``, which takes ``run_background`` and ``rate_clock_ms``)."""
     metrics.BUILD.labels(__version__).set(1)
@@ -83,7 +103,7 @@ def create_app(
             yield
 
     console = settings.console.enabled
-    return Litestar(
+    return GatewayApp(
         route_handlers=[
             *(console_routes() if console else []),
             *mj_routers(),
@@ -96,7 +116,6 @@ def create_app(
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_log_middleware],
         lifespan=[lifespan],
         request_max_body_size=settings.relay.max_body_bytes,
         request_class=GatewayRequest,

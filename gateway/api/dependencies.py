@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.params import SkipValidation
+from litestar.types import Scope
 
 from gateway.api.middleware import RATE_LIMIT_STATE
 from gateway.container import Services
@@ -19,16 +20,30 @@ Caller = SkipValidation[Principal]
 Svc = SkipValidation[Services]
 
 
+async def authenticate(
+    services: Services,
+    scope: Scope,
+    authorization: str | None,
+    mj_api_secret: str | None,
+    client_ip: str | None,
+) -> Principal:
+    """The caller behind a request's key headers; its per-minute standing goes to the
+    response's headers (``gateway.api.middleware``)."""
+    principal, rate = await services.auth.authenticate(authorization, mj_api_secret, client_ip)
+    if rate is not None:
+        scope["state"][RATE_LIMIT_STATE] = rate
+    return principal
+
+
 async def provide_principal(request: AnyRequest, services: Svc) -> Principal:
-    """The authenticated caller; its per-minute standing goes to the response's headers."""
-    principal, rate = await services.auth.authenticate(
+    """The authenticated caller."""
+    return await authenticate(
+        services,
+        request.scope,
         request.headers.get("authorization"),
         request.headers.get("mj-api-secret"),
         request.client.host if request.client else None,
     )
-    if rate is not None:
-        request.scope["state"][RATE_LIMIT_STATE] = rate
-    return principal
 
 
 def task_id_of(value: str) -> int:

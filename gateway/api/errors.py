@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.response.base import ASGIResponse
 
 from gateway.api.middleware import loggable_path
 from gateway.errors import ApiError, Unavailable
@@ -72,3 +73,11 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: render_http_exception,
     Exception: render_unexpected,
 }
+
+
+def exception_response(request: Request[Any, Any, Any], exc: Exception) -> ASGIResponse:
+    """The answer the app gives to ``exc``, for a route served outside the framework
+    (``gateway.api.fast_path``): the handler of its nearest class, as the framework picks."""
+    handler = next(EXCEPTION_HANDLERS[c] for c in type(exc).__mro__ if c in EXCEPTION_HANDLERS)
+    response: Response[Any] = handler(request, exc)
+    return response.to_asgi_response(app=None, request=request)
