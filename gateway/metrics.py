@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -272,6 +273,28 @@ def count_ends(finished: list[Ended], refunded_units: dict[str, int]) -> None:
 
 def status_class(status: int) -> str:
     return f"{status // 100}xx"
+
+
+@functools.cache
+def _request_series(route: str, method: str, status: int) -> tuple[Counter, Histogram, Histogram]:
+    """The children of one kind of request: looked up once, as a request costs some 0.15 ms of
+    CPU and each label lookup takes a lock and builds a key."""
+    return (
+        HTTP_REQUESTS.labels(route, method, status_class(status)),
+        HTTP_DURATION.labels(route),
+        OVERHEAD.labels(route),
+    )
+
+
+def observe_request(
+    route: str, method: str, status: int, duration_s: float, overhead_s: float
+) -> None:
+    """One answered HTTP request (``route``: its template; the label values are bounded, as
+    the server parses only the known methods)."""
+    requests, durations, overheads = _request_series(route, method, status)
+    requests.inc()
+    durations.observe(duration_s)
+    overheads.observe(overhead_s)
 
 
 def render() -> tuple[bytes, str]:

@@ -82,12 +82,8 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             finally:
                 duration_s = time.perf_counter() - started
                 route = scope.get("path_template") or "unmatched"
-                metrics.HTTP_REQUESTS.labels(
-                    route, scope["method"], metrics.status_class(status)
-                ).inc()
-                metrics.HTTP_DURATION.labels(route).observe(duration_s)
+                metrics.observe_request(route, scope["method"], status, duration_s, overhead_s)
                 activity.count(status)
-                metrics.OVERHEAD.labels(route).observe(overhead_s)
                 log.info(
                     "request",
                     method=scope["method"],

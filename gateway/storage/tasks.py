@@ -5,12 +5,12 @@ Clients never see REJECTED rows (submits that made no upstream task).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from gateway.domain import Task, UpstreamTaskUpdate
 from gateway.storage.filters import Filters
@@ -34,15 +34,17 @@ _TASK = f"""{TASK_COLUMNS},
 
 _POLLED_STATUSES = ["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS"]
 OPEN_STATUSES = ["SUBMITTING", *_POLLED_STATUSES]
+_decode = msgspec.json.decode  # JSONB columns, as asyncpg gives them: text
+
 ENDED_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCEL"})  # a task that ended never changes
 
 
 def task_from_row(row: asyncpg.Record) -> Task:
     fields = dict(row)
-    fields["buttons"] = json.loads(fields["buttons"])
-    fields["properties"] = json.loads(fields["properties"])
-    fields["upstream_media"] = json.loads(fields["upstream_media"])
-    fields["stored_media"] = json.loads(fields.get("stored_media") or "{}")
+    fields["buttons"] = _decode(fields["buttons"])
+    fields["properties"] = _decode(fields["properties"])
+    fields["upstream_media"] = _decode(fields["upstream_media"])
+    fields["stored_media"] = _decode(fields.get("stored_media") or "{}")
     return Task(**fields)
 
 
@@ -190,7 +192,7 @@ SELECT (SELECT count(*) FROM t) AS changed,
 
 def _written(row: asyncpg.Record) -> Written:
     ended = [Ended(status, action, int(ms) / 1000) for status, action, ms in row["ended"]]
-    refunded = {action: int(units) for action, units in json.loads(row["refunded_units"]).items()}
+    refunded = {action: int(units) for action, units in _decode(row["refunded_units"]).items()}
     return Written(row["changed"], ended, row["refunded"], refunded)
 
 
@@ -319,7 +321,7 @@ async def apply_upstream_updates(
 
 def jsonb(value: Any) -> str:
     """``value`` as JSON text for a JSONB parameter."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return msgspec.json.encode(value).decode()
 
 
 _END_TASKS = f"""
