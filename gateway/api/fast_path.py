@@ -2,8 +2,9 @@
 
 Clients poll, so a relay sees ten or more fetches for every submit. The work of a fetch is small
 (authenticate, read the task, send its JSON) and Litestar's routing, dependency injection and
-response building cost more than that work: the bench answered 7,700 fetches/s through them
-and 17,900/s without them (2 workers, 64 connections). This path does the same work with the
+response building cost more than that work: the bench answered 7,700 fetches/s through them,
+17,900/s with neither them nor the request log, and 12,400/s through this path and the log (2
+workers, 64 connections; the simulator alone: 16,000-18,000). This path does the same work with the
 same functions as the Litestar route ``gateway.api.mj.fetch_task``: the caller is authenticated
 and counted as there (``gateway.api.dependencies.authenticate``), the answer is
 ``TaskReader.fetch``'s, and an error is rendered by the same exception handlers
