@@ -5,8 +5,13 @@ both ways and must get the same status, body and headers."""
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+from typing import Any, cast
+
 import httpx
 
+from gateway.api.fast_path import fetch_first
 from tests.api.helpers import UNKNOWN_TASK_ID, metric_value, scrape, start, submit, succeed
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
 
@@ -50,6 +55,48 @@ async def test_each_answer_of_a_fetch_is_the_frameworks(
         await _both_ways(gateway, f"/mj/task/{task_id}/fetch", headers)
     other = await gateway.client_with_key(name="bob")
     await _both_ways(gateway, f"/mj/task/{task_id}/fetch", other.headers)
+
+
+async def test_plain_fetches_are_taken_and_the_rest_left_to_the_framework(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    """The path's own choice, seen from inside: which requests reach the framework at all."""
+    gateway, client = await start(gateway_factory, await simulator_factory())
+    task_id = await submit(client, "/mj/submit/imagine", {"prompt": "a lighthouse"})
+    left: list[str] = []
+    sent: list[dict[str, Any]] = []
+
+    async def framework(scope: Any, receive: Any, send: Any) -> None:
+        left.append(f"{scope['method']} {scope['path']} {dict(scope['headers'])}")
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    app = cast(Any, SimpleNamespace(state=SimpleNamespace(services=gateway.services)))
+    serve = fetch_first(app, framework, cors=True)
+    key = (b"authorization", f"Bearer {client.key}".encode())
+    path = f"/mj/task/{task_id}/fetch"
+
+    def scope(method: str, path: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
+        return {"type": "http", "method": method, "path": path, "headers": [key, *headers]}
+
+    await serve(scope("GET", path, (b"host", b"relay.example.test:8080")), receive, send)
+    assert left == []
+    assert sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"])["id"] == task_id
+    for leaves in (
+        scope("GET", path + "/"),
+        scope("HEAD", path),
+        scope("GET", path, (b"origin", b"https://app.example.test")),
+        scope("GET", path, (b"host", b"relay example")),
+        scope("GET", f"/mj/task/{task_id}/image-seed"),
+    ):
+        await serve(leaves, receive, send)
+    assert len(left) == 5, left
+    assert len(sent) == 2
 
 
 async def test_a_fetch_from_another_origin_gets_the_cors_headers(
