@@ -33,8 +33,8 @@ FETCH_PATH = re.compile(
     "(?P<prefix>" + "|".join(re.escape(prefix) for prefix in PATH_MODES) + ")"
     r"/task/(?P<task_id>[^/]+)/fetch"
 )
-# The route's template as Litestar names it in the request metrics and logs.
-FETCH_TEMPLATE = "{prefix}/task/{{task_id}}/fetch"
+# The route's template under each prefix, as Litestar names it in the request metrics and logs.
+FETCH_TEMPLATES = {prefix: f"{prefix}/task/{{task_id}}/fetch" for prefix in PATH_MODES}
 # The Host header values the framework takes (RFC 3986's reg-name, IP literals and a port).
 _SANE_HOST = re.compile(rb"[0-9A-Za-z!$&'()*+,;=\-._~:\[\]@%]*")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -50,9 +50,8 @@ def fetch_first(app: Litestar, framework: ASGIApp, *, cors: bool) -> ASGIApp:
         if match is None or headers is None:
             await framework(scope, receive, send)
             return
-        scope["app"] = scope["litestar_app"] = app
         scope.setdefault("state", {})
-        scope["path_template"] = FETCH_TEMPLATE.format(prefix=match["prefix"])
+        scope["path_template"] = FETCH_TEMPLATES[match["prefix"]]
         services: Services = app.state.services
         client = scope.get("client")
         try:
@@ -65,6 +64,7 @@ def fetch_first(app: Litestar, framework: ASGIApp, *, cors: bool) -> ASGIApp:
             )
             body = await services.tasks.fetch(principal, task_id_of(match["task_id"]))
         except Exception as exc:  # rendered as the framework renders it
+            scope["app"] = scope["litestar_app"] = app  # what its request object reads
             response = exception_response(GatewayRequest(scope), exc)
             await response(scope, receive, send)
             return
