@@ -4,6 +4,7 @@ Holds are taken before anything goes upstream and resolved exactly once: settled
 upstream task exists, released when none does. Refunds of tasks that end badly happen with the
 task's terminal update (``gateway.storage.tasks.apply_upstream_updates``).
 
+Holds and settles that arrive together are written in batches (``gateway.billing.batches``).
 Holds are written through a pool whose commits do not wait for the disk: a user's balance row is
 then locked only while the hold statement runs, not through a disk flush, so one busy user's
 submits do not queue behind each other. The settle or release that follows commits durably and
@@ -21,8 +22,8 @@ import asyncpg
 
 from gateway import metrics
 from gateway.auth.limits import KEY_OPEN_TASKS, USER_OPEN_TASKS, open_tasks_refused
+from gateway.billing import batches
 from gateway.billing.prices import BASIS_POINTS, PriceBook
-from gateway.billing.settling import Settler
 from gateway.domain import Principal
 from gateway.errors import BadRequest, InsufficientBalance, NotFound
 from gateway.storage import accounts, holds, prices
@@ -48,8 +49,9 @@ class Billing:
     ) -> None:
         self._pool = pool
         self._hold_pool = hold_pool
-        self._settler = Settler(pool)
         self._hold_deadline_s = hold_deadline_s
+        self._holds = batches.new_task_holds(hold_pool, hold_deadline_s)
+        self._settles = batches.settles(pool)
         self._refresh_s = refresh_s
         self._finished_holds_keep_s = finished_holds_keep_s
         self._book: PriceBook | None = None
@@ -75,7 +77,11 @@ class Billing:
     async def hold_new_task(self, task: NewTask) -> Held:
         """Hold the task's price and record it as SUBMITTING; InsufficientBalance (403/25), or
         RateLimited (429/23) when a cap on open tasks is reached."""
-        held = await holds.hold_new_task(self._hold_pool, task, self._hold_deadline_s)
+        capped = task.key_max_open_tasks is not None or task.user_max_open_tasks is not None
+        if capped:
+            held = await holds.hold_new_task(self._hold_pool, task, self._hold_deadline_s)
+        else:
+            held = await self._holds.write(task)
         if held is HoldRefusal.KEY_OPEN_TASKS:
             raise open_tasks_refused(KEY_OPEN_TASKS, task.key_max_open_tasks or 0)
         if held is HoldRefusal.USER_OPEN_TASKS:
@@ -118,7 +124,7 @@ class Billing:
         prompt_urls: int | None = None,
     ) -> bool:
         """Keep the held charge: an upstream task exists. False if already resolved."""
-        return await self._settler.settle(
+        return await self._settles.write(
             Settle(
                 held.hold_id,
                 status,

@@ -53,9 +53,10 @@ class Held:
 
 HOLD_REFUSED_SQLSTATE = "GW025"
 _REFUSALS = {refusal.value: refusal for refusal in HoldRefusal}
-_HOLD_NEW_TASK = (
-    "SELECT task_id, hold_id, refused"
-    " FROM hold_new_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+_HOLD_NEW_TASKS = (
+    "SELECT task_id, hold_id, refused FROM hold_new_tasks("
+    "$1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4, $5::BIGINT[], $6::TEXT[], $7::TEXT[],"
+    " $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BIGINT[])"
 )
 _HOLD_NEW_CAPPED_TASK = (
     "SELECT task_id, hold_id, refused FROM hold_new_capped_task("
@@ -64,8 +65,9 @@ _HOLD_NEW_CAPPED_TASK = (
 
 
 async def _hold(pool: asyncpg.Pool, sql: str, *args: Any) -> Held | HoldRefusal | None:
-    """Call a hold function (migrations/0002): one statement, which debits last, so the balance
-    row is locked only from its debit to the commit. None when the target was refused."""
+    """Call a single hold function (migrations/0002, 0007): one statement, which debits last,
+    so the balance row is locked only from its debit to the commit. None when the target was
+    refused."""
     try:
         (row,) = await pool.fetch(sql, *args)
     except asyncpg.PostgresError as exc:
@@ -79,17 +81,50 @@ async def _hold(pool: asyncpg.Pool, sql: str, *args: Any) -> Held | HoldRefusal 
     return _REFUSALS.get(refused or "")
 
 
+async def hold_new_tasks(
+    pool: asyncpg.Pool, tasks: Sequence[NewTask], hold_deadline_s: float
+) -> list[Held | HoldRefusal]:
+    """Debit the users (and limited keys) and insert each SUBMITTING task with its open hold,
+    in one statement (migrations/0016); one answer per task, in order.
+
+    Each task is all or nothing: a refused one changes no balance, key limit, task or hold, and
+    the others are held as if it had never been asked for. Caps on open tasks are not checked
+    here: such tasks go through ``hold_new_task``.
+    """
+    rows = await pool.fetch(
+        _HOLD_NEW_TASKS,
+        [t.user_id for t in tasks],
+        [t.api_key_id for t in tasks],
+        [t.price_units for t in tasks],
+        hold_deadline_s,
+        [t.parent_id for t in tasks],
+        [t.action for t in tasks],
+        [t.price_action for t in tasks],
+        [t.mode for t in tasks],
+        [t.bot_type for t in tasks],
+        [t.prompt for t in tasks],
+        [t.state for t in tasks],
+        [t.notify_hook for t in tasks],
+        [t.submit_time_ms for t in tasks],
+    )
+    return [
+        _REFUSALS[row["refused"]] if row["refused"] else Held(row["task_id"], row["hold_id"])
+        for row in rows
+    ]
+
+
 async def hold_new_task(
     pool: asyncpg.Pool, task: NewTask, hold_deadline_s: float
 ) -> Held | HoldRefusal:
-    """Debit the user (and a limited key) and insert the SUBMITTING task with its open hold.
-
-    All or nothing: on a refusal no balance, key limit, task or hold changes. A task with a cap
-    on open tasks is counted and inserted under the cap's lock (migrations/0007); one without
-    takes no lock and counts nothing.
-    """
-    capped = task.key_max_open_tasks is not None or task.user_max_open_tasks is not None
-    args: list[Any] = [
+    """Hold one task (see ``hold_new_tasks``). A task with a cap on open tasks is counted and
+    inserted under the cap's lock (migrations/0007); one without takes no lock and counts
+    nothing."""
+    if task.key_max_open_tasks is None and task.user_max_open_tasks is None:
+        (held,) = await hold_new_tasks(pool, [task], hold_deadline_s)
+        return held
+    capped = await _hold(
+        pool,
+        _HOLD_NEW_CAPPED_TASK,
         task.user_id,
         task.api_key_id,
         task.price_units,
@@ -103,11 +138,10 @@ async def hold_new_task(
         task.state,
         task.notify_hook,
         task.submit_time_ms,
-    ]
-    if capped:
-        args += [task.key_max_open_tasks, task.user_max_open_tasks]
-    held = await _hold(pool, _HOLD_NEW_CAPPED_TASK if capped else _HOLD_NEW_TASK, *args)
-    return held if held is not None else HoldRefusal.USER_BALANCE
+        task.key_max_open_tasks,
+        task.user_max_open_tasks,
+    )
+    return capped if capped is not None else HoldRefusal.USER_BALANCE
 
 
 async def hold_modal_task(
