@@ -180,47 +180,11 @@ class Settle:
     prompt_urls: int | None = None  # None: as the task has it
 
 
-# Settles many holds in one statement and one commit; each hold at most once (its status is
-# compared and set), so a hold resolved meanwhile is simply not in the answer. Nor is one whose
-# task has ended meanwhile (cancelled, timed out): its task row is locked and checked first.
-# That check names the statuses a live task is not: named as the ones it is, the statement
-# would match the partial indexes of open tasks, and on a big table, whose statistics count few
-# open tasks, the planner would scan all of them instead of looking the batch's tasks up by id.
-_SETTLE = """
-WITH s AS (
-    SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
-                         $6::JSONB[], $7::TEXT[], $8::SMALLINT[])
-        AS s (hold_id, status, channel_id, upstream_task_id, description, properties,
-              prompt_en, prompt_urls)
-), live AS (
-    SELECT t.id FROM tasks t JOIN holds ON holds.task_id = t.id JOIN s ON s.hold_id = holds.id
-    WHERE t.status NOT IN ('REJECTED', 'NOT_START', 'SUBMITTED', 'IN_PROGRESS', 'SUCCESS',
-                           'FAILURE', 'CANCEL')  -- SUBMITTING or MODAL
-    FOR UPDATE OF t
-), h AS (
-    UPDATE holds SET status = 'SETTLED', resolved_at = now()
-    FROM s WHERE holds.id = s.hold_id AND holds.status = 'OPEN'
-      AND holds.task_id IN (SELECT id FROM live)
-    RETURNING holds.id, holds.task_id, holds.user_id, holds.api_key_id
-), t AS (
-    UPDATE tasks SET status = s.status, channel_id = s.channel_id,
-                     upstream_task_id = s.upstream_task_id,
-                     description = coalesce(s.description, tasks.description),
-                     properties = tasks.properties || s.properties,
-                     prompt_en = coalesce(tasks.prompt_en, s.prompt_en),
-                     prompt_urls = coalesce(s.prompt_urls, tasks.prompt_urls),
-                     progress = CASE WHEN s.status = 'SUCCESS' THEN '100%' ELSE progress END,
-                     finish_time_ms = CASE WHEN s.status = 'SUCCESS'
-                         THEN (extract(epoch FROM now()) * 1000)::BIGINT END,
-                     updated_at = now()
-    FROM h JOIN s ON s.hold_id = h.id
-    WHERE tasks.id = h.task_id
-), l AS (
-    INSERT INTO ledger (user_id, api_key_id, task_id, kind, amount_units, source)
-    SELECT user_id, api_key_id, task_id, 'SETTLE', 0, 'hold:' || id FROM h
+# Settles many holds in one statement and one commit (migrations/0017).
+_SETTLE = (
+    "SELECT settle_holds($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],"
+    " $6::JSONB[], $7::TEXT[], $8::SMALLINT[]) AS id"
 )
-SELECT id FROM h
-"""
 
 _RELEASE = """
 WITH h AS (
