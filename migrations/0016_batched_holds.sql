@@ -8,9 +8,11 @@
 -- hold_new_task (0002) would have answered for each in turn. A refused element writes nothing.
 -- Holds with a cap on open tasks (hold_new_capped_task, 0007) are not batched.
 --
--- Locks: for each user of the batch in ascending id, its limited keys of the batch in ascending
--- id, then its own row, all held to the commit. A single hold, a release and a refund lock a
--- key before its user too, so no two of them wait on each other in a cycle.
+-- Each balance and key limit is read under its row lock and debited once for the batch, by the
+-- sum of what the batch's granted holds take from it (the rows' checks keep them at or above
+-- zero). Locks: for each user of the batch in ascending id, its limited keys of the batch in
+-- ascending id, then its own row, all held to the commit. A single hold, a release and a
+-- refund lock a key before its user too, so no two of them wait on each other in a cycle.
 CREATE FUNCTION hold_new_tasks(
     p_user_ids BIGINT[], p_key_ids BIGINT[], p_amounts BIGINT[], p_deadline_s DOUBLE PRECISION,
     p_parent_ids BIGINT[], p_actions TEXT[], p_price_actions TEXT[], p_modes TEXT[],
@@ -28,7 +30,8 @@ DECLARE
     v_user BIGINT;
     v_balance BIGINT;   -- what the user has left; NULL when disabled or unknown
     v_spent BIGINT;
-    v_keys BIGINT[];    -- the user's limited keys in this batch, and what each has left
+    v_keys BIGINT[];    -- the user's limited keys in this batch, what each had, and has left
+    v_had BIGINT[];
     v_left BIGINT[];
     v_spent_keys BIGINT;
     i INTEGER;
@@ -42,6 +45,7 @@ BEGIN
                            WHERE p_user_ids[o] = v_user)
                 AND quota_remaining_units IS NOT NULL
               ORDER BY id FOR UPDATE) limited;
+        v_had := v_left;
         SELECT CASE WHEN enabled THEN balance_units END INTO v_balance
         FROM users WHERE id = v_user FOR UPDATE;
         v_spent := 0;
@@ -65,9 +69,10 @@ BEGIN
             END IF;
         END LOOP;
         IF v_spent_keys > 0 THEN
-            UPDATE api_keys SET quota_remaining_units = l.left_units
-            FROM unnest(v_keys, v_left) AS l (id, left_units)
-            WHERE api_keys.id = l.id AND api_keys.quota_remaining_units <> l.left_units;
+            UPDATE api_keys SET quota_remaining_units = quota_remaining_units - l.spent
+            FROM (SELECT id, had - left_units AS spent
+                  FROM unnest(v_keys, v_had, v_left) AS k (id, had, left_units)) l
+            WHERE api_keys.id = l.id AND l.spent > 0;
         END IF;
         IF v_spent > 0 THEN
             UPDATE users SET balance_units = balance_units - v_spent, updated_at = now()
