@@ -77,8 +77,7 @@ class Billing:
     async def hold_new_task(self, task: NewTask) -> Held:
         """Hold the task's price and record it as SUBMITTING; InsufficientBalance (403/25), or
         RateLimited (429/23) when a cap on open tasks is reached."""
-        capped = task.key_max_open_tasks is not None or task.user_max_open_tasks is not None
-        if capped:
+        if task.capped:
             held = await holds.hold_new_task(self._hold_pool, task, self._hold_deadline_s)
         else:
             held = await self._holds.write(task)

@@ -44,6 +44,11 @@ class NewTask:
     key_max_open_tasks: int | None = None
     user_max_open_tasks: int | None = None
 
+    @property
+    def capped(self) -> bool:
+        """Whether a cap on open tasks applies: such a hold is counted under the cap's lock."""
+        return self.key_max_open_tasks is not None or self.user_max_open_tasks is not None
+
 
 @dataclass(frozen=True, slots=True)
 class Held:
@@ -119,7 +124,7 @@ async def hold_new_task(
     """Hold one task (see ``hold_new_tasks``). A task with a cap on open tasks is counted and
     inserted under the cap's lock (migrations/0007); one without takes no lock and counts
     nothing."""
-    if task.key_max_open_tasks is None and task.user_max_open_tasks is None:
+    if not task.capped:
         (held,) = await hold_new_tasks(pool, [task], hold_deadline_s)
         return held
     capped = await _hold(
