@@ -25,15 +25,25 @@ Outcome = TypeVar("Outcome")
 
 class Batches(Generic[Item, Outcome]):
     """Calls ``write_many`` with what waits, at most ``max_batch`` at a time; it must answer one
-    outcome per item, in order."""
+    outcome per item, in order.
+
+    A batch the database refuses (a ``PostgresError``: nothing of it was written) is written
+    again item by item, so that a bad item, or a deadlock, fails only its own caller. A batch
+    whose outcome is unknown (the connection failed, the wait timed out) is written again only
+    when writing an item twice changes nothing (``idempotent``); otherwise each of its callers
+    gets the error, and whatever was written is left to the sweeper.
+    """
 
     def __init__(
         self,
         write_many: Callable[[Sequence[Item]], Awaitable[Sequence[Outcome]]],
         max_batch: int,
+        *,
+        idempotent: bool,
     ) -> None:
         self._write_many = write_many
         self._max_batch = max_batch
+        self._idempotent = idempotent
         self._waiting: list[tuple[Item, asyncio.Future[Outcome]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -60,16 +70,17 @@ class Batches(Generic[Item, Outcome]):
             self._waiting.clear()
 
     async def _write_batch(self, batch: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
-        """One call for the batch; if it fails, each item alone, so that an item the database
-        refuses (or a deadlock of the batch) fails only its own caller."""
         try:
             outcomes = await self._write_many([item for item, _ in batch])
         except Exception as exc:
-            if len(batch) > 1:
+            refused = isinstance(exc, asyncpg.PostgresError)
+            if len(batch) > 1 and (refused or self._idempotent):
                 for one in batch:
                     await self._write_batch([one])
-            elif not batch[0][1].done():
-                batch[0][1].set_exception(exc)
+                return
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
             return
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
@@ -84,7 +95,7 @@ def new_task_holds(
     async def write_many(tasks: Sequence[NewTask]) -> list[Held | HoldRefusal]:
         return await holds.hold_new_tasks(pool, tasks, hold_deadline_s)
 
-    return Batches(write_many, max_batch)
+    return Batches(write_many, max_batch, idempotent=False)
 
 
 def settles(pool: asyncpg.Pool, max_batch: int = 500) -> Batches[Settle, bool]:
@@ -99,4 +110,4 @@ def settles(pool: asyncpg.Pool, max_batch: int = 500) -> Batches[Settle, bool]:
             settled.discard(settle.hold_id)
         return won
 
-    return Batches(write_many, max_batch)
+    return Batches(write_many, max_batch, idempotent=True)

@@ -300,7 +300,7 @@ async def test_batches_of_two_workers_on_one_user_and_its_limited_keys_never_dea
             failures.append(exc)
             raise
 
-    workers = [batches.Batches(write_many, max_batch=10) for _ in range(2)]
+    workers = [batches.Batches(write_many, max_batch=10, idempotent=False) for _ in range(2)]
 
     outcomes = await asyncio.wait_for(
         asyncio.gather(
@@ -320,3 +320,30 @@ async def test_batches_of_two_workers_on_one_user_and_its_limited_keys_never_dea
     left = [await _key_left(db_pool, key) for key in keys]
     assert sum(k or 0 for k in left) == 20 * PRICE_UNITS
     assert all(k is not None and 0 <= k <= 40 * PRICE_UNITS for k in left)
+
+
+async def test_a_batch_whose_outcome_is_unknown_is_written_again_only_if_that_changes_nothing(
+    db_pool: asyncpg.Pool,
+) -> None:
+    user_id = await admin.create_user(db_pool, "jay", 10 * PRICE_UNITS)
+    key_id = (await admin.issue_key(db_pool, user_id, KeySettings(name="k"))).key_id
+
+    async def written_then_lost(tasks: Sequence[NewTask]) -> list[Held | HoldRefusal]:
+        await holds.hold_new_tasks(db_pool, tasks, 600.0)  # committed...
+        raise ConnectionResetError("the answer was lost")  # ...but the caller cannot know
+
+    async def held_count() -> int:
+        count: int = await db_pool.fetchval(
+            "SELECT count(*) FROM holds WHERE user_id = $1", user_id
+        )
+        return count
+
+    for idempotent, expected in ((False, 3), (True, 3 + 3)):  # the batch, then each alone
+        before = await held_count()
+        writer = batches.Batches(written_then_lost, max_batch=10, idempotent=idempotent)
+        outcomes = await asyncio.gather(
+            *(writer.write(imagine_task(user_id, key_id, PRICE_UNITS)) for _ in range(3)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, ConnectionResetError) for o in outcomes)
+        assert await held_count() - before == expected
