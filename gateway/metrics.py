@@ -29,7 +29,7 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from gateway.storage.tasks import Ended
+    from gateway.storage.task_sync import Ended
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -2,7 +2,7 @@
 
 Holds are taken before anything goes upstream and resolved exactly once: settled when an
 upstream task exists, released when none does. Refunds of tasks that end badly happen with the
-task's terminal update (``gateway.storage.tasks.apply_upstream_updates``).
+task's terminal update (``gateway.storage.task_sync.apply_upstream_updates``).
 
 Holds and settles that arrive together are written in batches (``gateway.billing.batches``).
 Holds are written through a pool whose commits do not wait for the disk: a user's balance row is

@@ -1,6 +1,6 @@
 """Copying results into the media store: once per SUCCESS task, in the background, with retries.
 
-A task's copy job is queued in the statement that records its SUCCESS (``storage.tasks``), so
+A task's copy job is queued in the statement that records its SUCCESS (``storage.task_sync``), so
 no restart loses it. The leader claims due jobs a few at a time for a while (``claim_s``): a
 process that dies mid-copy lets its claim lapse and the job is taken again, and parts already
 stored are not copied twice. A job copies every part of the result:

@@ -19,6 +19,7 @@ from gateway import metrics
 from gateway.domain import Channel, is_task_id
 from gateway.errors import BadRequest, NotFound
 from gateway.routing.directory import ChannelDirectory
+from gateway.storage import task_sync
 from gateway.storage import tasks as task_store
 from gateway.upstream.task_objects import UnfitTaskObject, read_task_object
 
@@ -78,11 +79,11 @@ class Callbacks:
         if task.channel_id == channel.id and task.upstream_task_id == upstream_id:
             if _stage(update.status, update.progress) < _stage(task.status, task.progress):
                 return Outcome.STALE  # an older change, arriving late: the task is past it
-            written = await task_store.apply_upstream_updates(self._pool, [(task.id, update)])
+            written = await task_sync.apply_upstream_updates(self._pool, [(task.id, update)])
             metrics.count_ends(written.finished, written.refunded_units)
             return Outcome.APPLIED
         if task.status == "SUBMITTING":
-            await task_store.record_claim(self._pool, task.id, channel.id, upstream_id)
+            await task_sync.record_claim(self._pool, task.id, channel.id, upstream_id)
             log.info("upstream_task_claimed", task_id=task.id, channel=channel.name)
             return Outcome.CLAIMED
         log.warning(

@@ -15,6 +15,7 @@ from gateway.domain import Principal, Task
 from gateway.errors import BadRequest, NotFound, UpstreamError
 from gateway.routing import flavours
 from gateway.routing.directory import ChannelDirectory
+from gateway.storage import task_sync
 from gateway.storage import tasks as task_store
 from gateway.upstream.client import UpstreamClient
 
@@ -45,7 +46,7 @@ class TaskCanceller:
         if task.status == "SUBMITTING":
             raise BadRequest(f"task {task_id} is still being submitted; cancel it once accepted")
         await self._forward(task)
-        written = await task_store.end_tasks(self._pool, [task.id], "CANCEL", CANCEL_REASON)
+        written = await task_sync.end_tasks(self._pool, [task.id], "CANCEL", CANCEL_REASON)
         metrics.count_ends(written.finished, written.refunded_units)
         if written.changed:
             return
@@ -73,6 +74,6 @@ class TaskCanceller:
             return
         ended = [u for u in found.updates if u.status in ENDED]
         if ended:
-            written = await task_store.apply_upstream_updates(self._pool, [(task.id, ended[0])])
+            written = await task_sync.apply_upstream_updates(self._pool, [(task.id, ended[0])])
             metrics.count_ends(written.finished, written.refunded_units)
             raise BadRequest(f"task {task.id} has already ended ({ended[0].status})")

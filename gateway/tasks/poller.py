@@ -28,7 +28,7 @@ from gateway.errors import UpstreamError
 from gateway.routing import health
 from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
-from gateway.storage import tasks as task_store
+from gateway.storage import task_sync
 from gateway.storage.backlog import backlog
 from gateway.upstream.client import UpstreamClient
 
@@ -119,11 +119,11 @@ class Poller:
         """One round: end overdue tasks, sync open tasks from their channels."""
         stats = RoundStats()
         now_ms = int(time.time() * 1000)
-        overdue = await task_store.overdue_tasks(
+        overdue = await task_sync.overdue_tasks(
             self._pool, now_ms, self._task_timeout_s, self._task_timeouts_s, self._max_tasks
         )
         if overdue:
-            written = await task_store.end_tasks(self._pool, overdue, "FAILURE", TIMED_OUT_REASON)
+            written = await task_sync.end_tasks(self._pool, overdue, "FAILURE", TIMED_OUT_REASON)
             metrics.count_ends(written.finished, written.refunded_units)
             stats.timed_out = written.changed
             stats.refunded += written.refunded
@@ -131,7 +131,7 @@ class Poller:
         self._rounds += 1
         waiting_too = (self._rounds - 1) % self._waiting_every == 0
         young_since_ms = now_ms - int(self._young_s * 1000)
-        open_tasks = await task_store.open_upstream_tasks(
+        open_tasks = await task_sync.open_upstream_tasks(
             self._pool,
             self._max_tasks,
             waiting_too=waiting_too,
@@ -140,7 +140,7 @@ class Poller:
         )
         if not open_tasks and self._after_id:  # the last round took the last of them
             self._after_id = 0
-            open_tasks = await task_store.open_upstream_tasks(
+            open_tasks = await task_sync.open_upstream_tasks(
                 self._pool, self._max_tasks, waiting_too=waiting_too, young_since_ms=young_since_ms
             )
         # Every open task, when this round takes all of them from the oldest on.
@@ -208,7 +208,7 @@ class Poller:
         updates = [
             (tasks[u.upstream_task_id], u) for u in found.updates if u.upstream_task_id in tasks
         ]
-        written = await task_store.apply_upstream_updates(self._pool, updates)
+        written = await task_sync.apply_upstream_updates(self._pool, updates)
         for task_id, update in updates:
             self._memory.written[task_id] = found.digests[update.upstream_task_id]
         metrics.count_ends(written.finished, written.refunded_units)
@@ -224,9 +224,9 @@ class Poller:
         """Tasks a channel answered for without them; after enough polls in a row, they fail."""
         if not missing:
             return
-        lost = await task_store.count_missing(self._pool, missing, self._forgotten_after_polls)
+        lost = await task_sync.count_missing(self._pool, missing, self._forgotten_after_polls)
         if lost:
-            written = await task_store.end_tasks(self._pool, lost, "FAILURE", FORGOTTEN_REASON)
+            written = await task_sync.end_tasks(self._pool, lost, "FAILURE", FORGOTTEN_REASON)
             metrics.count_ends(written.finished, written.refunded_units)
             stats.forgotten += written.changed
             stats.refunded += written.refunded

@@ -20,7 +20,7 @@ from gateway.domain import Channel
 from gateway.errors import UpstreamError
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import holds as hold_store
-from gateway.storage import tasks as task_store
+from gateway.storage import task_sync
 from gateway.storage.holds import Held
 from gateway.upstream.client import UpstreamClient
 
@@ -85,7 +85,7 @@ class HoldSweeper:
 
     async def _upstream_task(self, task_id: int) -> tuple[Channel, str] | None:
         """The first claimed (channel, upstream id) whose channel says it has the task."""
-        for channel_id, upstream_id in await task_store.claims(self._pool, task_id):
+        for channel_id, upstream_id in await task_sync.claims(self._pool, task_id):
             channel = await self._channels.get(channel_id)
             if channel is None:
                 continue

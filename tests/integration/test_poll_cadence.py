@@ -8,7 +8,7 @@ import time
 import asyncpg
 
 from gateway import admin
-from gateway.storage import holds, tasks
+from gateway.storage import holds, task_sync
 from gateway.storage.holds import Settle
 from tests.support import BOX, hold_imagine
 
@@ -39,10 +39,10 @@ async def test_waiting_tasks_are_asked_about_only_on_their_rounds(db_pool: async
     await db_pool.execute("UPDATE tasks SET status = 'IN_PROGRESS' WHERE id = $1", old_running)
     young_since_ms = int((time.time() - YOUNG_S) * 1000)
 
-    usual = await tasks.open_upstream_tasks(
+    usual = await task_sync.open_upstream_tasks(
         db_pool, 100, waiting_too=False, young_since_ms=young_since_ms
     )
-    full = await tasks.open_upstream_tasks(
+    full = await task_sync.open_upstream_tasks(
         db_pool, 100, waiting_too=True, young_since_ms=young_since_ms
     )
 
