@@ -175,6 +175,21 @@ async def build_services(
         poll_s=relay.webhook_poll_s,
     )
     await webhooks.start()
+    ended = EndedAnswers(
+        int(relay.ended_tasks_cache_mb * 1_000_000), redis, keys.ended_answers_channel
+    )
+    reader = TaskReader(
+        pool,
+        channels,
+        upstream,
+        images,
+        media,
+        ended,
+        media_kept=settings.media.keep,
+        media_retention_s=(
+            settings.media.retention_days * 86_400 if settings.media.retention_days else None
+        ),
+    )
     services = Services(
         pool=pool,
         redis=redis,
@@ -199,19 +214,8 @@ async def build_services(
             hooks=HookGuard(settings.relay.webhook_allow_private),
             rng=random.Random(settings.upstream.routing_seed),  # noqa: S311 - not security
         ),
-        tasks=TaskReader(
-            pool,
-            channels,
-            upstream,
-            images,
-            media,
-            EndedAnswers(int(relay.ended_tasks_cache_mb * 1_000_000)),
-            media_kept=settings.media.keep,
-            media_retention_s=(
-                settings.media.retention_days * 86_400 if settings.media.retention_days else None
-            ),
-        ),
-        callbacks=Callbacks(pool, channels),
+        tasks=reader,
+        callbacks=Callbacks(pool, channels, reader.ended_now),
         cancels=TaskCanceller(pool, channels, upstream),
         webhooks=webhooks,
         poller=Poller(
@@ -226,6 +230,7 @@ async def build_services(
             waiting_every=settings.relay.poll_waiting_every,
             forgotten_after_polls=settings.relay.forgotten_after_polls,
             max_tasks_per_round=settings.relay.poll_max_tasks,
+            on_ended=reader.ended_now,
         ),
         sweeper=HoldSweeper(pool, billing, channels, upstream),
         prober=ChannelProber(
@@ -248,6 +253,8 @@ async def build_services(
     if run_background:
         background = [
             asyncio.create_task(auth.listen_for_revocations(), name="revocations"),
+            asyncio.create_task(ended.listen(), name="ended-answers"),
+            asyncio.create_task(reader.share_ended(), name="share-ended-answers"),
             asyncio.create_task(_leader(services, servers.database_url).run(), name="leader"),
             asyncio.create_task(webhooks.run(), name="webhooks"),
             asyncio.create_task(activity.run(redis, keys), name="activity"),

@@ -159,3 +159,21 @@ async def within_one_minute(redis: aioredis.Redis, needed_s: float) -> None:
     left_s = await seconds_left_in_minute(redis)
     if left_s < needed_s:
         await asyncio.sleep(left_s + 0.05)
+
+
+async def until(
+    check: Callable[[], object], what: str = "not in time", timeout_s: float = 15.0
+) -> None:
+    """Wait until ``check()`` is true; fail the test with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+async def subscribed(redis: aioredis.Redis, channel: str, count: int) -> None:
+    """Wait until ``count`` clients listen on the pub/sub ``channel``."""
+    deadline = time.monotonic() + 15.0
+    while (await redis.pubsub_numsub(channel))[0][1] < count:
+        assert time.monotonic() < deadline, f"fewer than {count} listen on {channel}"
+        await asyncio.sleep(0.01)

@@ -7,7 +7,6 @@ lifetime bounds how long a revoked key still works.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import time
@@ -21,6 +20,7 @@ from gateway.auth.limits import RateLimits, RequestRate
 from gateway.domain import Principal
 from gateway.errors import Forbidden, NotFound, Unauthorized
 from gateway.storage import accounts
+from gateway.storage.redis import follow
 from gateway.storage.redis_keys import RedisKeys
 
 log = structlog.get_logger(__name__)
@@ -131,17 +131,12 @@ class Authenticator:
 
     async def listen_for_revocations(self) -> None:
         """Run until cancelled: drop revoked keys from the cache as their hashes arrive."""
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._keys.revoked_keys_channel)
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self.forget(bytes.fromhex(message["data"].decode()))
-            except (aioredis.RedisError, OSError) as exc:
-                self._cache.clear()
-                log.warning("revocation_listener_reconnecting", error=str(exc))
-                await asyncio.sleep(1.0)
+        await follow(
+            self._redis,
+            self._keys.revoked_keys_channel,
+            lambda data: self.forget(bytes.fromhex(data.decode())),
+            lost=self._cache.clear,
+        )
 
 
 async def publish_revocation(redis: aioredis.Redis, keys: RedisKeys, key_hash: bytes) -> None:

@@ -20,6 +20,12 @@ class RedisKeys:
         return f"{self.prefix}auth:revoked"
 
     @property
+    def ended_answers_channel(self) -> str:
+        """Pub/sub channel carrying the fetch answers of tasks that just ended, for every
+        process's memory (``gateway.tasks.ended``); no storage."""
+        return f"{self.prefix}tasks:ended"
+
+    @property
     def channel_cooldowns(self) -> str:
         """Hash of channel id -> "<end of its cooldown, epoch ms> <reason>" (a ``CoolReason``
         value). Each write sets the hash to expire one rest (plus ten minutes) later, when every

@@ -50,8 +50,9 @@ async def open_upstream_tasks(
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """A task that ended in a write: how, what it was, and how long after its submit."""
+    """A task that ended in a write: which, how, what it was, and how long after its submit."""
 
+    task_id: int
     status: str
     price_action: str
     seconds: float
@@ -72,7 +73,7 @@ class Written:
 # holds the tasks it changed, and ``refund`` (task_id, amount_units) the refunds it wrote.
 _WRITTEN = """
 SELECT (SELECT count(*) FROM t) AS changed,
-       (SELECT coalesce(array_agg(ARRAY[status, price_action,
+       (SELECT coalesce(array_agg(ARRAY[id::TEXT, status, price_action,
                                         ((extract(epoch FROM now()) * 1000)::BIGINT
                                          - submit_time_ms)::TEXT]), '{}')
         FROM t WHERE status IN ('SUCCESS', 'FAILURE', 'CANCEL')) AS ended,
@@ -84,7 +85,10 @@ SELECT (SELECT count(*) FROM t) AS changed,
 
 
 def _written(row: asyncpg.Record) -> Written:
-    ended = [Ended(status, action, int(ms) / 1000) for status, action, ms in row["ended"]]
+    ended = [
+        Ended(int(task_id), status, action, int(ms) / 1000)
+        for task_id, status, action, ms in row["ended"]
+    ]
     refunded = {action: int(units) for action, units in _decode(row["refunded_units"]).items()}
     return Written(row["changed"], ended, row["refunded"], refunded)
 

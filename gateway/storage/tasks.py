@@ -85,6 +85,16 @@ async def list_by_ids(pool: asyncpg.Pool, user_id: int, ids: Sequence[int]) -> l
     return [task_from_row(row) for row in rows]
 
 
+async def ended_tasks(pool: asyncpg.Pool, ids: Sequence[int]) -> list[Task]:
+    """The tasks among ``ids`` that have ended, in no particular order."""
+    rows = await pool.fetch(
+        f"SELECT {_TASK} FROM tasks"
+        " WHERE id = ANY($1::BIGINT[]) AND status IN ('SUCCESS', 'FAILURE', 'CANCEL')",
+        list(ids),
+    )
+    return [task_from_row(row) for row in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class TaskSearch:
     """The operator's task search; every filter optional. Times are epoch ms, [since, until)."""

@@ -10,6 +10,7 @@ that ended up elsewhere (failed over, refused) is an orphan upstream task, logge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 import asyncpg
@@ -50,9 +51,16 @@ class Outcome(StrEnum):
 
 
 class Callbacks:
-    def __init__(self, pool: asyncpg.Pool, channels: ChannelDirectory) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channels: ChannelDirectory,
+        on_ended: Callable[[list[int]], None] | None = None,
+    ) -> None:
+        """``on_ended``: called with the id of a task a callback ended."""
         self._pool = pool
         self._channels = channels
+        self._on_ended = on_ended
 
     async def channel(self, token: str) -> Channel:
         """The channel whose callback URLs carry ``token``; NotFound for any other."""
@@ -81,6 +89,8 @@ class Callbacks:
                 return Outcome.STALE  # an older change, arriving late: the task is past it
             written = await task_sync.apply_upstream_updates(self._pool, [(task.id, update)])
             metrics.count_ends(written.finished, written.refunded_units)
+            if written.finished and self._on_ended is not None:
+                self._on_ended([task.id])
             return Outcome.APPLIED
         if task.status == "SUBMITTING":
             await task_sync.record_claim(self._pool, task.id, channel.id, upstream_id)

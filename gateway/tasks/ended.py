@@ -9,22 +9,53 @@ always read from the database, so a fetch never shows a state older than the one
 
 Entries are keyed by task id and answer only the task's own user; the oldest go first past the
 budget (``GATEWAY_RELAY__ENDED_TASKS_CACHE_MB``).
+
+A process that writes an end (the poller, a channel's callback) shares the answers on a Redis
+channel, and every process, itself included, keeps them: the first fetch after a task ended, the
+one a polling client makes, costs no database read in whichever worker answers it. Sharing is
+best effort: a process that misses a message (Redis down, a process started later) reads the
+task from the database at its first fetch and keeps it from then on.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
+from collections.abc import Sequence
+
+import msgspec
+import redis.asyncio as aioredis
+import structlog
 
 from gateway import metrics
+from gateway.storage.redis import follow
+
+log = structlog.get_logger(__name__)
 
 _ENTRY_OVERHEAD = 200  # bytes of a key, a tuple and the dict's slot, besides the body
 
+# One kept answer: (task id, user id, good until epoch s, the answer's JSON).
+Entry = tuple[int, int, float, bytes]
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(list[Entry]).decode
+
 
 class EndedAnswers:
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(
+        self, budget_bytes: int, redis: aioredis.Redis | None = None, channel: str = ""
+    ) -> None:
+        """``redis`` and ``channel``: where answers are shared between processes (none: this
+        process keeps only what it reads itself)."""
         self._budget = budget_bytes
         self._used = 0
         self._entries: OrderedDict[int, tuple[int, float, bytes]] = OrderedDict()
+        self._redis = redis
+        self._channel = channel
+
+    @property
+    def shared(self) -> bool:
+        """Whether answers shared now would be kept anywhere."""
+        return self._redis is not None and self._budget > 0
 
     def get(self, task_id: int, user_id: int, now_s: float) -> bytes | None:
         """The kept answer of the user's task, if it is still good at ``now_s``."""
@@ -48,6 +79,27 @@ class EndedAnswers:
             self._drop(oldest)
         self._entries[task_id] = (user_id, good_until_s, body)
         self._used += size
+
+    async def share(self, entries: Sequence[Entry]) -> None:
+        """Offer answers of tasks that just ended to every process (this one too, through its
+        own ``listen``). Best effort: if Redis is down, each process reads them when asked."""
+        if entries and self._redis is not None and self._budget > 0:
+            with contextlib.suppress(aioredis.RedisError, OSError):
+                await self._redis.publish(self._channel, _encode(entries))
+
+    async def listen(self) -> None:
+        """Run until cancelled: keep the answers any process shares."""
+        if self._redis is not None and self._budget > 0:
+            await follow(self._redis, self._channel, self._take)
+
+    def _take(self, message: bytes) -> None:
+        try:
+            entries = _decode(message)
+        except msgspec.DecodeError as exc:
+            log.warning("ended_answers_unreadable", error=str(exc))
+            return
+        for task_id, user_id, good_until_s, body in entries:
+            self.put(task_id, user_id, good_until_s, body)
 
     def _drop(self, task_id: int) -> None:
         entry = self._entries.pop(task_id, None)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from email.utils import format_datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ from gateway.routing.directory import ChannelDirectory
 from gateway.storage import media as media_store
 from gateway.storage import tasks as task_store
 from gateway.storage.media import StoredObject
-from gateway.tasks.ended import EndedAnswers
+from gateway.tasks.ended import EndedAnswers, Entry
 from gateway.tasks.images import ImageSigner
 from gateway.tasks.views import media_url, task_view
 from gateway.upstream.client import MediaStream, UpstreamClient
@@ -40,6 +41,8 @@ LIST_LIMIT = 100
 _PART = re.compile(r"(image|video)-[1-9][0-9]?", re.ASCII)
 MAX_CACHE_S = 31_536_000
 _NO_IMAGE_ACTIONS = frozenset({"SHORTEN", "DESCRIBE"})
+SHARE_AT_ONCE = 100  # ended tasks read and published together (a poll batch)
+MAX_WAITING_TO_SHARE = 20_000  # ended tasks noted and not yet shared; more are not noted
 
 
 class TaskReader:
@@ -63,6 +66,8 @@ class TaskReader:
         self._ended = ended
         self._media_kept = media_kept
         self._retention_s = media_retention_s
+        self._to_share: list[int] = []
+        self._share_wanted = asyncio.Event()
 
     def view(self, task: Task) -> dict[str, Any]:
         return task_view(task, self._images)
@@ -87,15 +92,52 @@ class TaskReader:
         if kept is not None:
             return kept
         task = await self._own(principal, task_id)
-        body = msgspec.json.encode(self.view(task))
-        copying = self._media_kept and task.media_pending  # the copy will add to the answer
-        if task.status in task_store.ENDED_STATUSES and not copying:
-            metrics.ENDED_TASK_FETCHES.labels("database").inc()
-            good_until = self._images.same_urls_until(now)
-            if self._retention_s is not None and task.finish_time_ms is not None:
-                good_until = min(good_until, task.finish_time_ms / 1000 + self._retention_s)
-            self._ended.put(task.id, task.user_id, good_until, body)
-        return body
+        entry = self._keepable(task, now)
+        if entry is None:
+            return msgspec.json.encode(self.view(task))
+        metrics.ENDED_TASK_FETCHES.labels("database").inc()
+        self._ended.put(*entry)
+        return entry[3]
+
+    def ended_now(self, task_ids: Iterable[int]) -> None:
+        """Note tasks a write just ended, for ``share_ended`` to offer to every process."""
+        if self._ended.shared and len(self._to_share) < MAX_WAITING_TO_SHARE:
+            self._to_share.extend(task_ids)
+            self._share_wanted.set()
+
+    async def share_ended(self) -> None:
+        """Run until cancelled: offer the answers of the tasks ``ended_now`` noted to every
+        process's memory, so that the first fetch after an end costs no database read in any of
+        them. Best effort, and never in the way of the write that ended them: that write only
+        notes the ids, and past ``MAX_WAITING_TO_SHARE`` waiting (Redis stuck) more are dropped."""
+        while True:
+            await self._share_wanted.wait()
+            task_ids = self._to_share[:SHARE_AT_ONCE]
+            del self._to_share[:SHARE_AT_ONCE]
+            if not self._to_share:
+                self._share_wanted.clear()
+            try:
+                tasks = await task_store.ended_tasks(self._pool, task_ids)
+                now = time.time()
+                entries = [self._keepable(task, now) for task in tasks]
+                await self._ended.share([entry for entry in entries if entry is not None])
+            except (asyncpg.PostgresError, OSError) as exc:  # each process reads them when asked
+                log.warning("ended_answers_not_shared", error=str(exc))
+            except Exception:  # a bug must not stop the sharing for good: log it, go on
+                log.exception("ended_answers_not_shared")
+
+    def _keepable(self, task: Task, now_s: float) -> Entry | None:
+        """The task's answer as it may be kept in memory, with the moment it stops being good;
+        None when it may change: the task has not ended, or the copy of its media into the
+        store is still to be made (it adds parts to the answer)."""
+        if task.status not in task_store.ENDED_STATUSES or (
+            self._media_kept and task.media_pending
+        ):
+            return None
+        good_until = self._images.same_urls_until(now_s)
+        if self._retention_s is not None and task.finish_time_ms is not None:
+            good_until = min(good_until, task.finish_time_ms / 1000 + self._retention_s)
+        return task.id, task.user_id, good_until, msgspec.json.encode(self.view(task))
 
     async def recent(self, principal: Principal) -> list[dict[str, Any]]:
         tasks = await task_store.list_recent(self._pool, principal.user_id, LIST_LIMIT)

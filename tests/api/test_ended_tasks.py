@@ -1,10 +1,19 @@
 """Fetches of ended tasks come from memory, and only where that can never show an older state:
-not before the task ends, not while its media copy is pending, never to another user."""
+not before the task ends, not while its media copy is pending, never to another user. The
+process that writes an end shares the answer with every process before anyone asks."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import pytest
+
+from gateway.storage.redis_keys import RedisKeys
+from gateway.tasks.ended import EndedAnswers
 from tests.api.helpers import metric_value, scrape, start, submit
 from tests.conftest import Client, Gateway, StartGateway, StartSimulator
+from tests.support import subscribed, until
 
 FETCHES = "gateway_ended_task_fetches_total"
 
@@ -73,3 +82,40 @@ async def test_a_task_whose_media_copy_is_pending_is_read_from_the_database(
     for _ in range(3):
         assert (await client.get(f"/mj/task/{task_id}/fetch")).status_code == 200
     assert await _counts(gateway) == (memory + 2, database + 1)
+
+
+@pytest.mark.parametrize("news", ["poll", "callback"])
+async def test_an_end_is_shared_with_every_process_before_the_first_fetch(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator, news: str
+) -> None:
+    """Two gateways on one database and Redis (two processes, as workers are); the end is
+    written by whichever polls, or by the one the channel calls back. A third listener stands
+    for any other process: the answer reaches it, and then both gateways answer the first
+    fetches of the task from memory, the same bytes, and still only to its owner."""
+    relay = {"poll_interval_s": 3600.0} if news == "callback" else {}
+    first = await gateway_factory(callbacks=news == "callback", relay=relay)
+    second = await gateway_factory(relay=relay)
+    await first.add_channel(await simulator_factory())
+    alice = await first.client_with_key()
+    channel = RedisKeys(first.settings.redis.key_prefix).ended_answers_channel
+    other = EndedAnswers(1_000_000, first.services.redis, channel)
+    listening = asyncio.create_task(other.listen())
+    try:
+        await subscribed(first.services.redis, channel, 3)
+        task_id = int(await _imagine(alice))
+        await until(lambda: len(other) == 1, "the end was never shared")
+        shared = other.get(task_id, alice.user_id, time.time())
+        await asyncio.sleep(0.2)  # the gateways' own listeners took the same message
+        memory, database = await _counts(first)
+        answers = [
+            await gateway.http.get(f"/mj/task/{task_id}/fetch", headers=alice.headers)
+            for gateway in (first, second)
+        ]
+        assert [answer.content for answer in answers] == [shared, shared]
+        assert answers[0].json()["status"] == "SUCCESS"
+        assert await _counts(first) == (memory + 2, database)
+
+        bob = await second.client_with_key(name="bob")
+        assert (await bob.get(f"/mj/task/{task_id}/fetch")).status_code == 404
+    finally:
+        listening.cancel()

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import StartGateway, StartSimulator
+from tests.support import until
 
 START_UNITS = 1_000_000
 FAST_RETRIES = {
@@ -66,13 +67,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.cleanup()
 
 
-async def _until(condition: Any, timeout_s: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 async def test_every_change_is_delivered_in_order_and_signed(
     gateway_factory: StartGateway, simulator_factory: StartSimulator, receiver: Receiver
 ) -> None:
@@ -87,7 +81,7 @@ async def test_every_change_is_delivered_in_order_and_signed(
         "/mj/submit/imagine", {"prompt": "a kite", "notifyHook": receiver.url, "state": "s-1"}
     )
     task_id = answer.json()["result"]
-    await _until(lambda: any(t["status"] == "SUCCESS" for t in receiver.tasks()))
+    await until(lambda: any(t["status"] == "SUCCESS" for t in receiver.tasks()))
 
     tasks = receiver.tasks()
     assert {t["id"] for t in tasks} == {task_id}
@@ -126,7 +120,7 @@ async def test_a_failing_hook_is_retried_then_given_up_and_money_is_untouched(
     )
     await client.wait_for(answer.json()["result"], {"SUCCESS"})
     pool = gateway.services.pool
-    await _until(lambda: receiver.posts >= 3)
+    await until(lambda: receiver.posts >= 3)
     given_up = "SELECT count(*) FROM webhook_outbox WHERE given_up_at IS NOT NULL"
     for _ in range(200):
         if await pool.fetchval(given_up):
@@ -194,7 +188,7 @@ async def test_a_loopback_receiver_gets_nothing_unless_the_operator_allows_it(
         "/mj/submit/imagine", {"prompt": "a kite", "notifyHook": receiver.url}
     )
     await other.wait_for(accepted.json()["result"], {"SUCCESS"})
-    await _until(lambda: any(t["status"] == "SUCCESS" for t in receiver.tasks()))
+    await until(lambda: any(t["status"] == "SUCCESS" for t in receiver.tasks()))
     assert {t["id"] for t in receiver.tasks()} == {accepted.json()["result"]}
 
 

@@ -17,6 +17,7 @@ import psutil
 from tests.api.helpers import metric_value, roomy_channel_and_key
 from tests.conftest import StartSimulator
 from tests.processes import StartGatewayProcess, reconcile
+from tests.support import until
 
 IMAGINE_UNITS = 100_000
 
@@ -33,15 +34,6 @@ def _workers(parent_pid: int) -> set[int]:
     return found
 
 
-async def _until(check: object, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("not in time")
-
-
 async def test_a_killed_worker_comes_back_and_the_gateway_answers_all_along(
     gateway_process_factory: StartGatewayProcess,
     simulator_factory: StartSimulator,
@@ -53,7 +45,7 @@ async def test_a_killed_worker_comes_back_and_the_gateway_answers_all_along(
     process = await gateway_process_factory(workers=2)
     assert process.process is not None
     parent = process.process.pid
-    await _until(lambda: len(_workers(parent)) == 2)
+    await until(lambda: len(_workers(parent)) == 2, timeout_s=30)
     before = _workers(parent)
 
     answered: list[float] = []
@@ -82,7 +74,7 @@ async def test_a_killed_worker_comes_back_and_the_gateway_answers_all_along(
     victim = min(before)
     killed_at = time.monotonic()
     os.kill(victim, signal.SIGKILL)
-    await _until(lambda: len(_workers(parent)) == 2 and victim not in _workers(parent))
+    await until(lambda: len(_workers(parent)) == 2 and victim not in _workers(parent), timeout_s=30)
     back_at = time.monotonic()
     await asyncio.sleep(1.0)
     stop.set()
