@@ -138,8 +138,10 @@ class SignInLimits:
     async def failed(self, name: str, address: str) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in self._counters(name, address):
+                # The window starts at the first failure: SET NX makes the counter with its
+                # expiry, INCR keeps it (as EXPIRE NX would, which Redis 6 lacks).
+                pipe.set(key, 0, ex=SIGN_IN_WINDOW_S, nx=True)
                 pipe.incr(key)
-                pipe.expire(key, SIGN_IN_WINDOW_S, nx=True)
             await pipe.execute()
 
     async def succeeded(self, name: str, address: str) -> None:
