@@ -9,8 +9,10 @@ import psutil
 import pytest
 
 from gateway.config import Settings
+from gateway.console.sessions import SIGN_IN_WINDOW_S, SignInLimits
 from gateway.storage import embedded
 from gateway.storage.redis import create_redis
+from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.servers import open_servers
 
 
@@ -71,3 +73,28 @@ def test_urls_are_logged_without_passwords(url: str, shown: str) -> None:
     from gateway.storage.servers import redact_url
 
     assert redact_url(url) == shown
+
+
+async def test_the_console_sign_in_limits_work_on_the_embedded_redis(tmp_path: Path) -> None:
+    """The embedded Redis is older (6.2) than most servers: what the console asks of it works
+    there too. A failed sign-in opens a window of one minute, counted from the first."""
+    settings = Settings(
+        data_dir=tmp_path, database={"url": "postgresql://unused.example/gw"}, redis={"url": None}
+    )
+    with open_servers(settings) as servers:
+        assert servers.redis_kind == "embedded"
+        client = create_redis(servers.redis_url)
+        try:
+            limits = SignInLimits(client, RedisKeys("t:"), attempts=3)
+            for _ in range(2):
+                await limits.failed("ann", "10.0.0.1")
+            assert not await limits.refused("ann", "10.0.0.1")
+            await limits.failed("ann", "10.0.0.1")
+            assert await limits.refused("ann", "10.0.0.1")
+            assert await limits.refused("someone else", "10.0.0.1")  # the address, too
+            keys = [key async for key in client.scan_iter(match="t:console:sign-in:*")]
+            assert len(keys) == 2
+            for key in keys:
+                assert 0 < await client.ttl(key) <= SIGN_IN_WINDOW_S
+        finally:
+            await client.aclose()
