@@ -13,8 +13,9 @@ budget (``GATEWAY_RELAY__ENDED_TASKS_CACHE_MB``).
 A process that writes an end (the poller, a channel's callback) shares the answers on a Redis
 channel, and every process, itself included, keeps them: the first fetch after a task ended, the
 one a polling client makes, costs no database read in whichever worker answers it. Sharing is
-best effort: a process that misses a message (Redis down, a process started later) reads the
-task from the database at its first fetch and keeps it from then on.
+best effort: a process that misses a message (Redis down, a process started later), like the
+end of a cancel or of the hold sweeper (not shared), reads the task from the database at its
+first fetch and keeps it from then on.
 """
 
 from __future__ import annotations
