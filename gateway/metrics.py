@@ -149,7 +149,7 @@ MEDIA_BYTES = Gauge(
 POLL_LAG = Histogram(
     "gateway_poll_lag_seconds",
     "For each open task the poller asks its channel about, how long since it was last asked",
-    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300),
+    buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 20, 30, 60, 120, 300),
 )
 POLL_LAST_ROUND = Gauge(
     "gateway_poller_last_round_timestamp_seconds",
