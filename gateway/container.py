@@ -241,7 +241,9 @@ async def build_services(
             timeout_s=settings.upstream.probe_timeout_s,
         ),
         media=media,
-        copier=MediaCopier(pool, media, upstream, channels, settings.media),
+        copier=MediaCopier(
+            pool, media, upstream, channels, settings.media, on_final=reader.ended_now
+        ),
         sessions=ConsoleSessions(
             redis, keys, settings.console.session_idle_s, settings.console.session_max_s
         ),

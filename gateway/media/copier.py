@@ -120,13 +120,17 @@ class MediaCopier:
         upstream: UpstreamClient,
         channels: ChannelDirectory,
         settings: MediaSettings,
+        on_final: Callable[[list[int]], None] | None = None,
     ) -> None:
+        """``on_final``: called with the id of a task whose copy is made or given up, so that
+        its answer changes no more."""
         self._pool = pool
         self._store = store
         self._upstream = upstream
         self._channels = channels
         self._settings = settings
         self._decoding = asyncio.Semaphore(1)
+        self._on_final = on_final
 
     async def run_once(self) -> int:
         """Copy the due jobs, up to ``copies_at_once`` at a time; how many were taken."""
@@ -144,6 +148,7 @@ class MediaCopier:
             metrics.MEDIA_COPY_FAILURES.labels(refused.reason).inc()
             log.warning("media_copy_refused", task_id=job.task_id, error=str(refused))
             await media_store.fail_copy(self._pool, job.task_id, str(refused))
+            self._final(job.task_id)
         except Exception as exc:  # Unfinished, or a bug: logged, and tried again later
             reason = exc.reason if isinstance(exc, Unfinished) else "error"
             if not isinstance(exc, Unfinished):
@@ -152,6 +157,7 @@ class MediaCopier:
             if job.attempt >= self._settings.max_attempts:
                 log.warning("media_copy_given_up", task_id=job.task_id, error=str(exc))
                 await media_store.fail_copy(self._pool, job.task_id, str(exc))
+                self._final(job.task_id)
             else:
                 delay_s = min(MAX_RETRY_S, self._settings.retry_s * 2 ** (job.attempt - 1))
                 log.info("media_copy_later", task_id=job.task_id, error=str(exc), in_s=delay_s)
@@ -160,6 +166,11 @@ class MediaCopier:
             lag_s = await media_store.finish_copy(self._pool, job.task_id)
             if lag_s is not None:
                 metrics.MEDIA_COPY_LAG.observe(lag_s)
+            self._final(job.task_id)
+
+    def _final(self, task_id: int) -> None:
+        if self._on_final is not None:
+            self._on_final([task_id])
 
     async def copy(self, task_id: int) -> None:
         """Store every part of a task's result not stored yet; a picture that cannot be decoded

@@ -10,8 +10,9 @@ always read from the database, so a fetch never shows a state older than the one
 Entries are keyed by task id and answer only the task's own user; the oldest go first past the
 budget (``GATEWAY_RELAY__ENDED_TASKS_CACHE_MB``).
 
-A process that writes an end (the poller, a channel's callback) shares the answers on a Redis
-channel, and every process, itself included, keeps them: the first fetch after a task ended, the
+A process that writes an end (the poller, a channel's callback), or makes the media copy that
+was all an ended task still waited for, shares the answers on a Redis channel, and every
+process, itself included, keeps them: the first fetch after a task ended, the
 one a polling client makes, costs no database read in whichever worker answers it. Sharing is
 best effort: a process that misses a message (Redis down, a process started later), like the
 end of a cancel or of the hold sweeper (not shared), reads the task from the database at its

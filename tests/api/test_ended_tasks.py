@@ -119,3 +119,33 @@ async def test_an_end_is_shared_with_every_process_before_the_first_fetch(
         assert (await bob.get(f"/mj/task/{task_id}/fetch")).status_code == 404
     finally:
         listening.cancel()
+
+
+async def test_a_result_is_shared_once_its_copy_into_the_media_store_is_made(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    """With media kept, a SUCCESS is not final until its copy is made (the copy adds its parts
+    to the answer): the answer is shared then, with the stored parts in it."""
+    gateway = await gateway_factory(media={"keep": True, "copy_every_s": 0.05})
+    await gateway.add_channel(await simulator_factory())
+    alice = await gateway.client_with_key()
+    channel = RedisKeys(gateway.settings.redis.key_prefix).ended_answers_channel
+    other = EndedAnswers(1_000_000, gateway.services.redis, channel)
+    listening = asyncio.create_task(other.listen())
+    try:
+        await subscribed(gateway.services.redis, channel, 2)
+        task_id = int(await _imagine(alice))
+        await until(lambda: len(other) == 1, "the result was never shared")
+        pool = gateway.services.pool
+        copy = await pool.fetchval("SELECT status FROM media_copies WHERE task_id = $1", task_id)
+        assert copy == "DONE"
+        shared = other.get(task_id, alice.user_id, time.time())
+        assert shared is not None
+        await asyncio.sleep(0.2)  # the gateway's own listener took the same message
+        memory, database = await _counts(gateway)
+        answer = await alice.get(f"/mj/task/{task_id}/fetch")
+        assert answer.content == shared
+        assert answer.json()["status"] == "SUCCESS"
+        assert await _counts(gateway) == (memory + 1, database)
+    finally:
+        listening.cancel()
