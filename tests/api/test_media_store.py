@@ -430,11 +430,14 @@ async def test_stored_media_can_be_linked_at_a_cdn(
 ) -> None:
     cdn = "https://cdn.example.test/media"
     simulator = await start_sim(simulator_factory)
-    gateway = await gateway_factory(media={**FAST_COPIES, "public_base_url": cdn + "/"})
+    # The copier's rounds an hour apart: the copy is made when this test runs one.
+    media = {**FAST_COPIES, "copy_every_s": 3600.0, "public_base_url": cdn + "/"}
+    gateway = await gateway_factory(media=media)
     await gateway.add_channel(simulator)
     client = await gateway.client_with_key(balance_units=10 * IMAGINE_PRICE)
     task = await _imagine(client)
     assert task["imageUrl"].startswith(gateway.base_url)  # not stored yet: the gateway's
+    assert await gateway.services.copier.run_once() == 1
     assert await _copied(gateway, task["id"]) == "DONE"
     parts = await _parts(gateway, task["id"])
 
