@@ -5,7 +5,9 @@ process that writes an end shares the answer with every process before anyone as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -84,6 +86,20 @@ async def test_a_task_whose_media_copy_is_pending_is_read_from_the_database(
     assert await _counts(gateway) == (memory + 2, database + 1)
 
 
+@contextlib.asynccontextmanager
+async def _another_process(gateway: Gateway, listeners: int) -> AsyncIterator[EndedAnswers]:
+    """A memory of ended tasks listening as any other process would, once ``listeners`` (it
+    among them) listen on the channel."""
+    channel = RedisKeys(gateway.settings.redis.key_prefix).ended_answers_channel
+    other = EndedAnswers(1_000_000, gateway.services.redis, channel)
+    listening = asyncio.create_task(other.listen())
+    try:
+        await subscribed(gateway.services.redis, channel, listeners)
+        yield other
+    finally:
+        listening.cancel()
+
+
 @pytest.mark.parametrize("news", ["poll", "callback"])
 async def test_an_end_is_shared_with_every_process_before_the_first_fetch(
     gateway_factory: StartGateway, simulator_factory: StartSimulator, news: str
@@ -97,11 +113,7 @@ async def test_an_end_is_shared_with_every_process_before_the_first_fetch(
     second = await gateway_factory(relay=relay)
     await first.add_channel(await simulator_factory())
     alice = await first.client_with_key()
-    channel = RedisKeys(first.settings.redis.key_prefix).ended_answers_channel
-    other = EndedAnswers(1_000_000, first.services.redis, channel)
-    listening = asyncio.create_task(other.listen())
-    try:
-        await subscribed(first.services.redis, channel, 3)
+    async with _another_process(first, listeners=3) as other:
         task_id = int(await _imagine(alice))
         await until(lambda: len(other) == 1, "the end was never shared")
         shared = other.get(task_id, alice.user_id, time.time())
@@ -117,8 +129,6 @@ async def test_an_end_is_shared_with_every_process_before_the_first_fetch(
 
         bob = await second.client_with_key(name="bob")
         assert (await bob.get(f"/mj/task/{task_id}/fetch")).status_code == 404
-    finally:
-        listening.cancel()
 
 
 async def test_a_result_is_shared_once_its_copy_into_the_media_store_is_made(
@@ -129,11 +139,7 @@ async def test_a_result_is_shared_once_its_copy_into_the_media_store_is_made(
     gateway = await gateway_factory(media={"keep": True, "copy_every_s": 0.05})
     await gateway.add_channel(await simulator_factory())
     alice = await gateway.client_with_key()
-    channel = RedisKeys(gateway.settings.redis.key_prefix).ended_answers_channel
-    other = EndedAnswers(1_000_000, gateway.services.redis, channel)
-    listening = asyncio.create_task(other.listen())
-    try:
-        await subscribed(gateway.services.redis, channel, 2)
+    async with _another_process(gateway, listeners=2) as other:
         task_id = int(await _imagine(alice))
         await until(lambda: len(other) == 1, "the result was never shared")
         pool = gateway.services.pool
@@ -147,5 +153,3 @@ async def test_a_result_is_shared_once_its_copy_into_the_media_store_is_made(
         assert answer.content == shared
         assert answer.json()["status"] == "SUCCESS"
         assert await _counts(gateway) == (memory + 1, database)
-    finally:
-        listening.cancel()
