@@ -109,7 +109,7 @@ async def test_task_running_past_the_timeout_fails(simulator_factory: StartSimul
 
 
 async def test_timeout_is_not_hit_by_normal_tasks(simulator_factory: StartSimulator) -> None:
-    sim = await simulator_factory(task_timeout_s=200)
+    sim = await simulator_factory(task_timeout_s=1000)
     async with connect(sim) as client:
         task = await imagine(client)
     assert task["status"] == "SUCCESS"
