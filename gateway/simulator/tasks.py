@@ -150,7 +150,14 @@ class TaskStore:
         return sorted(found.values(), key=lambda task: task.id[::-1])
 
     def _evict(self) -> None:
-        excess = len(self._tasks) - self._max_tasks + self._max_tasks // 10
-        doomed = [task_id for task_id, task in self._tasks.items() if task.status.finished]
-        for task_id in doomed[:excess]:
+        """Drop the oldest finished tasks, 1% of the cap at a time: a walk from the oldest end
+        that stops as soon as it has found them, so that no submit waits for a scan of all."""
+        excess = len(self._tasks) - self._max_tasks + max(1, self._max_tasks // 100)
+        doomed: list[str] = []
+        for task_id, task in self._tasks.items():
+            if task.status.finished:
+                doomed.append(task_id)
+                if len(doomed) == excess:
+                    break
+        for task_id in doomed:
             del self._tasks[task_id]

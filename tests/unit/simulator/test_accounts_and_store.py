@@ -78,5 +78,16 @@ def test_store_evicts_oldest_finished_tasks_past_its_cap() -> None:
     assert len(store) <= 10
 
 
+def test_store_evicts_a_hundredth_of_its_cap_at_a_time() -> None:
+    store = TaskStore(max_tasks=1000)
+    store.add(_task("running"))
+    for n in range(1000):
+        store.add(_task(f"done-{n}", TaskStatus.SUCCESS))
+    assert len(store) == 990
+    assert "running" in store
+    assert "done-10" not in store
+    assert "done-11" in store
+
+
 def test_task_json_has_every_key() -> None:
     assert tuple(_task("1").to_json()) == TASK_KEY_ORDER
