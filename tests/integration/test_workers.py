@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import time
@@ -77,10 +78,15 @@ async def test_a_killed_worker_comes_back_and_the_gateway_answers_all_along(
     await until(lambda: len(_workers(parent)) == 2 and victim not in _workers(parent), timeout_s=30)
     back_at = time.monotonic()
     await asyncio.sleep(1.0)
+    stopped_at = time.monotonic()
     stop.set()
     await asyncio.gather(*load)
 
-    assert sum(killed_at < t < back_at for t in answered) > 0  # the other worker answered
+    # The other worker answered all along: the new one is counted as soon as its process exists,
+    # so a request may well not end between the kill and that; what matters is no pause.
+    moments = [killed_at, *sorted(t for t in answered if killed_at < t < stopped_at), stopped_at]
+    longest_wait_s = max(b - a for a, b in itertools.pairwise(moments))
+    assert longest_wait_s < 2.0, longest_wait_s
     assert sum(t > back_at for t in answered) > 0
     assert len(failed) <= 8, len(failed)  # at most the requests in flight on the victim
     assert process.process.returncode is None  # the whole never stopped
