@@ -40,6 +40,7 @@ from gateway.routing.directory import ChannelDirectory
 from gateway.storage import media as media_store
 from gateway.storage import tasks as task_store
 from gateway.storage.media import StoredObject
+from gateway.tasks.ended import OnEnded
 from gateway.upstream.client import UpstreamClient
 
 log = structlog.get_logger(__name__)
@@ -120,7 +121,7 @@ class MediaCopier:
         upstream: UpstreamClient,
         channels: ChannelDirectory,
         settings: MediaSettings,
-        on_final: Callable[[list[int]], None] | None = None,
+        on_final: OnEnded | None = None,
     ) -> None:
         """``on_final``: called with the id of a task whose copy is made or given up, so that
         its answer changes no more."""

@@ -10,7 +10,6 @@ that ended up elsewhere (failed over, refused) is an orphan upstream task, logge
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
 
 import asyncpg
@@ -22,6 +21,7 @@ from gateway.errors import BadRequest, NotFound
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import task_sync
 from gateway.storage import tasks as task_store
+from gateway.tasks.ended import OnEnded, ends_written
 from gateway.upstream.task_objects import UnfitTaskObject, read_task_object
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ class Callbacks:
         self,
         pool: asyncpg.Pool,
         channels: ChannelDirectory,
-        on_ended: Callable[[list[int]], None] | None = None,
+        on_ended: OnEnded | None = None,
     ) -> None:
         """``on_ended``: called with the id of a task a callback ended."""
         self._pool = pool
@@ -88,9 +88,7 @@ class Callbacks:
             if _stage(update.status, update.progress) < _stage(task.status, task.progress):
                 return Outcome.STALE  # an older change, arriving late: the task is past it
             written = await task_sync.apply_upstream_updates(self._pool, [(task.id, update)])
-            metrics.count_ends(written.finished, written.refunded_units)
-            if written.finished and self._on_ended is not None:
-                self._on_ended([task.id])
+            ends_written(written, self._on_ended)
             return Outcome.APPLIED
         if task.status == "SUBMITTING":
             await task_sync.record_claim(self._pool, task.id, channel.id, upstream_id)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import redis.asyncio as aioredis
@@ -31,6 +31,7 @@ import structlog
 
 from gateway import metrics
 from gateway.storage.redis import follow
+from gateway.storage.task_sync import Written
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,16 @@ _ENTRY_OVERHEAD = 200  # bytes of a key, a tuple and the dict's slot, besides th
 Entry = tuple[int, int, float, bytes]
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(list[Entry]).decode
+
+OnEnded = Callable[[list[int]], None]
+"""Told the ids of tasks whose answers just stopped changing (``TaskReader.ended_now``)."""
+
+
+def ends_written(written: Written, on_ended: OnEnded | None) -> None:
+    """Count the tasks a write ended and what it refunded, and tell ``on_ended`` of them."""
+    metrics.count_ends(written.finished, written.refunded_units)
+    if written.finished and on_ended is not None:
+        on_ended([ended.task_id for ended in written.finished])
 
 
 class EndedAnswers:
@@ -85,13 +96,13 @@ class EndedAnswers:
     async def share(self, entries: Sequence[Entry]) -> None:
         """Offer answers of tasks that just ended to every process (this one too, through its
         own ``listen``). Best effort: if Redis is down, each process reads them when asked."""
-        if entries and self._redis is not None and self._budget > 0:
+        if entries and self.shared and self._redis is not None:
             with contextlib.suppress(aioredis.RedisError, OSError):
                 await self._redis.publish(self._channel, _encode(entries))
 
     async def listen(self) -> None:
         """Run until cancelled: keep the answers any process shares."""
-        if self._redis is not None and self._budget > 0:
+        if self.shared and self._redis is not None:
             await follow(self._redis, self._channel, self._take)
 
     def _take(self, message: bytes) -> None:

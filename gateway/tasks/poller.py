@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -31,6 +30,7 @@ from gateway.routing.cooldowns import Cooldowns
 from gateway.routing.directory import ChannelDirectory
 from gateway.storage import task_sync
 from gateway.storage.backlog import backlog
+from gateway.tasks.ended import OnEnded, ends_written
 from gateway.upstream.client import UpstreamClient
 
 log = structlog.get_logger(__name__)
@@ -98,7 +98,7 @@ class Poller:
         waiting_every: int = 5,
         forgotten_after_polls: int = 5,
         max_tasks_per_round: int = 50_000,
-        on_ended: Callable[[list[int]], None] | None = None,
+        on_ended: OnEnded | None = None,
     ) -> None:
         """``on_ended``: called with the ids of the tasks each write ended."""
         self._pool = pool
@@ -128,7 +128,7 @@ class Poller:
         )
         if overdue:
             written = await task_sync.end_tasks(self._pool, overdue, "FAILURE", TIMED_OUT_REASON)
-            self._ended(written)
+            ends_written(written, self._on_ended)
             stats.timed_out = written.changed
             stats.refunded += written.refunded
         by_channel: dict[int, dict[str, int]] = defaultdict(dict)
@@ -163,12 +163,6 @@ class Poller:
         await asyncio.gather(*jobs)
         metrics.POLL_LAST_ROUND.set(time.time())
         return stats
-
-    def _ended(self, written: task_sync.Written) -> None:
-        """Count the tasks a write ended, and tell ``on_ended`` of them."""
-        metrics.count_ends(written.finished, written.refunded_units)
-        if written.finished and self._on_ended is not None:
-            self._on_ended([ended.task_id for ended in written.finished])
 
     def _observe_lag(self, task_ids: list[int], every_one: bool) -> None:
         for lag_s in self._memory.ask(task_ids, every_one, time.time()):
@@ -221,7 +215,7 @@ class Poller:
         written = await task_sync.apply_upstream_updates(self._pool, updates)
         for task_id, update in updates:
             self._memory.written[task_id] = found.digests[update.upstream_task_id]
-        self._ended(written)
+        ends_written(written, self._on_ended)
         stats.changed += written.changed
         stats.refunded += written.refunded
         seen = found.upstream_ids()  # an unfit object still shows the channel has the task
@@ -237,7 +231,7 @@ class Poller:
         lost = await task_sync.count_missing(self._pool, missing, self._forgotten_after_polls)
         if lost:
             written = await task_sync.end_tasks(self._pool, lost, "FAILURE", FORGOTTEN_REASON)
-            self._ended(written)
+            ends_written(written, self._on_ended)
             stats.forgotten += written.changed
             stats.refunded += written.refunded
             log.warning("tasks_forgotten_upstream", count=written.changed)
