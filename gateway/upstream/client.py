@@ -244,7 +244,7 @@ class UpstreamClient:
             "list",
         )
         try:
-            return read_task_list(raw, known)
+            return await read_task_list(raw, known)
         except json_input.JsonInputError as exc:
             raise UpstreamBadBody(
                 f"{channel.name}: list-by-condition did not answer a list"

@@ -1,4 +1,5 @@
-"""Reading an upstream's task objects into the gateway's columns. Pure.
+"""Reading an upstream's task objects into the gateway's columns. Pure (a list's objects are
+read in turns of the event loop, ``gateway.eventloop.in_turns``).
 
 Upstreams differ in small ways (missing keys, numbers as strings, null lists), which are read
 leniently. What cannot be stored or shown as it is, is refused, one object at a time, with an
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import json_input
+from gateway import eventloop, json_input
 from gateway.domain import UpstreamTaskUpdate
 
 UPSTREAM_STATUSES = frozenset(
@@ -35,6 +36,7 @@ MAX_BUTTONS = 64
 MAX_MEDIA_ITEMS = 16  # single images or videos of one result
 MAX_MILLIS = 2**53 - 1
 DROPPED_PROPERTIES = frozenset({"notifyHook"})
+OBJECTS_PER_TURN = 10  # of a list, read before the event loop gets a turn (each some 30 us)
 
 _PROGRESS = re.compile(r"([0-9]{1,3})%?", re.ASCII)
 _URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.ASCII | re.IGNORECASE)
@@ -224,16 +226,17 @@ def read_task_object(raw: bytes) -> UpstreamTaskUpdate:
     return parse_task_object(obj)
 
 
-def read_task_list(raw: bytes, known: Mapping[bytes, str] | None = None) -> TaskObjects:
-    """A list-by-condition answer: every item read on its own. An empty body is no tasks;
-    ``json_input.JsonInputError`` when the answer is not a JSON array at all.
+async def read_task_list(raw: bytes, known: Mapping[bytes, str] | None = None) -> TaskObjects:
+    """A list-by-condition answer: every item read on its own, ``OBJECTS_PER_TURN`` at a time
+    (``eventloop.in_turns``). An empty body is no tasks; ``json_input.JsonInputError`` when the
+    answer is not a JSON array at all.
 
     ``known``: the ``digest`` of objects the caller already has, with their upstream ids. An
     item with one of those digests is the same object: it is listed as unchanged, not read."""
     if not raw.strip():
         return TaskObjects()
     read = TaskObjects()
-    for item in json_input.array_items(raw):
+    async for item in eventloop.in_turns(json_input.array_items(raw), OBJECTS_PER_TURN):
         item_digest = digest(item)
         if known and (upstream_id := known.get(item_digest)) is not None:
             read.unchanged.append(upstream_id)

@@ -77,15 +77,15 @@ def test_only_the_upstreams_leading_links_are_taken_off(text: str, urls: int, le
     assert without_leading_urls(text, urls) == left
 
 
-def test_a_list_item_known_by_its_digest_is_not_read_again() -> None:
+async def test_a_list_item_known_by_its_digest_is_not_read_again() -> None:
     running = b'{"id": "u1", "status": "IN_PROGRESS", "progress": "31%"}'
     moved_on = b'{"id": "u2", "status": "SUCCESS", "progress": "100%"}'
-    first = read_task_list(b"[" + running + b"," + moved_on + b"]")
+    first = await read_task_list(b"[" + running + b"," + moved_on + b"]")
     assert [u.upstream_task_id for u in first.updates] == ["u1", "u2"]
     assert first.digests == {"u1": digest(running), "u2": digest(moved_on)}
 
     known = {digest(running): "u1", digest(b'{"id": "u2", "status": "IN_PROGRESS"}'): "u2"}
-    again = read_task_list(b"[" + running + b", " + moved_on + b"]", known)
+    again = await read_task_list(b"[" + running + b", " + moved_on + b"]", known)
     assert again.unchanged == ["u1"]
     assert [u.upstream_task_id for u in again.updates] == ["u2"]  # changed: read
     assert again.upstream_ids() == {"u1", "u2"}  # both are still the channel's
