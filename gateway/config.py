@@ -129,7 +129,9 @@ class RelaySettings(BaseModel):
         description="ended tasks submitted longer ago than this are moved to tasks_archive (the"
         " API no longer shows them; the ledger keeps them); unset = never",
     )
-    poll_interval_s: float = Field(default=2.0, gt=0, description="pause between poll rounds")
+    poll_interval_s: float = Field(
+        default=2.0, gt=0, description="how often a poll round starts; it spreads its calls over it"
+    )
     poll_batch_size: int = Field(default=100, ge=1, le=500, description="ids per list call")
     poll_max_tasks: int = Field(
         default=50_000,

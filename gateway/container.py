@@ -231,6 +231,7 @@ async def build_services(
             forgotten_after_polls=settings.relay.forgotten_after_polls,
             max_tasks_per_round=settings.relay.poll_max_tasks,
             on_ended=reader.ended_now,
+            interval_s=settings.relay.poll_interval_s,
         ),
         sweeper=HoldSweeper(pool, billing, channels, upstream),
         prober=ChannelProber(
@@ -292,7 +293,7 @@ def _leader(services: Services, database_url: str) -> Leader:
     return Leader(
         database_url,
         [
-            Job("sync", every_s, services.poller.run_once),
+            Job("sync", every_s, services.poller.run_once, from_start=True),
             Job("sweep-holds", every_s, services.sweeper.sweep),
             Job("backlog", every_s, lambda: export_backlog(services.pool, services.channels)),
             Job("probe", services.prober.tick_s, services.prober.run_once),

@@ -6,6 +6,7 @@ connection and another takes over at its next try. While it leads it runs every 
 its own (the container says which, ``gateway.container``):
 
     sync             every poll interval   ends overdue tasks, brings open ones up to date
+                     (counted from each round's start: a round spreads its calls over it)
     sweep-holds      every poll interval   resolves holds past their deadline
     backlog          every poll interval   exports what waits: open tasks, holds, webhooks
     probe            every second or less  probes resting channels
@@ -40,9 +41,13 @@ APPLICATION_NAME = "gateway-poller"  # its connection's name in pg_stat_activity
 
 @dataclass(frozen=True, slots=True)
 class Job:
+    """``every_s``: the pause after each run, or with ``from_start`` the time from one run's
+    start to the next's (at once when a run took longer)."""
+
     name: str
     every_s: float
     run: Callable[[], Awaitable[object]]
+    from_start: bool = False
 
 
 class Leader:
@@ -91,11 +96,14 @@ class Leader:
 
     @staticmethod
     async def _every(job: Job) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await job.run()
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("job_failed", job=job.name, error=str(exc))
             except Exception:  # a bug must not stop the job for good: log it, go on
                 log.exception("job_crashed", job=job.name)
-            await asyncio.sleep(job.every_s)
+            taken_s = loop.time() - started if job.from_start else 0.0
+            await asyncio.sleep(max(0.0, job.every_s - taken_s))

@@ -1,8 +1,8 @@
 """Task sync: bring every open task up to date from its channel.
 
-The leader (``gateway.tasks.leader``) runs a round every poll interval. Each round reads the open
-tasks, asks each channel for them with list-by-condition in
-batches (channels in parallel), and writes what changed: running and young tasks every round,
+The leader (``gateway.tasks.leader``) starts a round every poll interval. Each round reads the
+open tasks, asks each channel for them with list-by-condition in batches (channels in parallel),
+and writes what changed: running and young tasks every round,
 older ones still queued upstream (or awaiting a modal) every ``waiting_every`` rounds. A task
 that ends in FAILURE or CANCEL is refunded in the same statement. Every task ends: one still
 open ``task_timeout_s`` (or its action's own timeout) after the gateway accepted it, or one its
@@ -10,6 +10,12 @@ channel has answered without for ``forgotten_after_polls`` polls in a row, fails
 refunded. A poll that gets no answer counts as a failed attempt towards the channel's
 cooldown; one that gets an answer ends the channel's failure streak. ``export_backlog`` sets
 the gauges of what waits, also a job of the leader's.
+
+A round spreads its list calls to each channel over the first ``SPREAD_SHARE`` of the poll
+interval, where it would otherwise make them back to back: each call and the writes that follow
+it keep the channel, the database and this process busy together for some 10-20 ms, and made
+one after the other they held up every request that came meanwhile. A call that is late starts
+at once, so a round that has more to do than the interval allows is not slowed.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from gateway.upstream.client import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
+SPREAD_SHARE = 0.75
 TIMED_OUT_REASON = "timed out: no result from the upstream in time"
 FORGOTTEN_REASON = "the upstream no longer knows this task"
 
@@ -99,8 +106,10 @@ class Poller:
         forgotten_after_polls: int = 5,
         max_tasks_per_round: int = 50_000,
         on_ended: OnEnded | None = None,
+        interval_s: float = 0.0,
     ) -> None:
-        """``on_ended``: called with the ids of the tasks each write ended."""
+        """``on_ended``: called with the ids of the tasks each write ended. ``interval_s``: the
+        poll interval, over which a round spreads its list calls (0: back to back)."""
         self._pool = pool
         self._channels = channels
         self._upstream = upstream
@@ -114,6 +123,7 @@ class Poller:
         self._forgotten_after_polls = forgotten_after_polls
         self._max_tasks = max_tasks_per_round
         self._on_ended = on_ended
+        self._spread_s = interval_s * SPREAD_SHARE
         self._after_id = 0  # a round reads the open tasks in id order from past this one
         self._memory = PollMemory(
             max_tasks_per_round, max([task_timeout_s, *(task_timeouts_s or {}).values()])
@@ -122,6 +132,7 @@ class Poller:
     async def run_once(self) -> RoundStats:
         """One round: end overdue tasks, sync open tasks from their channels."""
         stats = RoundStats()
+        started = time.monotonic()
         now_ms = int(time.time() * 1000)
         overdue = await task_sync.overdue_tasks(
             self._pool, now_ms, self._task_timeout_s, self._task_timeouts_s, self._max_tasks
@@ -159,7 +170,7 @@ class Poller:
         for channel_id, tasks in by_channel.items():
             channel = await self._channels.get(channel_id)
             if channel is not None:
-                jobs.append(self._poll_channel(channel, tasks, stats))
+                jobs.append(self._poll_channel(channel, tasks, stats, started))
         await asyncio.gather(*jobs)
         metrics.POLL_LAST_ROUND.set(time.time())
         return stats
@@ -169,10 +180,16 @@ class Poller:
             metrics.POLL_LAG.observe(lag_s)
 
     async def _poll_channel(
-        self, channel: Channel, tasks: dict[str, int], stats: RoundStats
+        self, channel: Channel, tasks: dict[str, int], stats: RoundStats, started: float
     ) -> None:
+        """Ask the channel about its tasks, the batches spread from ``started`` (monotonic s)
+        over the round's share of the interval."""
         upstream_ids = list(tasks)
-        for start in range(0, len(upstream_ids), self._batch_size):
+        batches = range(0, len(upstream_ids), self._batch_size)
+        for number, start in enumerate(batches):
+            late_s = time.monotonic() - started - self._spread_s * number / len(batches)
+            if late_s < 0:
+                await asyncio.sleep(-late_s)
             batch = upstream_ids[start : start + self._batch_size]
             stats.asked += len(batch)
             try:
