@@ -2,14 +2,14 @@
 
 The leader (``gateway.tasks.leader``) starts a round every poll interval. Each round reads the
 open tasks, asks each channel for them with list-by-condition in batches (channels in parallel),
-and writes what changed: running and young tasks every round,
-older ones still queued upstream (or awaiting a modal) every ``waiting_every`` rounds. A task
-that ends in FAILURE or CANCEL is refunded in the same statement. Every task ends: one still
-open ``task_timeout_s`` (or its action's own timeout) after the gateway accepted it, or one its
-channel has answered without for ``forgotten_after_polls`` polls in a row, fails and is
-refunded. A poll that gets no answer counts as a failed attempt towards the channel's
-cooldown; one that gets an answer ends the channel's failure streak. ``export_backlog`` sets
-the gauges of what waits, also a job of the leader's.
+and writes what changed: running and young tasks every round, older ones still queued upstream
+(or awaiting a modal) every ``waiting_every`` rounds. A task that ends in FAILURE or CANCEL is
+refunded in the same statement. Every task ends: one still open ``task_timeout_s`` (or its
+action's own timeout) after the gateway accepted it, or one its channel has answered without for
+``forgotten_after_polls`` polls in a row, fails and is refunded. A poll that gets no answer
+counts as a failed attempt towards the channel's cooldown; one that gets an answer ends the
+channel's failure streak. ``export_backlog`` sets the gauges of what waits, also a job of the
+leader's.
 
 A round spreads its list calls to each channel over the first ``SPREAD_SHARE`` of the poll
 interval, where it would otherwise make them back to back: each call and the writes that follow
