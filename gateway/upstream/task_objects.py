@@ -36,7 +36,7 @@ MAX_BUTTONS = 64
 MAX_MEDIA_ITEMS = 16  # single images or videos of one result
 MAX_MILLIS = 2**53 - 1
 DROPPED_PROPERTIES = frozenset({"notifyHook"})
-OBJECTS_PER_TURN = 10  # of a list, read before the event loop gets a turn (each some 30 us)
+OBJECTS_PER_TURN = 10  # of a list, read before the event loop gets a turn (each some 25 us)
 
 _PROGRESS = re.compile(r"([0-9]{1,3})%?", re.ASCII)
 _URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.ASCII | re.IGNORECASE)
@@ -155,11 +155,21 @@ def _button(value: Any) -> dict[str, Any]:
         raise UnfitTaskObject("buttons", "a button has no customId")
     emoji, label = value.get("emoji"), value.get("label")
     kind, style = value.get("type"), value.get("style")
-    if not all(isinstance(v, str | None) and len(v or "") <= 256 for v in (emoji, label)):
+    if not (_short_text(emoji) and _short_text(label)):
         raise UnfitTaskObject("buttons", "a button's emoji or label is not short text")
-    if not all(v is None or (isinstance(v, int) and 0 <= v < 2**31) for v in (kind, style)):
+    if not (_small_number(kind) and _small_number(style)):
         raise UnfitTaskObject("buttons", "a button's type or style is not a small number")
     return {"customId": custom_id, "emoji": emoji, "label": label, "type": kind, "style": style}
+
+
+# A list's objects carry some ten buttons each: these two are written out rather than as
+# generator expressions, which took half of a button's reading.
+def _short_text(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= 256)
+
+
+def _small_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and 0 <= value < 2**31)
 
 
 def _buttons(value: Any) -> list[dict[str, Any]]:

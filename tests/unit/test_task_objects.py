@@ -9,6 +9,7 @@ import pytest
 from gateway.tasks.views import without_leading_urls
 from gateway.upstream.task_objects import (
     MAX_MEDIA_ITEMS,
+    UnfitTaskObject,
     digest,
     parse_task_object,
     read_task_list,
@@ -55,6 +56,39 @@ def test_media_lists_are_cut_to_their_bound() -> None:
     many = [f"https://cdn.test/{n}.png" for n in range(100)]
     update = parse_task_object({**BASE, "imageUrls": many})
     assert len(update.media["images"]) == MAX_MEDIA_ITEMS
+
+
+BUTTON = {"customId": "MJ::JOB::upsample::1::h", "emoji": "", "label": "U1", "type": 2, "style": 2}
+
+
+def test_a_button_is_kept_with_its_five_keys_only() -> None:
+    sparse = {"customId": "MJ::JOB::reroll::0::h::SOLO", "emoji": None, "type": None}
+    update = parse_task_object({**BASE, "buttons": [{**BUTTON, "url": "x"}, sparse]})
+    assert update.buttons == [
+        BUTTON,
+        {**dict.fromkeys(("emoji", "label", "type", "style")), **sparse},
+    ]
+
+
+@pytest.mark.parametrize(
+    "unfit",
+    [
+        {"customId": ""},
+        {"customId": 7},
+        {"customId": "x" * 513},
+        {"emoji": "e" * 257},
+        {"label": 1},
+        {"type": "2"},
+        {"style": -1},
+        {"style": 2**31},
+        {"type": 2.0},
+    ],
+)
+def test_a_button_out_of_shape_refuses_its_object(unfit: dict[str, Any]) -> None:
+    with pytest.raises(UnfitTaskObject) as refused:
+        parse_task_object({**BASE, "buttons": [BUTTON, {**BUTTON, **unfit}]})
+    assert refused.value.reason == "buttons"
+    assert refused.value.upstream_task_id == "1"
 
 
 @pytest.mark.parametrize(
