@@ -6,10 +6,11 @@ are spelled once and exactly as the Java and C# proxies spell them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
+
+import msgspec
 
 
 class ReturnCode(IntEnum):
@@ -162,4 +163,4 @@ def spring_error_body(status: int, error: str, path: str) -> dict[str, object]:
 
 def dumps(value: object) -> bytes:
     """Compact UTF-8 JSON, Chinese left readable as the Java proxies send it."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return msgspec.json.encode(value)
