@@ -132,7 +132,13 @@ class RelaySettings(BaseModel):
     poll_interval_s: float = Field(
         default=2.0, gt=0, description="how often a poll round starts; it spreads its calls over it"
     )
-    poll_batch_size: int = Field(default=100, ge=1, le=500, description="ids per list call")
+    poll_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=500,
+        description="ids per list call at most; a light round asks in smaller batches (down to "
+        "25), up to 20 calls to a channel",
+    )
     poll_max_tasks: int = Field(
         default=50_000,
         ge=1,

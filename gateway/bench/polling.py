@@ -233,7 +233,7 @@ def run_polling(settings: Settings, args: argparse.Namespace) -> None:
     print(
         f"\n{result.submitted:,} imagines open on {CHANNELS} simulator channels (x"
         f"{POLLING_SIM_SPEED:g}), submitted in {result.submit_s:.0f} s; poll interval"
-        f" {interval:g} s, {settings.relay.poll_batch_size} ids per list call,"
+        f" {interval:g} s, at most {settings.relay.poll_batch_size} ids per list call,"
         f" {args.workers} gateway workers, watched {result.watched_s:.0f} s\n"
         f"tasks asked about: {result.asked_per_s:,.0f}/s\n"
         f"poll lag: p50 {result.lag_p50_s:.2f} s, p95 {result.lag_p95_s:.2f} s\n"

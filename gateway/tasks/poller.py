@@ -15,7 +15,9 @@ A round spreads its list calls to each channel over the first ``SPREAD_SHARE`` o
 interval, where it would otherwise make them back to back: each call and the writes that follow
 it keep the channel, the database and this process busy together for some 10-20 ms, and made
 one after the other they held up every request that came meanwhile. A call that is late starts
-at once, so a round that has more to do than the interval allows is not slowed.
+at once, so a round that has more to do than the interval allows is not slowed. For the same
+reason a light round asks in smaller batches (``batch_size``): the work that follows a call
+grows with its batch.
 """
 
 from __future__ import annotations
@@ -42,8 +44,19 @@ from gateway.upstream.client import UpstreamClient
 log = structlog.get_logger(__name__)
 
 SPREAD_SHARE = 0.75
+CALLS_PER_ROUND = 20  # to one channel, before its batches grow to the configured size
+SMALLEST_BATCH = 25
 TIMED_OUT_REASON = "timed out: no result from the upstream in time"
 FORGOTTEN_REASON = "the upstream no longer knows this task"
+
+
+def batch_size(tasks: int, largest: int) -> int:
+    """The ids per list call of a round that asks a channel about ``tasks`` tasks: as few as
+    make ``CALLS_PER_ROUND`` calls, but no fewer than ``SMALLEST_BATCH`` and no more than
+    ``largest`` (``GATEWAY_RELAY__POLL_BATCH_SIZE``). A light round so makes more and smaller
+    calls, each followed by a shorter burst of work; a heavy one makes full ones, which cost
+    the least per task."""
+    return min(largest, max(SMALLEST_BATCH, -(-tasks // CALLS_PER_ROUND)))
 
 
 class PollMemory:
@@ -185,12 +198,13 @@ class Poller:
         """Ask the channel about its tasks, the batches spread from ``started`` (monotonic s)
         over the round's share of the interval."""
         upstream_ids = list(tasks)
-        batches = range(0, len(upstream_ids), self._batch_size)
+        size = batch_size(len(upstream_ids), self._batch_size)
+        batches = range(0, len(upstream_ids), size)
         for number, start in enumerate(batches):
             late_s = time.monotonic() - started - self._spread_s * number / len(batches)
             if late_s < 0:
                 await asyncio.sleep(-late_s)
-            batch = upstream_ids[start : start + self._batch_size]
+            batch = upstream_ids[start : start + size]
             stats.asked += len(batch)
             try:
                 await self._poll_batch(channel, tasks, batch, stats)

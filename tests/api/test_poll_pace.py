@@ -1,5 +1,5 @@
-"""The pace of polling: a round spreads its list calls over the poll interval, and the next round
-starts an interval after the last one started."""
+"""The pace of polling: a round spreads its list calls over the poll interval, a light round asks
+in smaller batches, and the next round starts an interval after the last one started."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import asyncio
 import itertools
 import time
 
+import pytest
+
 from gateway.tasks.leader import Job, Leader
-from gateway.tasks.poller import SPREAD_SHARE, Poller
+from gateway.tasks.poller import CALLS_PER_ROUND, SMALLEST_BATCH, SPREAD_SHARE, Poller, batch_size
 from tests.api.helpers import sim_requests
 from tests.conftest import StartGateway, StartSimulator
 
@@ -48,6 +50,50 @@ async def test_a_round_spreads_its_list_calls_over_the_interval(
     # One call a batch, the last one no sooner than 3/4 of the spread after the round began;
     # back to back, the four take a few milliseconds.
     assert took_s >= interval_s * SPREAD_SHARE * 3 / 4
+
+
+async def test_a_light_round_asks_in_batches_smaller_than_the_largest(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway = await gateway_factory(relay={"poll_interval_s": 3600.0})
+    simulator = await simulator_factory(task_timeout_s=5000, core_size=50)
+    await gateway.add_channel(simulator)
+    client = await gateway.client_with_key(balance_units=40 * START_UNITS)
+    for n in range(SMALLEST_BATCH + 5):
+        answer = await client.post("/mj/submit/imagine", {"prompt": f"a wren {n} [[sim:stall]]"})
+        assert answer.json()["code"] == 1, answer.text
+    services = gateway.services
+    calls_by_largest = {}
+    for largest in (100, 10):
+        poller = Poller(
+            services.pool,
+            services.channels,
+            services.upstream,
+            services.cooldowns,
+            batch_size=largest,
+        )
+        before = await sim_requests(gateway.http, simulator, "task/list-by-condition")
+        stats = await poller.run_once()
+        assert (stats.asked, stats.channel_errors) == (SMALLEST_BATCH + 5, 0)
+        after = await sim_requests(gateway.http, simulator, "task/list-by-condition")
+        calls_by_largest[largest] = after - before
+
+    # 30 tasks: a batch of the smallest size and one of 5; never more than the largest.
+    assert calls_by_largest == {100: 2, 10: 3}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "largest", "size"),
+    [
+        (1, 100, SMALLEST_BATCH),
+        (700, 100, 700 // CALLS_PER_ROUND),  # a light round: more, smaller calls
+        (701, 100, 700 // CALLS_PER_ROUND + 1),
+        (50_000, 100, 100),  # a heavy one: full batches
+        (700, 10, 10),
+    ],
+)
+def test_a_rounds_batch_size_grows_with_its_tasks(tasks: int, largest: int, size: int) -> None:
+    assert batch_size(tasks, largest) == size
 
 
 async def test_a_job_counted_from_its_start_does_not_add_its_run_to_the_interval(
