@@ -3,8 +3,10 @@ shows SUCCESS, with upstream callbacks and with the poller alone.
 
 A simulator slow enough that tasks finish while watched, and the gateway started twice on one
 throw-away database: once asking its channel for callbacks, once without. Each time ``--tasks``
-imagines are submitted at once and each is fetched every 10 ms until it shows SUCCESS; the
-latency is that moment less the task's ``finishTime``, which the gateway copies from upstream.
+imagines are submitted, evenly over one poll interval, and each is fetched every 10 ms until it
+shows SUCCESS; the latency is that moment less the task's ``finishTime``, which the gateway copies
+from upstream. Spread so, the tasks end at every point of a poll round: submitted at once, they
+would all end at the one point of it that the run happened to hit.
 """
 
 from __future__ import annotations
@@ -37,16 +39,20 @@ from gateway.config import Settings
 from gateway.errors import StartupError
 from gateway.storage.servers import Servers
 
-LATENCY_SIM_SPEED = 60.0  # an imagine takes about a second: the task finishes while watched
+LATENCY_SIM_SPEED = 10.0  # an imagine takes 4-7 s: tasks end in another order than submitted
 LATENCY_WATCH_S = 0.01
 
 
-async def _watch(http: aiohttp.ClientSession, base_url: str, key: str, tasks: int) -> list[float]:
-    """Submit ``tasks`` imagines at once and watch each until SUCCESS: for each, the seconds
-    between the upstream's finishTime and the first fetch that showed SUCCESS."""
+async def _watch(
+    http: aiohttp.ClientSession, base_url: str, key: str, tasks: int, spread_s: float
+) -> list[float]:
+    """Submit ``tasks`` imagines evenly over ``spread_s`` and watch each until SUCCESS: for
+    each, the seconds between the upstream's finishTime and the first fetch that showed
+    SUCCESS."""
     headers = {"Authorization": f"Bearer {key}"}
 
     async def one(n: int) -> float:
+        await asyncio.sleep(spread_s * n / tasks)
         async with http.post(
             f"{base_url}/mj/submit/imagine", json={"prompt": f"a buoy {n}"}, headers=headers
         ) as response:
@@ -96,7 +102,8 @@ def _latency(
 
                 async def measure() -> list[float]:
                     async with aiohttp.ClientSession() as http:
-                        return await _watch(http, gw_url, key, args.tasks)
+                        spread_s = settings.relay.poll_interval_s
+                        return await _watch(http, gw_url, key, args.tasks, spread_s)
 
                 results[name] = eventloop.run(measure())
     return results
@@ -110,7 +117,8 @@ def run_latency(settings: Settings, args: argparse.Namespace) -> None:
     interval = settings.relay.poll_interval_s
     print(
         f"\nupstream SUCCESS -> gateway fetch shows SUCCESS, {args.tasks} imagines each, "
-        f"simulator x{LATENCY_SIM_SPEED:g}, poll interval {interval:g} s, watched every "
+        f"submitted over one poll interval ({interval:g} s), simulator x{LATENCY_SIM_SPEED:g},"
+        f" watched every "
         f"{LATENCY_WATCH_S * 1000:g} ms\n\n{'':<16}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}"
     )
     for label, seconds in results.items():
