@@ -118,8 +118,8 @@ def run_latency(settings: Settings, args: argparse.Namespace) -> None:
     print(
         f"\nupstream SUCCESS -> gateway fetch shows SUCCESS, {args.tasks} imagines each, "
         f"submitted over one poll interval ({interval:g} s), simulator x{LATENCY_SIM_SPEED:g},"
-        f" watched every "
-        f"{LATENCY_WATCH_S * 1000:g} ms\n\n{'':<16}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}"
+        f" watched every {LATENCY_WATCH_S * 1000:g} ms\n\n"
+        f"{'':<16}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}"
     )
     for label, seconds in results.items():
         p50, p90 = seconds[len(seconds) // 2], seconds[len(seconds) * 9 // 10]
