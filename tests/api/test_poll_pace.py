@@ -9,44 +9,69 @@ import time
 
 import pytest
 
+from gateway.simulator import RunningSimulator
 from gateway.tasks.leader import Job, Leader
-from gateway.tasks.poller import CALLS_PER_ROUND, SMALLEST_BATCH, SPREAD_SHARE, Poller, batch_size
+from gateway.tasks.poller import (
+    CALLS_PER_ROUND,
+    SMALLEST_BATCH,
+    SPREAD_SHARE,
+    Poller,
+    RoundStats,
+    batch_size,
+)
 from tests.api.helpers import sim_requests
-from tests.conftest import StartGateway, StartSimulator
+from tests.conftest import Gateway, StartGateway, StartSimulator
 
 START_UNITS = 1_000_000
 
 
-async def test_a_round_spreads_its_list_calls_over_the_interval(
-    gateway_factory: StartGateway, simulator_factory: StartSimulator
-) -> None:
+async def _stalled_tasks(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator, count: int
+) -> tuple[Gateway, RunningSimulator]:
+    """A gateway whose own poller is idle, in front of a simulator holding ``count`` imagines
+    that never end."""
     gateway = await gateway_factory(relay={"poll_interval_s": 3600.0})
-    simulator = await simulator_factory(task_timeout_s=5000)
+    simulator = await simulator_factory(task_timeout_s=5000, core_size=50)
     await gateway.add_channel(simulator)
-    client = await gateway.client_with_key(balance_units=START_UNITS)
-    for n in range(4):
+    client = await gateway.client_with_key(balance_units=40 * START_UNITS)
+    for n in range(count):
         answer = await client.post("/mj/submit/imagine", {"prompt": f"a heron {n} [[sim:stall]]"})
         assert answer.json()["code"] == 1, answer.text
+    return gateway, simulator
+
+
+async def _round(
+    gateway: Gateway, simulator: RunningSimulator, *, batch_size: int, interval_s: float = 0.0
+) -> tuple[RoundStats, int]:
+    """One round of a poller of the gateway's services: its stats and its list calls."""
     services = gateway.services
-    interval_s = 0.8
     poller = Poller(
         services.pool,
         services.channels,
         services.upstream,
         services.cooldowns,
-        batch_size=1,
+        batch_size=batch_size,
         interval_s=interval_s,
     )
-    calls_before = await sim_requests(gateway.http, simulator, "task/list-by-condition")
+    before = await sim_requests(gateway.http, simulator, "task/list-by-condition")
+    stats = await poller.run_once()
+    after = await sim_requests(gateway.http, simulator, "task/list-by-condition")
+    return stats, after - before
+
+
+async def test_a_round_spreads_its_list_calls_over_the_interval(
+    gateway_factory: StartGateway, simulator_factory: StartSimulator
+) -> None:
+    gateway, simulator = await _stalled_tasks(gateway_factory, simulator_factory, 4)
+    interval_s = 0.8
 
     started = time.monotonic()
-    stats = await poller.run_once()
+    stats, calls = await _round(gateway, simulator, batch_size=1, interval_s=interval_s)
     took_s = time.monotonic() - started
 
     assert stats.asked == 4
     assert stats.channel_errors == 0
-    calls = await sim_requests(gateway.http, simulator, "task/list-by-condition")
-    assert calls - calls_before == 4
+    assert calls == 4
     # One call a batch, the last one no sooner than 3/4 of the spread after the round began;
     # back to back, the four take a few milliseconds.
     assert took_s >= interval_s * SPREAD_SHARE * 3 / 4
@@ -55,28 +80,13 @@ async def test_a_round_spreads_its_list_calls_over_the_interval(
 async def test_a_light_round_asks_in_batches_smaller_than_the_largest(
     gateway_factory: StartGateway, simulator_factory: StartSimulator
 ) -> None:
-    gateway = await gateway_factory(relay={"poll_interval_s": 3600.0})
-    simulator = await simulator_factory(task_timeout_s=5000, core_size=50)
-    await gateway.add_channel(simulator)
-    client = await gateway.client_with_key(balance_units=40 * START_UNITS)
-    for n in range(SMALLEST_BATCH + 5):
-        answer = await client.post("/mj/submit/imagine", {"prompt": f"a wren {n} [[sim:stall]]"})
-        assert answer.json()["code"] == 1, answer.text
-    services = gateway.services
+    gateway, simulator = await _stalled_tasks(
+        gateway_factory, simulator_factory, SMALLEST_BATCH + 5
+    )
     calls_by_largest = {}
     for largest in (100, 10):
-        poller = Poller(
-            services.pool,
-            services.channels,
-            services.upstream,
-            services.cooldowns,
-            batch_size=largest,
-        )
-        before = await sim_requests(gateway.http, simulator, "task/list-by-condition")
-        stats = await poller.run_once()
+        stats, calls_by_largest[largest] = await _round(gateway, simulator, batch_size=largest)
         assert (stats.asked, stats.channel_errors) == (SMALLEST_BATCH + 5, 0)
-        after = await sim_requests(gateway.http, simulator, "task/list-by-condition")
-        calls_by_largest[largest] = after - before
 
     # 30 tasks: a batch of the smallest size and one of 5; never more than the largest.
     assert calls_by_largest == {100: 2, 10: 3}
