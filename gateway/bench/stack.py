@@ -72,6 +72,14 @@ class Child:
         """The resident memory of each of this process's workers now, in MB (``VmRSS``)."""
         return self._workers_mb("VmRSS")
 
+    def cpu_s(self) -> float | None:
+        """The CPU time (user and system, in seconds) this process and its workers have used
+        so far; None where /proc cannot tell."""
+        try:
+            return sum(_cpu_s(pid) for pid in [self.process.pid, *self.worker_pids()])
+        except (OSError, ValueError):
+            return None
+
     def _workers_mb(self, field: str) -> list[float]:
         try:
             return [_status_mb(pid, field) for pid in self.worker_pids()]
@@ -81,6 +89,13 @@ class Child:
     def failure(self, what: str) -> StartupError:
         tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
         return StartupError(f"{self.name} {what}; its last output:\n" + "\n".join(tail))
+
+
+def _cpu_s(pid: int) -> float:
+    # /proc/<pid>/stat: after the command name in parentheses, utime and stime are the 12th
+    # and 13th fields, in clock ticks.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _status_mb(pid: int, field: str) -> float:

@@ -23,7 +23,9 @@ full") and the gateway (``serve --workers N``) as ``gateway.bench.stack`` sets t
 load comes from ``wrk`` (one thread; a C program, so the generator takes little of the cores it
 shares with what it measures), driven by a Lua script that checks every answer
 (``gateway.bench.wrk``); each phase starts with a warm-up run that is not counted. ``gen cpu``
-is the cores wrk itself used.
+is the cores wrk itself used; ``cpu ms``, the CPU time the server that answered the phase used
+per successful request: the gateway's processes (its own share, polling included, without the
+simulator and the stores behind it) or the simulator's.
 """
 
 from __future__ import annotations
@@ -74,23 +76,30 @@ RSS_TARGET_MB = 200.0
 
 
 def _load(
-    wrk: str, folder: str, urls: dict[str, str], key: str, secret: str, args: Any
+    wrk: str,
+    folder: str,
+    urls: dict[str, str],
+    children: dict[str, Child],
+    key: str,
+    secret: str,
+    args: Any,
 ) -> list[PhaseResult]:
     """The four phases; results in table order (gateway first)."""
     content = {"Content-Type": "application/json"}
     results: dict[str, PhaseResult] = {}
-    for side, url, auth in (
-        ("upstream", urls["simulator"], {"mj-api-secret": secret}),
-        ("gateway", urls["gateway"], {"Authorization": f"Bearer {key}"}),
+    for side, server, auth in (
+        ("upstream", "simulator", {"mj-api-secret": secret}),
+        ("gateway", "gateway", {"Authorization": f"Bearer {key}"}),
     ):
+        url, cpu_s = urls[server], children[server].cpu_s
         ids_path = Path(folder, f"{side}.ids")
-        submit = Phase(f"{side} submit", url, auth | content, ids_path, fetch=False)
+        submit = Phase(f"{side} submit", url, auth | content, ids_path, False, server_cpu_s=cpu_s)
         results[submit.name] = run_phase(wrk, submit, args)
         newest = ids_path.read_text().splitlines()[-FETCH_IDS_MAX:]
         if not newest:
             raise StartupError(f"the {side} submit phase produced no task id")
         ids_path.write_text("\n".join(newest) + "\n")
-        fetch = Phase(f"{side} fetch", url, auth, ids_path, fetch=True)
+        fetch = Phase(f"{side} fetch", url, auth, ids_path, True, server_cpu_s=cpu_s)
         results[fetch.name] = run_phase(wrk, fetch, args)
     order = ("gateway submit", "gateway fetch", "upstream submit", "upstream fetch")
     return [results[name] for name in order]
@@ -103,7 +112,8 @@ def _mixed(
     of the tasks it submitted, with the workers' resident memory (MB) read every
     ``RSS_EVERY_S``."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    phase = Phase("gateway mixed", url, headers, Path(folder, "mixed.ids"), False, mixed=True)
+    ids_path = Path(folder, "mixed.ids")
+    phase = Phase("gateway mixed", url, headers, ids_path, False, True, gateway.cpu_s)
     samples = [gateway.workers_rss_mb()]
     stop = threading.Event()
 
@@ -165,7 +175,7 @@ def _bench(
             mixed, samples = _mixed(wrk, folder, urls["gateway"], key, children["gateway"], args)
             results = [mixed]
         else:
-            results = _load(wrk, folder, urls, key, secret, args)
+            results = _load(wrk, folder, urls, children, key, secret, args)
         for running in children.values():
             if running.process.poll() is not None:
                 raise running.failure("died during the run")
@@ -196,16 +206,17 @@ def _report(
         f"redis {servers.redis_kind} {redact_url(servers.redis_url)}\n"
         f"simulator: speed x{SIM_SPEED}, {SIM_ACCOUNTS} accounts x {SIM_SLOTS_PER_ACCOUNT} slots\n"
         f"\n{'phase':<17}{'requests/s':>11}{'x upstream':>11}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'errors':>17}{'gen cpu':>9}"
+        f"{'errors':>17}{'gen cpu':>9}{'cpu ms':>8}"
     )
     by_name = {r.name: r for r in results}
     for r in results:
         errors = f"{sum(r.errors.values())} ({r.error_rate:.2%})"
         upstream = r.name.replace("gateway", "upstream")
         ratio = f"{_ratio(by_name, r.name):.2f}" if upstream in by_name.keys() - {r.name} else ""
+        cpu_ms = "" if r.server_cpu_ms is None else f"{r.server_cpu_ms:.3f}"
         row = (
             f"{r.per_s:>11.1f}{ratio:>11}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>17}"
-            f"{r.generator_cores:>9.2f}"
+            f"{r.generator_cores:>9.2f}{cpu_ms:>8}"
         )
         print(f"{r.name:<17}{row}")
     if peaks_mb:

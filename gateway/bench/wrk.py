@@ -14,6 +14,7 @@ import json
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class PhaseResult:
     name: str
     measured_s: float
     generator_cores: float  # CPU wrk used over the measured run
+    server_cpu_ms: float | None  # CPU the answering server used per successful request
     successes: int
     errors: dict[str, int]
     p50_ms: float  # of every answer wrk timed, errors included
@@ -103,6 +105,8 @@ class Phase:
     ids_path: Path
     fetch: bool
     mixed: bool = False  # one submit, then MIXED_FETCHES fetches of tasks it submitted
+    # The CPU seconds the server that answers the phase has used so far (None: unknown).
+    server_cpu_s: Callable[[], float | None] = lambda: None
 
 
 def _lua_string(value: str) -> str:
@@ -131,9 +135,9 @@ def run_wrk(wrk: str, phase: Phase, seconds: int, keep_ids: bool, args: Any) -> 
     script.write_text(_script(phase, keep_ids))
     command = [wrk, "-t1", f"-c{args.concurrency}", f"-d{seconds}s"]
     command += [f"--timeout={REQUEST_TIMEOUT_S}s", "--latency", "-s", str(script), phase.base_url]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), phase.server_cpu_s()
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, server_after = resource.getrusage(resource.RUSAGE_CHILDREN), phase.server_cpu_s()
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     if done.returncode != 0 or not lines:
         raise StartupError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
@@ -149,11 +153,16 @@ def run_wrk(wrk: str, phase: Phase, seconds: int, keep_ids: bool, args: Any) -> 
         )
         if result[field]
     }
+    successes = result["requests"] - result["non_200"] - result["bad"]
+    server_cpu_ms = None
+    if server_before is not None and server_after is not None and successes:
+        server_cpu_ms = (server_after - server_before) * 1000 / successes
     return PhaseResult(
         name=phase.name,
         measured_s=measured_s,
         generator_cores=cpu_s / measured_s,
-        successes=result["requests"] - result["non_200"] - result["bad"],
+        server_cpu_ms=server_cpu_ms,
+        successes=successes,
         errors=errors,
         p50_ms=result["p50_us"] / 1000,
         p99_ms=result["p99_us"] / 1000,

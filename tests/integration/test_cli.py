@@ -284,6 +284,11 @@ async def test_bench_measures_every_phase(servers: Servers, tmp_path: Path) -> N
     assert set(rates) == phases
     assert all(rate > 0 for rate in rates.values())
     assert "0 (0.00%)" in stdout
+    rows = [line.split() for line in stdout.splitlines() if " ".join(line.split()[:2]) in phases]
+    # name, rate, (share), p50, p99, errors (2), wrk's cores, the answering server's CPU per request
+    assert [len(row) for row in rows] == [10 if row[0] == "gateway" else 9 for row in rows]
+    cpu_ms = [float(row[-1]) for row in rows]
+    assert all(0 < ms < 100 for ms in cpu_ms)
     for call in ("submit", "fetch"):  # each gateway phase against its upstream phase
         (row,) = [line for line in stdout.splitlines() if line.startswith(f"gateway {call} ")]
         share = rates[f"gateway {call}"] / rates[f"upstream {call}"]
