@@ -113,7 +113,7 @@ def _mixed(
     ``RSS_EVERY_S``."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     ids_path = Path(folder, "mixed.ids")
-    phase = Phase("gateway mixed", url, headers, ids_path, False, True, gateway.cpu_s)
+    phase = Phase("gateway mixed", url, headers, ids_path, False, True, server_cpu_s=gateway.cpu_s)
     samples = [gateway.workers_rss_mb()]
     stop = threading.Event()
 
