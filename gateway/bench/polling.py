@@ -34,6 +34,7 @@ from gateway.bench.stack import (
     Child,
     bench_database,
     child,
+    cpu_s_of,
     free_ports,
     gateway_env,
     new_secret,
@@ -143,12 +144,7 @@ def quantile(q: float, buckets: dict[float, float]) -> float:
 
 def _cpu_s(pids: list[int]) -> dict[int, float]:
     """CPU seconds (user and system) each process has used."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        used[pid] = (int(fields[11]) + int(fields[12])) / tick
-    return used
+    return {pid: cpu_s_of(pid) for pid in pids}
 
 
 def _polling(

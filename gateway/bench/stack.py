@@ -76,7 +76,7 @@ class Child:
         """The CPU time (user and system, in seconds) this process and its workers have used
         so far; None where /proc cannot tell."""
         try:
-            return sum(_cpu_s(pid) for pid in [self.process.pid, *self.worker_pids()])
+            return sum(cpu_s_of(pid) for pid in [self.process.pid, *self.worker_pids()])
         except (OSError, ValueError):
             return None
 
@@ -91,7 +91,8 @@ class Child:
         return StartupError(f"{self.name} {what}; its last output:\n" + "\n".join(tail))
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_s_of(pid: int) -> float:
+    """The CPU seconds (user and system) process ``pid`` has used so far, as Linux counts it."""
     # /proc/<pid>/stat: after the command name in parentheses, utime and stime are the 12th
     # and 13th fields, in clock ticks.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

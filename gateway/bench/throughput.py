@@ -93,13 +93,13 @@ def _load(
     ):
         url, cpu_s = urls[server], children[server].cpu_s
         ids_path = Path(folder, f"{side}.ids")
-        submit = Phase(f"{side} submit", url, auth | content, ids_path, False, server_cpu_s=cpu_s)
+        submit = Phase(f"{side} submit", url, auth | content, ids_path, False, cpu_s)
         results[submit.name] = run_phase(wrk, submit, args)
         newest = ids_path.read_text().splitlines()[-FETCH_IDS_MAX:]
         if not newest:
             raise StartupError(f"the {side} submit phase produced no task id")
         ids_path.write_text("\n".join(newest) + "\n")
-        fetch = Phase(f"{side} fetch", url, auth, ids_path, True, server_cpu_s=cpu_s)
+        fetch = Phase(f"{side} fetch", url, auth, ids_path, True, cpu_s)
         results[fetch.name] = run_phase(wrk, fetch, args)
     order = ("gateway submit", "gateway fetch", "upstream submit", "upstream fetch")
     return [results[name] for name in order]
@@ -113,7 +113,7 @@ def _mixed(
     ``RSS_EVERY_S``."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     ids_path = Path(folder, "mixed.ids")
-    phase = Phase("gateway mixed", url, headers, ids_path, False, True, server_cpu_s=gateway.cpu_s)
+    phase = Phase("gateway mixed", url, headers, ids_path, False, gateway.cpu_s, mixed=True)
     samples = [gateway.workers_rss_mb()]
     stop = threading.Event()
 

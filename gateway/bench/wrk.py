@@ -104,9 +104,9 @@ class Phase:
     headers: dict[str, str]
     ids_path: Path
     fetch: bool
-    mixed: bool = False  # one submit, then MIXED_FETCHES fetches of tasks it submitted
     # The CPU seconds the server that answers the phase has used so far (None: unknown).
-    server_cpu_s: Callable[[], float | None] = lambda: None
+    server_cpu_s: Callable[[], float | None]
+    mixed: bool = False  # one submit, then MIXED_FETCHES fetches of tasks it submitted
 
 
 def _lua_string(value: str) -> str:
