@@ -21,9 +21,11 @@ class RedisKeys:
 
     @property
     def ended_answers_channel(self) -> str:
-        """Pub/sub channel carrying the fetch answers of tasks that just ended, for every
-        process's memory (``gateway.tasks.ended``); no storage."""
-        return f"{self.prefix}tasks:ended"
+        """Pub/sub channel carrying the fetch answers of tasks that just ended, compressed, for
+        every process's memory (``gateway.tasks.ended``); no storage. The answers went
+        uncompressed on ``tasks:ended`` before: a new format takes a new name, so processes of
+        two releases running side by side never take each other's messages."""
+        return f"{self.prefix}tasks:ended:lz4"
 
     @property
     def channel_cooldowns(self) -> str:
