@@ -67,6 +67,13 @@ class ServerSettings(BaseModel):
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="a request head not received in this time is 408"
     )
+    keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        description="an idle connection is closed after this long; keep it above the idle timeout"
+        " of a proxy or load balancer in front, which may otherwise send a request on a"
+        " connection just as the gateway closes it (a 502)",
+    )
 
 
 class AdminSettings(BaseModel):

@@ -217,6 +217,7 @@ def _uvicorn_config(app: Any, limits: ServerSettings) -> uvicorn.Config:
         loop="none",
         http=_protocol(limits),
         proxy_headers=False,
+        timeout_keep_alive=limits.keep_alive_s,
         timeout_graceful_shutdown=5,
     )
 

@@ -1,5 +1,5 @@
 """The server's own bounds on a connection: request heads too large, too many headers, too slow;
-and TCP_NODELAY on every accepted connection."""
+how long an idle connection stays open; and TCP_NODELAY on every accepted connection."""
 
 from __future__ import annotations
 
@@ -105,6 +105,36 @@ async def test_a_head_not_received_in_time_is_408(gateway_factory: StartGateway)
     silent_reader, silent_writer = await _connect(gateway)  # never sends a byte: closed
     assert await asyncio.wait_for(silent_reader.read(), timeout=5.0) == b""
     silent_writer.close()
+
+
+async def _status_kept_alive(reader: asyncio.StreamReader) -> int:
+    """The status of the next answer on a connection the server keeps open."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10.0)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1])
+
+
+async def test_an_idle_connection_stays_open_for_the_keep_alive_time(
+    gateway_factory: StartGateway,
+) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    short, usual = await gateway_factory(server={"keep_alive_s": 1}), await gateway_factory()
+    connections = [await _connect(gateway) for gateway in (short, usual)]
+    for reader, writer in connections:
+        writer.write(request)
+        assert await _status_kept_alive(reader) == 200
+    await asyncio.sleep(1.6)  # longer than the short one, far shorter than the usual 75 s
+    (short_reader, _), (usual_reader, usual_writer) = connections
+    assert await asyncio.wait_for(short_reader.read(), timeout=1.0) == b""  # closed by now
+    usual_writer.write(request)
+    assert await _status_kept_alive(usual_reader) == 200  # still open: answered again
+    for _, writer in connections:
+        writer.close()
 
 
 async def test_a_large_body_is_not_counted_as_its_head(gateway_factory: StartGateway) -> None:
