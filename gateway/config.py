@@ -144,7 +144,7 @@ class RelaySettings(BaseModel):
         ge=1,
         le=500,
         description="ids per list call at most; a light round asks in smaller batches (down to "
-        "25), up to 20 calls to a channel",
+        "10), up to 40 calls to a channel",
     )
     poll_max_tasks: int = Field(
         default=50_000,

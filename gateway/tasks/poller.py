@@ -44,8 +44,8 @@ from gateway.upstream.client import UpstreamClient
 log = structlog.get_logger(__name__)
 
 SPREAD_SHARE = 0.75
-CALLS_PER_ROUND = 20  # to one channel, before its batches grow to the configured size
-SMALLEST_BATCH = 25
+CALLS_PER_ROUND = 40  # to one channel, before its batches grow to the configured size
+SMALLEST_BATCH = 10
 TIMED_OUT_REASON = "timed out: no result from the upstream in time"
 FORGOTTEN_REASON = "the upstream no longer knows this task"
 
