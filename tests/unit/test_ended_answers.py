@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 
+from gateway.simulator.buttons import grid_buttons
 from gateway.tasks.ended import EndedAnswers
 from gateway.tasks.images import ImageSigner
 
@@ -18,25 +19,7 @@ NOISE = [RANDOM.randbytes(800) for _ in range(4)]
 def imagine_answer(task_id: int) -> bytes:
     """An imagine's fetch answer as the gateway gives it: nine buttons naming one hash."""
     job = f"{RANDOM.getrandbits(128):032x}"
-    buttons = [
-        {
-            "type": 2,
-            "emoji": "",
-            "label": f"{kind[0].upper()}{n}",
-            "style": 2,
-            "customId": f"MJ::JOB::{kind}::{n}::{job}",
-        }
-        for kind in ("upsample", "variation")
-        for n in range(1, 5)
-    ] + [
-        {
-            "type": 2,
-            "emoji": "🔄",
-            "label": "",
-            "style": 2,
-            "customId": f"MJ::JOB::reroll::0::{job}::SOLO",
-        }
-    ]
+    buttons = [button.to_json() for button in grid_buttons(job)]
     view = {
         "id": str(task_id),
         "action": "IMAGINE",
